@@ -1,0 +1,280 @@
+"""``modelreg.Registry``: one Python API for the embedded registry (and, later, a server)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from modelreg.client._files import LocalFile, capture_environment, capture_git, collect_files
+from modelreg.config import is_remote, resolve_uri
+from modelreg.errors import InvalidInput
+from modelreg.names import Ref, parse_ref, validate_model_name
+from modelreg.types import AuditEvent, Model, Page, Version
+
+__all__ = ["Registry"]
+
+Progress = Callable[[int], None] | None
+Pathish = str | os.PathLike[str]
+
+
+class Backend(Protocol):
+    """What ``Registry`` needs from a backend: the use-cases, in JSON-shaped dicts."""
+
+    def register(
+        self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress
+    ) -> dict[str, Any]: ...
+    def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]: ...
+    def get_model(self, name: str) -> dict[str, Any]: ...
+    def get_version(self, ref: str) -> dict[str, Any]: ...
+    def list_models(
+        self, filter: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    def list_versions(
+        self, name: str, filter: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    def search(
+        self, query: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]: ...
+    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]: ...
+    def delete_alias(self, name: str, alias: str, reason: str) -> int: ...
+    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]: ...
+    def set_description(self, ref: str, description: str) -> dict[str, Any]: ...
+    def delete(self, ref: str, reason: str) -> dict[str, Any]: ...
+    def compare(self, name: str, a: int, b: int) -> dict[str, Any]: ...
+    def lineage(self, ref: str) -> dict[str, Any]: ...
+    def history(self, name: str) -> list[dict[str, Any]]: ...
+    def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]: ...
+    def verify_audit(self) -> dict[str, Any]: ...
+    def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+def _kv(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(values or {})
+
+
+class Registry:
+    """A model registry: the embedded default, a folder, or (soon) a server.
+
+    Usage::
+
+        import modelreg
+
+        reg = modelreg.Registry()                       # embedded default (MODELREG_HOME)
+        v = reg.register("fraud", "model.pkl", metrics={"accuracy": 0.91})
+        reg.set_alias("fraud", "champion", v.version)
+        reg.get_version("fraud@champion").files
+
+    Args:
+        uri: a registry folder, or ``None`` for ``MODELREG_URI`` / ``MODELREG_HOME`` / the user
+            data folder.
+        token: an API token for a server (unused by folder registries).
+    """
+
+    def __init__(self, uri: Pathish | None = None, *, token: str | None = None) -> None:
+        self.uri = resolve_uri(uri)
+        self.token = token or os.environ.get("MODELREG_TOKEN")
+        self._backend: Backend | None = None
+
+    def __repr__(self) -> str:
+        return f"Registry({self.uri!r})"
+
+    @property
+    def backend(self) -> Backend:
+        """The backend, opened on first use (constructing a ``Registry`` does no I/O)."""
+        if self._backend is None:
+            if is_remote(self.uri):
+                raise InvalidInput(
+                    f"{self.uri}: this modelreg has no HTTP client yet; use a registry folder",
+                    detail={"uri": self.uri},
+                )
+            # Imported by name so that `import modelreg` never loads SQLAlchemy.
+            local = importlib.import_module("modelreg.local")
+            self._backend = local.open_backend(self.uri)
+        return self._backend
+
+    def close(self) -> None:
+        """Release connections; the registry reopens on next use."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        paths: Pathish | Sequence[Pathish],
+        *,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+        semver: str | None = None,
+        bump: str | None = None,
+        datasets: Sequence[str] = (),
+        parents: Sequence[str] = (),
+        run_id: str | None = None,
+        framework: str | None = None,
+        idempotency_key: str | None = None,
+        capture: bool = True,
+        progress: Progress = None,
+    ) -> Version:
+        """Register a new version of ``name`` from files and/or folders.
+
+        The model is created if needed. With ``capture`` the git commit of the working
+        directory and the Python environment are recorded as lineage.
+
+        Args:
+            name: model name (``fraud`` or ``team/fraud``).
+            paths: a file, a folder (its tree is kept) or a list of them.
+            metrics: numeric metrics, immutable once registered.
+            params: training parameters (stored as strings).
+            tags: labels; these stay editable.
+            description: free text.
+            semver: an explicit semantic version, unique per model.
+            bump: ``major``, ``minor`` or ``patch`` to derive the semver from the latest one.
+            datasets: ``NAME@VERSION_OR_DIGEST`` entries.
+            parents: ``NAME:VERSION`` of versions this one derives from.
+            run_id: the training run's id.
+            framework: e.g. ``sklearn``, ``pytorch``.
+            idempotency_key: retrying with the same key returns the same version.
+            capture: record git state and installed packages.
+            progress: called with byte counts as files are stored.
+
+        Raises:
+            InvalidInput: bad names, paths or values; nothing is created.
+            Conflict: the semver or idempotency key is taken by different content.
+        """
+        validate_model_name(name)
+        items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        files = collect_files(items)
+        lineage: dict[str, Any] = {
+            "run_id": run_id,
+            "datasets": list(datasets),
+            "parents": list(parents),
+        }
+        environment: dict[str, Any] = {}
+        if capture:
+            lineage.update(capture_git())
+            environment = capture_environment()
+        meta = {
+            "metrics": _kv(metrics),
+            "params": {k: str(v) for k, v in _kv(params).items()},
+            "tags": _kv(tags),
+            "description": description,
+            "semver": semver,
+            "bump": bump,
+            "lineage": lineage,
+            "environment": environment,
+            "framework": framework,
+            "idempotency_key": idempotency_key,
+        }
+        return Version.from_dict(self.backend.register(name, files, meta, progress))
+
+    def create_model(
+        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> Model:
+        """Create an empty model; raises ``AlreadyExists`` if the name is taken."""
+        return Model.from_dict(self.backend.create_model(name, description, _kv(tags)))
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> Version:
+        """Point ``alias`` at ``version`` (create or move); returns that version."""
+        return Version.from_dict(self.backend.set_alias(name, alias, int(version), reason))
+
+    def delete_alias(self, name: str, alias: str, *, reason: str = "") -> int:
+        """Remove an alias; returns the version number it pointed at."""
+        return self.backend.delete_alias(name, alias, reason)
+
+    def set_tags(
+        self, ref: str, tags: Mapping[str, str] | None = None, *, delete: Sequence[str] = ()
+    ) -> Model | Version:
+        """Set (and/or ``delete``) tags on a model (``NAME``) or a version (``NAME:3``, …)."""
+        data = self.backend.set_tags(ref, _kv(tags), list(delete))
+        return Version.from_dict(data) if "version" in data else Model.from_dict(data)
+
+    def set_description(self, ref: str, description: str) -> Model | Version:
+        """Change the description of a model or a version."""
+        data = self.backend.set_description(ref, description)
+        return Version.from_dict(data) if "version" in data else Model.from_dict(data)
+
+    def delete(self, ref: str, *, reason: str = "") -> dict[str, Any]:
+        """Delete a model or a version; version numbers are never reused."""
+        return self.backend.delete(ref, reason)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_model(self, name: str) -> Model:
+        """A model by name; raises ``ModelNotFound``."""
+        return Model.from_dict(self.backend.get_model(name))
+
+    def get_version(self, ref: str | Ref) -> Version:
+        """A version by any reference (``NAME:3``, ``NAME@alias``, ``models:/NAME/production``)."""
+        return Version.from_dict(self.backend.get_version(str(ref)))
+
+    def list_models(
+        self, filter: str | None = None, *, page_size: int = 100, page_token: str | None = None
+    ) -> Page[Model]:
+        """One page of models, optionally filtered (``tags.team = 'risk'``)."""
+        items, token = self.backend.list_models(filter, page_size, page_token)
+        return Page([Model.from_dict(i) for i in items], token)
+
+    def list_versions(
+        self,
+        name: str,
+        filter: str | None = None,
+        *,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Version]:
+        """One page of a model's versions, newest first unless the filter orders them."""
+        items, token = self.backend.list_versions(name, filter, page_size, page_token)
+        return Page([Version.from_dict(i) for i in items], token)
+
+    def search(
+        self, query: str | None = None, *, page_size: int = 100, page_token: str | None = None
+    ) -> Page[Version]:
+        """Versions of all models matching ``query`` in the search language."""
+        items, token = self.backend.search(query, page_size, page_token)
+        return Page([Version.from_dict(i) for i in items], token)
+
+    def download(self, ref: str, out_dir: Pathish, *, progress: Progress = None) -> list[Path]:
+        """Write a version's files under ``out_dir``, each verified against its SHA-256."""
+        parse_ref(ref, allow_model=False)
+        return self.backend.download(ref, Path(out_dir), progress)
+
+    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+        """Metric, param, tag and file differences between versions ``a`` and ``b``."""
+        return self.backend.compare(name, int(a), int(b))
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        """A version's run, code, data and parents, and the versions derived from it."""
+        return self.backend.lineage(ref)
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Every stage change and alias move of a model."""
+        return self.backend.history(name)
+
+    def audit(self, model: str | None = None, *, limit: int = 100, after: int = 0) -> list[AuditEvent]:
+        """Audit events in order (after sequence number ``after``), optionally for one model."""
+        if not 1 <= limit <= 10_000:
+            raise InvalidInput("limit must be between 1 and 10000", detail={"limit": limit})
+        return [AuditEvent.from_dict(e) for e in self.backend.audit(model, limit, after)]
+
+    def verify_audit(self) -> dict[str, Any]:
+        """Check the audit log's hash chain: ``{"ok", "events", "first_bad_seq", "problem"}``."""
+        return self.backend.verify_audit()
+
+    def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> dict[str, Any]:
+        """Remove blobs no version references (older than ``grace_seconds``)."""
+        return self.backend.gc(grace_seconds, dry_run)

@@ -1,0 +1,96 @@
+"""Where the registry lives: typed settings from arguments, ``MODELREG_*`` and ``modelreg.toml``.
+
+Resolution order for the location: an explicit ``uri`` argument, ``MODELREG_URI``,
+``MODELREG_HOME``, then the user's data folder (``platformdirs``). A folder holds
+``registry.db`` (SQLite) and ``blobs/`` unless its ``modelreg.toml`` (or ``MODELREG_DB`` /
+``MODELREG_ARTIFACTS``) points elsewhere, e.g. at PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelreg.errors import InvalidInput
+
+CONFIG_FILE = "modelreg.toml"
+
+
+def default_home() -> Path:
+    """The embedded registry's default folder (``MODELREG_HOME`` or the user data dir)."""
+    env = os.environ.get("MODELREG_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("modelreg", appauthor=False))
+
+
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` names a server rather than a folder."""
+    return uri.startswith(("http://", "https://"))
+
+
+def resolve_uri(uri: str | os.PathLike[str] | None) -> str:
+    """The registry location to use: the argument, ``MODELREG_URI``, or the default folder."""
+    if uri is not None and str(uri) != "":
+        return str(uri)
+    env = os.environ.get("MODELREG_URI")
+    if env:
+        return env
+    return str(default_home())
+
+
+class Settings(BaseModel):
+    """Settings of an embedded (folder) registry; every field is documented in docs/configuration.md.
+
+    Attributes:
+        home: the registry folder.
+        db: SQLAlchemy URL of the metadata database (default ``sqlite:///HOME/registry.db``).
+        artifacts: folder of the content-addressed blob store (default ``HOME/blobs``).
+        actor: the name recorded in the audit log (default: the OS user).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path
+    db: str = ""
+    artifacts: str = ""
+    actor: str = ""
+    create: bool = Field(default=True, description="create the schema in an empty database")
+
+    @classmethod
+    def for_home(cls, home: str | os.PathLike[str]) -> Settings:
+        """Settings for the folder ``home``: its ``modelreg.toml``, then ``MODELREG_*`` overrides."""
+        path = Path(home).expanduser().absolute()
+        values: dict[str, Any] = {}
+        file = path / CONFIG_FILE
+        if file.is_file():
+            try:
+                values.update(tomllib.loads(file.read_text()))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise InvalidInput(f"{file}: {exc}", detail={"file": str(file)}) from None
+        for key in ("db", "artifacts", "actor"):
+            env = os.environ.get(f"MODELREG_{key.upper()}")
+            if env:
+                values[key] = env
+        values["home"] = path
+        try:
+            settings = cls(**values)
+        except ValueError as exc:
+            raise InvalidInput(f"{file}: {exc}", detail={"file": str(file)}) from None
+        return settings
+
+    @property
+    def db_url(self) -> str:
+        """The metadata database URL."""
+        return self.db or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def artifacts_location(self) -> str:
+        """The blob store location."""
+        return self.artifacts or str(self.home / "blobs")

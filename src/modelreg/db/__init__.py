@@ -1,0 +1,1 @@
+"""The metadata store: SQLAlchemy tables, engines and Alembic migrations."""

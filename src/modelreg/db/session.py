@@ -1,0 +1,66 @@
+"""Engines and transactions: SQLite tuned for many writers, PostgreSQL as it comes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+# Writers wait this long for SQLite's lock before failing; 30 processes registering at once
+# queue for well under a second each, so a minute is generous without hanging forever.
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the pragmas and begin-mode modelreg relies on.
+
+    On SQLite: WAL, ``busy_timeout``, foreign keys on, and write transactions opened with
+    ``BEGIN IMMEDIATE`` (SECURITY.md rule 8) so two writers never both read-then-upgrade.
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, **kwargs)
+        _tune_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would open deferred transactions behind our
+        # back; turn it off and issue BEGIN ourselves below.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # WAL with synchronous=FULL keeps a committed row durable across power loss.
+            cursor.execute("PRAGMA synchronous = FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("modelreg_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """A session factory whose sessions never expire objects on commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Session]:
+    """One unit of work: commits on success, rolls back on any exception.
+
+    ``write=True`` takes SQLite's write lock up front, which is what makes version allocation
+    and the audit chain race-free across processes.
+    """
+    bind = engine.execution_options(modelreg_write=True) if write else engine
+    with Session(bind=bind, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -1,0 +1,336 @@
+"""ORM tables of the metadata store; the schema itself exists only through Alembic migrations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from modelreg.db.base import Base, UTCDateTime, created_at, utcnow, uuid_pk
+from modelreg.names import Stage
+
+
+class VersionStatus(StrEnum):
+    """A version is ``pending`` while its files arrive, then ``ready`` (or ``failed``)."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class HistoryKind(StrEnum):
+    """What moved: a stage or an alias."""
+
+    STAGE = "stage"
+    ALIAS = "alias"
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK constraint: portable, readable in SQL, and a new
+    # value is a migration rather than an ALTER TYPE.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Model(Base):
+    """A registered model: a name, its metadata and the counter that numbers its versions."""
+
+    __tablename__ = "models"
+
+    id: Mapped[uuid_pk]
+    name: Mapped[str] = mapped_column(String(128))
+    normalized_name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    # Version numbers come from this counter, bumped by one atomic UPDATE under the row lock
+    # (SECURITY.md rule 8); it only grows, so numbers are never reused.
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[created_at]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    tags: Mapped[list[ModelTag]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="ModelTag.key"
+    )
+    aliases: Mapped[list[Alias]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Alias.name"
+    )
+
+
+class ModelTag(Base):
+    """A key/value label on a model."""
+
+    __tablename__ = "model_tags"
+
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Version(Base):
+    """One immutable, numbered version of a model."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number"),
+        UniqueConstraint("model_id", "semver"),
+        UniqueConstraint("model_id", "idempotency_key"),
+        CheckConstraint("number >= 1", name="number_positive"),
+        Index("ix_model_versions_model_id_stage", "model_id", "stage"),
+        Index("ix_model_versions_created_at", "created_at"),
+    )
+
+    id: Mapped[uuid_pk]
+    model_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("models.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    semver: Mapped[str | None] = mapped_column(String(128))
+    semver_key: Mapped[str | None] = mapped_column(String(160))
+    status: Mapped[VersionStatus] = mapped_column(
+        _enum(VersionStatus, "version_status"), default=VersionStatus.READY
+    )
+    stage: Mapped[Stage] = mapped_column(_enum(Stage, "stage"), default=Stage.NONE)
+    description: Mapped[str] = mapped_column(Text, default="")
+    framework: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(256))
+    git_repo: Mapped[str | None] = mapped_column(String(1024))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    git_dirty: Mapped[bool | None] = mapped_column(Boolean)
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    scan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    idempotency_key: Mapped[str | None] = mapped_column(String(256))
+    total_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[created_at]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    model: Mapped[Model] = relationship(lazy="joined", innerjoin=True)
+    files: Mapped[list[VersionFile]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="VersionFile.path"
+    )
+    tags: Mapped[list[VersionTag]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="VersionTag.key"
+    )
+    params: Mapped[list[VersionParam]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="VersionParam.key"
+    )
+    metrics: Mapped[list[VersionMetric]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="VersionMetric.key"
+    )
+    datasets: Mapped[list[VersionDataset]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="VersionDataset.position"
+    )
+    parents: Mapped[list[VersionParent]] = relationship(
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="VersionParent.position",
+        foreign_keys="VersionParent.version_id",
+    )
+    aliases: Mapped[list[Alias]] = relationship(order_by="Alias.name", viewonly=True)
+
+
+class VersionFile(Base):
+    """One entry of a version's manifest: a relative path and the digest of its bytes."""
+
+    __tablename__ = "version_files"
+    __table_args__ = (
+        CheckConstraint("length(sha256) = 64", name="sha256_hex"),
+        CheckConstraint("size >= 0", name="size_nonnegative"),
+        Index("ix_version_files_sha256", "sha256"),
+    )
+
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class VersionTag(Base):
+    """A key/value label on a version (mutable through audited actions)."""
+
+    __tablename__ = "version_tags"
+    __table_args__ = (Index("ix_version_tags_key", "key"),)
+
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class VersionParam(Base):
+    """A training parameter, immutable once the version is ready."""
+
+    __tablename__ = "version_params"
+    __table_args__ = (Index("ix_version_params_key", "key"),)
+
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class VersionMetric(Base):
+    """A metric recorded at registration, immutable once the version is ready."""
+
+    __tablename__ = "version_metrics"
+    __table_args__ = (Index("ix_version_metrics_key_value", "key", "value"),)
+
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class VersionDataset(Base):
+    """A dataset the version was trained or evaluated on: a name and a version or digest."""
+
+    __tablename__ = "version_datasets"
+
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    ref: Mapped[str] = mapped_column(String(256))
+
+
+class VersionParent(Base):
+    """A version this one was derived from (fine-tuned from, distilled from, …)."""
+
+    __tablename__ = "version_parents"
+    __table_args__ = (Index("ix_version_parents_parent_id", "parent_id"),)
+
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The name and number are kept as text too, so lineage still reads after a parent is deleted.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    parent_name: Mapped[str] = mapped_column(String(128))
+    parent_number: Mapped[int] = mapped_column(Integer)
+
+
+class Alias(Base):
+    """A movable, model-scoped pointer (``champion``) to one version."""
+
+    __tablename__ = "aliases"
+    __table_args__ = (Index("ix_aliases_version_id", "version_id"),)
+
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    updated_by: Mapped[str] = mapped_column(String(128), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    version: Mapped[Version] = relationship(lazy="joined", overlaps="aliases")
+
+
+class HistoryEntry(Base):
+    """One move of a stage or an alias: the answer to "which version held it, when, why"."""
+
+    __tablename__ = "history"
+    __table_args__ = (Index("ix_history_model_id_at", "model_id", "at"),)
+
+    id: Mapped[uuid_pk]
+    model_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("models.id", ondelete="CASCADE"))
+    kind: Mapped[HistoryKind] = mapped_column(_enum(HistoryKind, "history_kind"))
+    key: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[created_at]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditEvent(Base):
+    """An append-only, hash-chained record of one mutating action."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_model_key_seq", "model_key", "seq"),
+        CheckConstraint("length(hash) = 64", name="hash_hex"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(300))
+    # The normalised model name, so `audit --model` filters without parsing targets.
+    model_key: Mapped[str | None] = mapped_column(String(128))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row that names the chain's last event.
+
+    Appending locks this row, which serialises appends so sequence numbers have no gaps, and
+    lets `audit verify` notice events cut off the end of the log.
+    """
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Tombstone(Base):
+    """What was deleted, so a name's version numbers are never handed out again."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (Index("ix_tombstones_normalized_name", "normalized_name"),)
+
+    id: Mapped[uuid_pk]
+    normalized_name: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    # NULL when the whole model was deleted; then last_version keeps its counter.
+    number: Mapped[int | None] = mapped_column(Integer)
+    last_version: Mapped[int] = mapped_column(Integer)
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    deleted_by: Mapped[str] = mapped_column(String(128))
+    deleted_at: Mapped[created_at]
+    reason: Mapped[str] = mapped_column(Text, default="")

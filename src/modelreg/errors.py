@@ -1,0 +1,241 @@
+"""The one exception tree of modelreg, shared by the service layer, the client and the CLI.
+
+Every error carries a stable snake_case ``code`` (the REST envelope's ``error.code``, from which a
+remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
+
+    RegistryError                       code=registry_error      exit 1
+    ├── InvalidInput                    code=invalid_input       exit 1
+    │   ├── InvalidName                 code=invalid_name
+    │   ├── InvalidReference            code=invalid_reference
+    │   ├── InvalidPath                 code=invalid_path
+    │   ├── InvalidQuery                code=invalid_query       (.position)
+    │   └── DigestMismatch              code=digest_mismatch     (an upload's bytes != its digest)
+    ├── NotFound                        code=not_found           exit 2
+    │   ├── ModelNotFound               code=model_not_found
+    │   ├── VersionNotFound             code=version_not_found
+    │   ├── AliasNotFound               code=alias_not_found
+    │   └── BlobNotFound                code=blob_not_found
+    ├── PolicyViolation                 code=policy_violation    exit 3 (.failed_criteria)
+    ├── ApprovalRequired                code=approval_required   exit 4 (.request_id)
+    ├── PermissionDenied                code=permission_denied   exit 5
+    │   └── Unauthenticated             code=unauthenticated
+    ├── Conflict                        code=conflict            exit 6
+    │   ├── AlreadyExists               code=already_exists
+    │   ├── Immutable                   code=immutable
+    │   └── ConcurrentChange            code=concurrent_change
+    ├── IntegrityFailure                code=integrity_failure   exit 1 (stored bytes are not what
+    │                                                                   the manifest promised)
+    └── SchemaOutdated                  code=schema_outdated     exit 1 (run `modelreg db upgrade`)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyExists",
+    "ApprovalRequired",
+    "BlobNotFound",
+    "Conflict",
+    "ConcurrentChange",
+    "DigestMismatch",
+    "Immutable",
+    "IntegrityFailure",
+    "InvalidInput",
+    "InvalidName",
+    "InvalidPath",
+    "InvalidQuery",
+    "InvalidReference",
+    "ModelNotFound",
+    "NotFound",
+    "PermissionDenied",
+    "PolicyViolation",
+    "RegistryError",
+    "SchemaOutdated",
+    "Unauthenticated",
+    "VersionNotFound",
+    "AliasNotFound",
+    "error_class_for_code",
+]
+
+
+class RegistryError(Exception):
+    """Base of every error modelreg raises on purpose.
+
+    Attributes:
+        message: a sentence for a person.
+        detail: structured data for a program (what failed, with which values).
+    """
+
+    code: ClassVar[str] = "registry_error"
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail: dict[str, Any] = dict(detail or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the JSON envelope's ``error`` object."""
+        return {"code": self.code, "message": self.message, "detail": self.detail}
+
+
+class InvalidInput(RegistryError):
+    """The request itself is wrong: nothing was changed."""
+
+    code = "invalid_input"
+
+
+class InvalidName(InvalidInput):
+    """A model, alias, tag or key name breaks the naming rules."""
+
+    code = "invalid_name"
+
+
+class InvalidReference(InvalidInput):
+    """A version reference (``NAME:3``, ``NAME@alias``, ``models:/…``) cannot be parsed."""
+
+    code = "invalid_reference"
+
+
+class InvalidPath(InvalidInput):
+    """A manifest path is absolute, escapes the version, or is not normalised."""
+
+    code = "invalid_path"
+
+
+class InvalidQuery(InvalidInput):
+    """A search expression has a syntax or field error; ``position`` is its 0-based offset."""
+
+    code = "invalid_query"
+
+    def __init__(self, message: str, *, position: int, detail: dict[str, Any] | None = None):
+        super().__init__(message, detail={"position": position, **(detail or {})})
+        self.position = position
+
+
+class DigestMismatch(InvalidInput):
+    """Uploaded bytes do not hash to the digest the client declared."""
+
+    code = "digest_mismatch"
+
+
+class NotFound(RegistryError):
+    """The thing named does not exist."""
+
+    code = "not_found"
+    exit_code = 2
+
+
+class ModelNotFound(NotFound):
+    """No registered model has this name."""
+
+    code = "model_not_found"
+
+
+class VersionNotFound(NotFound):
+    """The model exists but no version matches the reference."""
+
+    code = "version_not_found"
+
+
+class AliasNotFound(NotFound):
+    """The model has no such alias."""
+
+    code = "alias_not_found"
+
+
+class BlobNotFound(NotFound):
+    """The artifact store has no blob with this digest."""
+
+    code = "blob_not_found"
+
+
+class PolicyViolation(RegistryError):
+    """A policy gate refused the action; ``failed_criteria`` lists each failed check."""
+
+    code = "policy_violation"
+    exit_code = 3
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failed_criteria: list[dict[str, Any]] | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        criteria = list(failed_criteria or [])
+        super().__init__(message, detail={"failed_criteria": criteria, **(detail or {})})
+        self.failed_criteria = criteria
+
+
+class ApprovalRequired(RegistryError):
+    """The action was recorded as a request that now waits for approvals."""
+
+    code = "approval_required"
+    exit_code = 4
+
+
+class PermissionDenied(RegistryError):
+    """The actor is known but may not do this."""
+
+    code = "permission_denied"
+    exit_code = 5
+
+
+class Unauthenticated(PermissionDenied):
+    """No valid credentials were presented."""
+
+    code = "unauthenticated"
+
+
+class Conflict(RegistryError):
+    """The action clashes with the registry's current state."""
+
+    code = "conflict"
+    exit_code = 6
+
+
+class AlreadyExists(Conflict):
+    """Something with this identity exists already."""
+
+    code = "already_exists"
+
+
+class Immutable(Conflict):
+    """The target may not change (a ready version's artifacts, params, metrics, lineage)."""
+
+    code = "immutable"
+
+
+class ConcurrentChange(Conflict):
+    """Someone else changed the target first (compare-and-set failed)."""
+
+    code = "concurrent_change"
+
+
+class IntegrityFailure(RegistryError):
+    """Stored bytes do not match the manifest: the registry refuses to hand them out."""
+
+    code = "integrity_failure"
+
+
+class SchemaOutdated(RegistryError):
+    """The metadata database needs ``modelreg db upgrade`` (or a newer modelreg)."""
+
+    code = "schema_outdated"
+
+
+def _all_subclasses(cls: type[RegistryError]) -> list[type[RegistryError]]:
+    found: list[type[RegistryError]] = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def error_class_for_code(code: str) -> type[RegistryError]:
+    """The exception class for an envelope's ``code`` (``RegistryError`` when unknown)."""
+    for cls in _all_subclasses(RegistryError):
+        if cls.code == code:
+            return cls
+    return RegistryError

@@ -1,0 +1,332 @@
+"""The embedded backend: the service layer in-process, on a folder's SQLite and blob store.
+
+Loaded lazily by ``modelreg.Registry`` so that importing the client stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from modelreg.client._files import LocalFile
+from modelreg.config import Settings
+from modelreg.db.schema import ensure_schema
+from modelreg.db.session import make_engine, transaction
+from modelreg.errors import InvalidInput, InvalidPath
+from modelreg.names import parse_ref, validate_manifest_path
+from modelreg.services import aliases, audit, compare, gc, models, serialize, versions
+from modelreg.services.audit import Actor
+from modelreg.storage import BlobStore, copy_verified, open_blob_store
+
+Progress = Callable[[int], None] | None
+
+
+def os_user() -> str:
+    """The OS user, the actor of embedded mode."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - containers without a passwd entry
+        return f"uid:{os.getuid()}"
+
+
+class LocalBackend:
+    """Runs every use-case against the folder registry described by ``settings``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.actor = Actor(settings.actor or os_user(), source="embedded")
+        self._engine: Engine | None = None
+        self._store: BlobStore | None = None
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine, opened (and the schema checked) on first use."""
+        if self._engine is None:
+            home = self.settings.home
+            if not self.settings.db:
+                home.mkdir(parents=True, exist_ok=True)
+            engine = make_engine(self.settings.db_url)
+            try:
+                with self._init_lock():
+                    ensure_schema(engine, create=self.settings.create)
+            except BaseException:
+                engine.dispose()
+                raise
+            self._engine = engine
+        return self._engine
+
+    @contextlib.contextmanager
+    def _init_lock(self) -> Iterator[None]:
+        # Thirty processes opening a brand-new registry at once must not all create it.
+        if not self.settings.home.is_dir():
+            yield
+            return
+        with open(self.settings.home / ".init.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @property
+    def store(self) -> BlobStore:
+        """The blob store."""
+        if self._store is None:
+            self._store = open_blob_store(self.settings.artifacts_location)
+        return self._store
+
+    def _read(self) -> contextlib.AbstractContextManager[Session]:
+        return transaction(self.engine, write=False)
+
+    def _write(self) -> contextlib.AbstractContextManager[Session]:
+        return transaction(self.engine, write=True)
+
+    def close(self) -> None:
+        """Release database connections."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- models and versions -------------------------------------------------------------
+
+    def register(
+        self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress
+    ) -> dict[str, Any]:
+        """Store every file's bytes (hashed on the way in), then create the version."""
+        from modelreg.names import validate_model_name
+
+        validate_model_name(name)
+        specs: list[versions.FileSpec] = []
+        for item in files:
+            try:
+                with open(item.source, "rb") as fh:
+                    info = self.store.put(fh, progress=progress)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"cannot read {item.source}: {exc.strerror}", detail={"path": str(item.source)}
+                ) from None
+            specs.append(versions.FileSpec(item.path, info.sha256, info.size))
+        lineage = versions.Lineage.from_dict(meta.get("lineage"))
+        with self._write() as session:
+            version = versions.register_version(
+                session,
+                self.store,
+                name=name,
+                files=specs,
+                actor=self.actor,
+                metrics=meta.get("metrics"),
+                params=meta.get("params"),
+                tags=meta.get("tags"),
+                description=meta.get("description") or "",
+                semver=meta.get("semver"),
+                bump=meta.get("bump"),
+                lineage=lineage,
+                environment=meta.get("environment"),
+                framework=meta.get("framework"),
+                idempotency_key=meta.get("idempotency_key"),
+            )
+            return serialize.version_to_dict(version)
+
+    def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]:
+        """Register an empty model."""
+        with self._write() as session:
+            model = models.create_model(
+                session, name, actor=self.actor, description=description, tags=tags
+            )
+            return serialize.model_to_dict(session, model)
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        """One model."""
+        with self._read() as session:
+            return serialize.model_to_dict(session, models.get_model(session, name))
+
+    def get_version(self, ref: str) -> dict[str, Any]:
+        """One version by any reference."""
+        with self._read() as session:
+            return serialize.version_to_dict(versions.resolve(session, ref))
+
+    def list_models(
+        self, filter: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of models."""
+        with self._read() as session:
+            page = models.list_models(
+                session, filter=filter, page_size=page_size, page_token=page_token
+            )
+            return serialize.models_to_dicts(session, list(page)), page.next_page_token
+
+    def list_versions(
+        self, name: str, filter: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of one model's versions."""
+        with self._read() as session:
+            page = versions.list_versions(
+                session, name, filter=filter, page_size=page_size, page_token=page_token
+            )
+            return [serialize.version_to_dict(v) for v in page], page.next_page_token
+
+    def search(
+        self, query: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of versions across models."""
+        with self._read() as session:
+            page = versions.search_versions(
+                session, query, page_size=page_size, page_token=page_token
+            )
+            return [serialize.version_to_dict(v) for v in page], page.next_page_token
+
+    def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]:
+        """Copy a version's files into ``out_dir``, each verified against the manifest.
+
+        Files are written to a staging folder inside ``out_dir`` and moved into place only when
+        every one has been verified, so a corrupted blob leaves ``out_dir`` as it was.
+        """
+        version = self.get_version(ref)
+        out = out_dir.expanduser().absolute()
+        out.mkdir(parents=True, exist_ok=True)
+        root = out.resolve()
+        targets: list[tuple[dict[str, Any], Path]] = []
+        for entry in version["files"]:
+            path = validate_manifest_path(entry["path"])
+            target = out / path
+            if not target.parent.resolve().is_relative_to(root) or (
+                target.exists() and target.is_dir()
+            ):
+                raise InvalidPath(
+                    f"{path}: the destination is a folder or lies outside {out}",
+                    detail={"path": path},
+                )
+            targets.append((entry, target))
+        staging = Path(tempfile.mkdtemp(prefix=".modelreg-download-", dir=out))
+        try:
+            staged: list[tuple[Path, Path]] = []
+            for index, (entry, target) in enumerate(targets):
+                temp = staging / str(index)
+                with self.store.open(entry["sha256"]) as src, open(temp, "wb") as dst:
+                    copy_verified(
+                        src,
+                        dst,
+                        sha256=entry["sha256"],
+                        size=entry["size"],
+                        what=f"{version['name']}:{version['version']}/{entry['path']}",
+                        progress=progress,
+                    )
+                staged.append((temp, target))
+            for temp, target in staged:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return [target for _, target in targets]
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
+        """Create or move an alias; returns the version it now points at."""
+        with self._write() as session:
+            row = aliases.set_alias(session, name, alias, version, actor=self.actor, reason=reason)
+            session.refresh(row.version)
+            return serialize.version_to_dict(row.version)
+
+    def delete_alias(self, name: str, alias: str, reason: str) -> int:
+        """Remove an alias; returns the version it pointed at."""
+        with self._write() as session:
+            return aliases.delete_alias(session, name, alias, actor=self.actor, reason=reason)
+
+    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]:
+        """Tag a model (``NAME``) or a version (any version reference)."""
+        parsed = parse_ref(ref)
+        with self._write() as session:
+            if parsed.is_model:
+                model = models.set_model_tags(
+                    session, parsed.name, actor=self.actor, set_tags=tags, delete=delete
+                )
+                return serialize.model_to_dict(session, model)
+            version = versions.set_version_tags(
+                session, parsed, actor=self.actor, set_tags=tags, delete=delete
+            )
+            return serialize.version_to_dict(version)
+
+    def set_description(self, ref: str, description: str) -> dict[str, Any]:
+        """Describe a model or a version."""
+        parsed = parse_ref(ref)
+        with self._write() as session:
+            if parsed.is_model:
+                model = models.update_model(
+                    session, parsed.name, actor=self.actor, description=description
+                )
+                return serialize.model_to_dict(session, model)
+            version = versions.update_version(
+                session, parsed, actor=self.actor, description=description
+            )
+            return serialize.version_to_dict(version)
+
+    def delete(self, ref: str, reason: str) -> dict[str, Any]:
+        """Delete a model or one version (numbers are never reused)."""
+        parsed = parse_ref(ref)
+        with self._write() as session:
+            if parsed.is_model:
+                models.delete_model(session, parsed.name, actor=self.actor, reason=reason)
+                return {"deleted": parsed.name}
+            number = versions.delete_version(session, parsed, actor=self.actor, reason=reason)
+            return {"deleted": f"{parsed.name}:{number}"}
+
+    # -- insight -------------------------------------------------------------------------
+
+    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+        """Differences between two versions."""
+        with self._read() as session:
+            return compare.compare(session, name, a, b)
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        """Lineage graph around one version."""
+        with self._read() as session:
+            return compare.lineage(session, ref)
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Stage and alias moves of a model."""
+        with self._read() as session:
+            return [serialize.history_to_dict(h) for h in aliases.history(session, name)]
+
+    def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]:
+        """Audit events, optionally for one model."""
+        with self._read() as session:
+            key = None
+            if model is not None:
+                key = models.get_model(session, model).normalized_name
+            events = audit.list_events(session, model_key=key, after_seq=after, limit=limit)
+            return [audit.event_to_dict(e) for e in events]
+
+    def verify_audit(self) -> dict[str, Any]:
+        """Check the audit chain."""
+        with self._read() as session:
+            return audit.verify(session).to_dict()
+
+    def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]:
+        """Collect unreferenced blobs and abandoned uploads."""
+        with self._write() as session:
+            result = gc.collect(
+                session, self.store, actor=self.actor, grace_seconds=grace_seconds, dry_run=dry_run
+            )
+            return {
+                "unreferenced": len(result.unreferenced),
+                "removed": result.removed,
+                "bytes_freed": result.bytes_freed,
+                "temporary_removed": result.temporary_removed,
+                "dry_run": result.dry_run,
+            }
+
+
+def open_backend(location: str) -> LocalBackend:
+    """The embedded backend for the folder ``location``."""
+    return LocalBackend(Settings.for_home(location))

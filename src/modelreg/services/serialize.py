@@ -1,0 +1,90 @@
+"""ORM rows to the JSON shapes of DESIGN.md §5, shared by every door (CLI, Python, REST)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from modelreg.db.tables import HistoryEntry, Model, Version
+from modelreg.services.versions import latest_numbers, stage_holders
+
+
+def iso(value: datetime | None) -> str | None:
+    """An ISO-8601 UTC timestamp ending in ``Z``."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def version_to_dict(version: Version) -> dict[str, Any]:
+    """A version in the JSON shape of DESIGN.md §5."""
+    return {
+        "name": version.model.name,
+        "version": version.number,
+        "semver": version.semver,
+        "status": version.status.value,
+        "stage": version.stage.value,
+        "aliases": sorted(a.name for a in version.aliases),
+        "description": version.description,
+        "metrics": {m.key: m.value for m in version.metrics},
+        "params": {p.key: p.value for p in version.params},
+        "tags": {t.key: t.value for t in version.tags},
+        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in version.files],
+        "size": version.total_size,
+        "framework": version.framework,
+        "lineage": {
+            "run_id": version.run_id,
+            "git_repo": version.git_repo,
+            "git_commit": version.git_commit,
+            "git_dirty": version.git_dirty,
+            "datasets": [{"name": d.name, "ref": d.ref} for d in version.datasets],
+            "parents": [f"{p.parent_name}:{p.parent_number}" for p in version.parents],
+        },
+        "environment": dict(version.environment or {}),
+        "scan": version.scan,
+        "created_by": version.created_by,
+        "created_at": iso(version.created_at),
+        "updated_at": iso(version.updated_at),
+    }
+
+
+def models_to_dicts(session: Session, models: list[Model]) -> list[dict[str, Any]]:
+    """Models in the JSON shape of DESIGN.md §5, with two queries for the whole list."""
+    ids = [m.id for m in models]
+    latest = latest_numbers(session, ids)
+    stages = stage_holders(session, ids)
+    return [
+        {
+            "name": m.name,
+            "description": m.description,
+            "tags": {t.key: t.value for t in m.tags},
+            "owner": m.owner,
+            "created_at": iso(m.created_at),
+            "updated_at": iso(m.updated_at),
+            "latest_version": latest.get(m.id),
+            "stages": stages.get(m.id, {}),
+            "aliases": {a.name: a.version.number for a in m.aliases},
+        }
+        for m in models
+    ]
+
+
+def model_to_dict(session: Session, model: Model) -> dict[str, Any]:
+    """One model in the JSON shape of DESIGN.md §5."""
+    return models_to_dicts(session, [model])[0]
+
+
+def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
+    """One stage change or alias move."""
+    return {
+        "kind": entry.kind.value,
+        "key": entry.key,
+        "from_version": entry.from_version,
+        "to_version": entry.to_version,
+        "actor": entry.actor,
+        "at": iso(entry.at),
+        "reason": entry.reason,
+        "request_id": entry.request_id,
+    }

@@ -1,0 +1,516 @@
+"""Versions: register (number allocation + manifest, atomically), resolve, list, tag, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from modelreg.db.base import utcnow
+from modelreg.db.tables import (
+    Alias,
+    Model,
+    Tombstone,
+    Version,
+    VersionDataset,
+    VersionFile,
+    VersionMetric,
+    VersionParam,
+    VersionParent,
+    VersionStatus,
+    VersionTag,
+)
+from modelreg.errors import (
+    AliasNotFound,
+    AlreadyExists,
+    BlobNotFound,
+    Conflict,
+    InvalidInput,
+    InvalidPath,
+    VersionNotFound,
+)
+from modelreg.names import (
+    MAX_DESCRIPTION,
+    Ref,
+    Semver,
+    parse_dataset,
+    parse_parent,
+    parse_ref,
+    validate_key,
+    validate_manifest_path,
+    validate_metric,
+    validate_text,
+)
+from modelreg.services import search
+from modelreg.services.audit import Actor, EventTag, record
+from modelreg.services.models import check_tags, ensure_model, get_model
+from modelreg.services.pages import Page, paginate
+from modelreg.storage.base import BlobStore, check_digest
+
+MAX_FILES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """One manifest entry a registration names: the blob must be stored already."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(slots=True)
+class Lineage:
+    """Where a version came from: run, code, data and parent versions."""
+
+    run_id: str | None = None
+    git_repo: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    datasets: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Lineage:
+        """Build from the JSON shape (datasets as ``NAME@REF`` strings or ``{name, ref}``)."""
+        data = dict(data or {})
+        datasets = []
+        for item in data.get("datasets") or []:
+            if isinstance(item, dict):
+                datasets.append(f"{item.get('name', '')}@{item.get('ref', item.get('version', ''))}")
+            else:
+                datasets.append(str(item))
+        return cls(
+            run_id=data.get("run_id"),
+            git_repo=data.get("git_repo"),
+            git_commit=data.get("git_commit"),
+            git_dirty=data.get("git_dirty"),
+            datasets=datasets,
+            parents=[str(p) for p in data.get("parents") or []],
+        )
+
+
+def _check_files(files: Sequence[FileSpec], store: BlobStore) -> list[FileSpec]:
+    if not files:
+        raise InvalidInput("a version needs at least one file", detail={})
+    if len(files) > MAX_FILES:
+        raise InvalidInput(f"a version has at most {MAX_FILES} files", detail={"files": len(files)})
+    seen: set[str] = set()
+    clean: list[FileSpec] = []
+    folded: set[str] = set()
+    for spec in files:
+        path = validate_manifest_path(spec.path)
+        if path in seen:
+            raise InvalidPath(f"file path {path!r} appears twice", detail={"path": path})
+        # Two paths that differ only by case would collide on macOS and Windows downloads.
+        if path.lower() in folded:
+            raise InvalidPath(
+                f"file path {path!r} differs from another only by letter case", detail={"path": path}
+            )
+        seen.add(path)
+        folded.add(path.lower())
+        digest = check_digest(spec.sha256)
+        if isinstance(spec.size, bool) or not isinstance(spec.size, int) or spec.size < 0:
+            raise InvalidInput(f"invalid size for {path!r}", detail={"path": path})
+        # Blob first, metadata second (SECURITY.md rule 10): a row may only name bytes that are
+        # stored, complete, and of the declared size.
+        if not store.exists(digest):
+            raise BlobNotFound(
+                f"{path}: blob sha256:{digest} has not been uploaded", detail={"path": path}
+            )
+        if store.size(digest) != spec.size:
+            raise InvalidInput(
+                f"{path}: declared size {spec.size} does not match the stored blob",
+                detail={"path": path},
+            )
+        clean.append(FileSpec(path, digest, spec.size))
+    return clean
+
+
+def _check_environment(environment: dict[str, Any] | None) -> dict[str, Any]:
+    env = dict(environment or {})
+    python = env.get("python")
+    packages = env.get("packages") or []
+    if python is not None and not isinstance(python, str):
+        raise InvalidInput("environment.python must be a string", detail={})
+    if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
+        raise InvalidInput("environment.packages must be a list of strings", detail={})
+    if len(packages) > 5000 or any(len(p) > 300 for p in packages):
+        raise InvalidInput("environment.packages is too large", detail={})
+    return {"python": python, "packages": packages}
+
+
+def _next_semver(session: Session, model: Model, bump: str) -> str:
+    latest = session.scalar(
+        select(Version.semver)
+        .where(Version.model_id == model.id, Version.semver.is_not(None))
+        .order_by(Version.semver_key.desc())
+        .limit(1)
+    )
+    base = Semver.parse(latest) if latest else Semver(0, 0, 0)
+    return str(base.bump(bump))
+
+
+def register_version(
+    session: Session,
+    store: BlobStore,
+    *,
+    name: str,
+    files: Sequence[FileSpec],
+    actor: Actor,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+    description: str = "",
+    semver: str | None = None,
+    bump: str | None = None,
+    lineage: Lineage | None = None,
+    environment: dict[str, Any] | None = None,
+    framework: str | None = None,
+    idempotency_key: str | None = None,
+) -> Version:
+    """Create the next version of ``name`` (creating the model if needed) in one transaction.
+
+    Every blob in ``files`` must already be in ``store``. The number comes from the model's
+    counter, bumped by one atomic statement under the model's row lock, so concurrent
+    registrations get contiguous numbers. The same ``idempotency_key`` returns the version it
+    created the first time.
+    """
+    clean_files = _check_files(files, store)
+    clean_metrics = {k: validate_metric(k, v) for k, v in (metrics or {}).items()}
+    clean_params: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        clean_params[validate_key(key, kind="param")] = validate_text(
+            str(value), kind=f"param {key!r}", limit=6000
+        )
+    clean_tags = check_tags(tags)
+    description = validate_text(description or "", kind="description", limit=MAX_DESCRIPTION)
+    lineage = lineage or Lineage()
+    datasets = [parse_dataset(d) for d in lineage.datasets]
+    parent_refs = [parse_parent(p) for p in lineage.parents]
+    env = _check_environment(environment)
+    if semver is not None and bump is not None:
+        raise InvalidInput("give --semver or --bump, not both", detail={})
+    if semver is not None:
+        semver = str(Semver.parse(semver))
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 256
+    ):
+        raise InvalidInput("an idempotency key has 1 to 256 characters", detail={})
+    for label, text, limit in (
+        ("run_id", lineage.run_id, 256),
+        ("git_repo", lineage.git_repo, 1024),
+        ("git_commit", lineage.git_commit, 64),
+        ("framework", framework, 64),
+    ):
+        if text is not None and (not isinstance(text, str) or len(text) > limit or "\x00" in text):
+            raise InvalidInput(f"{label} must be text of at most {limit} characters", detail={})
+
+    model = ensure_model(session, name, actor=actor, lock=True)
+    if idempotency_key is not None:
+        existing = session.scalars(
+            select(Version).where(
+                Version.model_id == model.id, Version.idempotency_key == idempotency_key
+            )
+        ).one_or_none()
+        if existing is not None:
+            same = {(f.path, f.sha256) for f in existing.files} == {
+                (f.path, f.sha256) for f in clean_files
+            }
+            if not same:
+                raise Conflict(
+                    f"idempotency key {idempotency_key!r} was used for version "
+                    f"{existing.number} with different files",
+                    detail={"version": existing.number},
+                )
+            return existing
+
+    parents: list[tuple[Version, str, int]] = []
+    for parent_name, number in parent_refs:
+        parents.append((resolve(session, Ref(parent_name, version=number)), parent_name, number))
+    if bump is not None:
+        semver = _next_semver(session, model, bump)
+    if semver is not None:
+        taken = session.scalar(
+            select(Version.number).where(Version.model_id == model.id, Version.semver == semver)
+        )
+        if taken is not None:
+            raise AlreadyExists(
+                f"{model.name} already has semver {semver} (version {taken})",
+                detail={"semver": semver, "version": taken},
+            )
+
+    # SECURITY.md rule 8: one atomic increment; the UNIQUE(model_id, number) constraint is the
+    # backstop. A rollback of this transaction undoes the increment, so no gaps either.
+    number = session.execute(
+        update(Model)
+        .where(Model.id == model.id)
+        .values(last_version=Model.last_version + 1)
+        .returning(Model.last_version)
+    ).scalar_one()
+    version = Version(
+        model_id=model.id,
+        number=number,
+        semver=semver,
+        semver_key=Semver.parse(semver).sort_key() if semver else None,
+        status=VersionStatus.READY,
+        description=description,
+        framework=framework,
+        run_id=lineage.run_id,
+        git_repo=lineage.git_repo,
+        git_commit=lineage.git_commit,
+        git_dirty=lineage.git_dirty,
+        environment=env,
+        idempotency_key=idempotency_key,
+        total_size=sum(f.size for f in clean_files),
+        created_by=actor.name,
+    )
+    version.files = [VersionFile(path=f.path, sha256=f.sha256, size=f.size) for f in clean_files]
+    version.metrics = [VersionMetric(key=k, value=v) for k, v in clean_metrics.items()]
+    version.params = [VersionParam(key=k, value=v) for k, v in clean_params.items()]
+    version.tags = [VersionTag(key=k, value=v) for k, v in clean_tags.items()]
+    version.datasets = [
+        VersionDataset(position=i, name=n, ref=r) for i, (n, r) in enumerate(datasets)
+    ]
+    version.parents = [
+        VersionParent(position=i, parent_id=p.id, parent_name=p.model.name, parent_number=num)
+        for i, (p, _, num) in enumerate(parents)
+    ]
+    session.add(version)
+    model.updated_at = version.created_at = version.updated_at = utcnow()
+    session.flush()
+    record(
+        session,
+        EventTag.VERSION_REGISTER,
+        actor=actor,
+        target=f"{model.name}:{number}",
+        model_key=model.normalized_name,
+        after={
+            "version": number,
+            "semver": semver,
+            "files": {f.path: f.sha256 for f in clean_files},
+            "metrics": clean_metrics,
+            "params": clean_params,
+            "tags": clean_tags,
+        },
+    )
+    return version
+
+
+def _version_query(model: Model) -> Any:
+    return select(Version).where(Version.model_id == model.id, Version.status == VersionStatus.READY)
+
+
+def find_version(session: Session, ref: Ref | str) -> Version | None:
+    """The version ``ref`` points at, or ``None`` (the model must exist: else ``ModelNotFound``)."""
+    parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
+    model = get_model(session, parsed.name)
+    if parsed.version is not None:
+        return session.scalars(
+            select(Version).where(Version.model_id == model.id, Version.number == parsed.version)
+        ).one_or_none()
+    if parsed.alias is not None:
+        alias = session.get(Alias, (model.id, parsed.alias))
+        return alias.version if alias is not None else None
+    if parsed.stage is not None:
+        return session.scalars(
+            _version_query(model)
+            .where(Version.stage == parsed.stage)
+            .order_by(Version.number.desc())
+            .limit(1)
+        ).one_or_none()
+    if parsed.latest:
+        return session.scalars(
+            _version_query(model).order_by(Version.number.desc()).limit(1)
+        ).one_or_none()
+    raise InvalidInput(f"{parsed} names a model, not a version", detail={"ref": str(parsed)})
+
+
+def resolve(session: Session, ref: Ref | str) -> Version:
+    """The version ``ref`` points at; raises ``ModelNotFound``, ``VersionNotFound``, ``AliasNotFound``."""
+    parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
+    version = find_version(session, parsed)
+    if version is None:
+        if parsed.alias is not None:
+            raise AliasNotFound(
+                f"model {parsed.name!r} has no alias {parsed.alias!r}",
+                detail={"name": parsed.name, "alias": parsed.alias},
+            )
+        tomb = None
+        if parsed.version is not None:
+            model = get_model(session, parsed.name)
+            tomb = session.scalars(
+                select(Tombstone).where(
+                    Tombstone.normalized_name == model.normalized_name,
+                    Tombstone.number == parsed.version,
+                )
+            ).first()
+        what = f"version {parsed.version} was deleted" if tomb else "no such version"
+        raise VersionNotFound(f"{parsed}: {what}", detail={"ref": str(parsed)})
+    return version
+
+
+def _loaded(query: Any) -> Any:
+    return query.options(
+        selectinload(Version.files),
+        selectinload(Version.metrics),
+        selectinload(Version.params),
+        selectinload(Version.tags),
+        selectinload(Version.datasets),
+        selectinload(Version.parents),
+        selectinload(Version.aliases),
+    )
+
+
+def list_versions(
+    session: Session,
+    name: str,
+    *,
+    filter: str | None = None,
+    page_size: int = 100,
+    page_token: str | None = None,
+) -> Page[Version]:
+    """A model's versions matching ``filter``, newest first unless it orders otherwise."""
+    model = get_model(session, name)
+    query = _loaded(select(Version).join(Model).where(Version.model_id == model.id))
+    query = search.apply(query, filter, scope="versions", default_order=[Version.number.desc()])
+    return paginate(
+        session, query, page_size=page_size, page_token=page_token, context=f"{name}\n{filter}"
+    )
+
+
+def search_versions(
+    session: Session, query_text: str | None, *, page_size: int = 100, page_token: str | None = None
+) -> Page[Version]:
+    """Versions of every model matching ``query_text``, newest first unless it orders otherwise."""
+    query = _loaded(select(Version).join(Model))
+    query = search.apply(
+        query,
+        query_text,
+        scope="versions",
+        default_order=[Version.created_at.desc(), Model.normalized_name, Version.number.desc()],
+    )
+    return paginate(session, query, page_size=page_size, page_token=page_token, context=query_text)
+
+
+def set_version_tags(
+    session: Session,
+    ref: Ref | str,
+    *,
+    actor: Actor,
+    set_tags: dict[str, str] | None = None,
+    delete: list[str] | None = None,
+) -> Version:
+    """Set and/or delete tags on a version in one audited action."""
+    version = resolve(session, ref)
+    get_model(session, version.model.name, lock=True)
+    clean = check_tags(set_tags)
+    removing = [validate_key(k, kind="tag") for k in (delete or [])]
+    current = {t.key: t for t in version.tags}
+    before = {k: t.value for k, t in current.items() if k in clean or k in removing}
+    for key in removing:
+        if key in current:
+            version.tags.remove(current.pop(key))
+    for key, value in clean.items():
+        if key in current:
+            current[key].value = value
+        else:
+            version.tags.append(VersionTag(key=key, value=value))
+    version.updated_at = utcnow()
+    session.flush()
+    record(
+        session,
+        EventTag.VERSION_TAG,
+        actor=actor,
+        target=f"{version.model.name}:{version.number}",
+        model_key=version.model.normalized_name,
+        before={"tags": before},
+        after={"tags": clean, "deleted": removing},
+    )
+    return version
+
+
+def update_version(
+    session: Session, ref: Ref | str, *, actor: Actor, description: str, reason: str = ""
+) -> Version:
+    """Change a version's description (the only free-text field that stays mutable)."""
+    version = resolve(session, ref)
+    get_model(session, version.model.name, lock=True)
+    description = validate_text(description, kind="description", limit=MAX_DESCRIPTION)
+    before = version.description
+    version.description = description
+    version.updated_at = utcnow()
+    session.flush()
+    record(
+        session,
+        EventTag.VERSION_UPDATE,
+        actor=actor,
+        target=f"{version.model.name}:{version.number}",
+        model_key=version.model.normalized_name,
+        before={"description": before},
+        after={"description": description},
+        reason=reason,
+    )
+    return version
+
+
+def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: str = "") -> int:
+    """Delete one version; its number stays used forever (a tombstone records it)."""
+    version = resolve(session, ref)
+    model = get_model(session, version.model.name, lock=True)
+    files = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in version.files]
+    aliases = [a.name for a in version.aliases]
+    session.add(
+        Tombstone(
+            normalized_name=model.normalized_name,
+            name=model.name,
+            number=version.number,
+            last_version=model.last_version,
+            files=files,
+            deleted_by=actor.name,
+            reason=reason,
+        )
+    )
+    number = version.number
+    record(
+        session,
+        EventTag.VERSION_DELETE,
+        actor=actor,
+        target=f"{model.name}:{number}",
+        model_key=model.normalized_name,
+        before={"version": number, "aliases": aliases, "files": {f["path"]: f["sha256"] for f in files}},
+        reason=reason,
+    )
+    session.delete(version)
+    session.flush()
+    return number
+
+
+def latest_numbers(session: Session, model_ids: Sequence[Any]) -> dict[Any, int]:
+    """The highest ready version number of each model."""
+    if not model_ids:
+        return {}
+    rows = session.execute(
+        select(Version.model_id, func.max(Version.number))
+        .where(Version.model_id.in_(model_ids), Version.status == VersionStatus.READY)
+        .group_by(Version.model_id)
+    )
+    return {model_id: number for model_id, number in rows}
+
+
+def stage_holders(session: Session, model_ids: Sequence[Any]) -> dict[Any, dict[str, int]]:
+    """For each model, the newest version in each active stage (staging, production)."""
+    if not model_ids:
+        return {}
+    rows = session.execute(
+        select(Version.model_id, Version.stage, func.max(Version.number))
+        .where(Version.model_id.in_(model_ids), Version.stage.in_(["staging", "production"]))
+        .group_by(Version.model_id, Version.stage)
+    )
+    out: dict[Any, dict[str, int]] = {}
+    for model_id, stage, number in rows:
+        out.setdefault(model_id, {})[str(stage.value if hasattr(stage, "value") else stage)] = number
+    return out

@@ -1,0 +1,119 @@
+"""The ``BlobStore`` protocol, digests, and the verified copy every download goes through."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from modelreg.errors import IntegrityFailure, InvalidInput
+
+CHUNK = 1024 * 1024
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just moved; how it is shown is the caller's business."""
+
+
+def check_digest(digest: str) -> str:
+    """Return ``digest`` (64 lower-case hex characters, an optional ``sha256:`` prefix dropped)."""
+    value = digest.removeprefix("sha256:") if isinstance(digest, str) else ""
+    if not _HEX64.match(value):
+        raise InvalidInput(
+            f"invalid SHA-256 digest {digest!r}: expected 64 lower-case hex characters",
+            detail={"digest": digest},
+        )
+    return value
+
+
+def blob_key(digest: str) -> str:
+    """Where a blob lives inside a store: ``sha256/ab/cd/<hex>``."""
+    value = check_digest(digest)
+    return f"sha256/{value[:2]}/{value[2:4]}/{value}"
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """What a ``put`` stored: the digest, the size, and whether the bytes were new."""
+
+    sha256: str
+    size: int
+    created: bool
+
+
+class BlobStore(Protocol):
+    """Immutable blobs named by the SHA-256 of their bytes.
+
+    Implementations must write atomically (a reader never sees a partial blob), hash on the way
+    in, and treat re-storing identical bytes as a no-op.
+    """
+
+    def put(
+        self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
+    ) -> BlobInfo:
+        """Store the bytes read from ``stream`` and return their digest.
+
+        Raises:
+            DigestMismatch: ``expected`` was given and the bytes hash to something else; nothing
+                is stored.
+        """
+        ...
+
+    def exists(self, digest: str) -> bool:
+        """Whether the store holds this blob."""
+        ...
+
+    def size(self, digest: str) -> int:
+        """The blob's size in bytes; raises ``BlobNotFound``."""
+        ...
+
+    def open(self, digest: str) -> BinaryIO:
+        """A binary stream of the blob's bytes, unverified; raises ``BlobNotFound``."""
+        ...
+
+    def delete(self, digest: str) -> bool:
+        """Remove a blob; False when it was not there. Only garbage collection calls this."""
+        ...
+
+    def iter_blobs(self) -> Iterator[tuple[str, float]]:
+        """Every stored blob as ``(digest, modified-time)``."""
+        ...
+
+    def clean_temporary(self, *, older_than: float) -> int:
+        """Remove unfinished uploads last touched before ``older_than`` (epoch seconds)."""
+        ...
+
+
+def copy_verified(
+    source: BinaryIO,
+    target: BinaryIO,
+    *,
+    sha256: str,
+    size: int,
+    what: str,
+    progress: Progress | None = None,
+) -> None:
+    """Copy ``source`` to ``target`` and fail unless the bytes match ``sha256`` and ``size``.
+
+    Raises:
+        IntegrityFailure: the stored bytes are not what the manifest promised; the caller must
+            discard whatever was written to ``target``.
+    """
+    hasher = hashlib.sha256()
+    copied = 0
+    while chunk := source.read(CHUNK):
+        hasher.update(chunk)
+        target.write(chunk)
+        copied += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    actual = hasher.hexdigest()
+    if copied != size or not hmac.compare_digest(actual, sha256):
+        raise IntegrityFailure(
+            f"{what}: stored bytes do not match the manifest (expected sha256 {sha256}, "
+            f"{size} bytes; found {actual}, {copied} bytes); refusing to return them",
+            detail={"path": what, "expected": sha256, "actual": actual, "size": copied},
+        )

@@ -1,0 +1,148 @@
+"""``LocalBlobStore``: blobs in a folder, written atomically and never followed through links."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from modelreg.errors import BlobNotFound, DigestMismatch, InvalidInput
+from modelreg.storage.base import CHUNK, BlobInfo, Progress, blob_key, check_digest
+
+
+class LocalBlobStore:
+    """A content-addressed store in ``root``: ``root/sha256/ab/cd/<hex>`` plus ``root/tmp``.
+
+    Usage::
+
+        store = LocalBlobStore("/var/lib/modelreg/blobs")
+        info = store.put(open("model.onnx", "rb"))
+        with store.open(info.sha256) as fh: ...
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self._tmp = self.root / "tmp"
+
+    def _path(self, digest: str) -> Path:
+        path = self.root / blob_key(digest)
+        # The key is built from a validated hex digest, so this cannot fail unless someone
+        # planted a symlink inside the store; check anyway (SECURITY.md rule 2).
+        if not path.resolve(strict=False).is_relative_to(self.root.resolve()):
+            raise InvalidInput("blob path escapes the store", detail={"digest": digest})
+        return path
+
+    def put(
+        self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
+    ) -> BlobInfo:
+        """Stream to a temp file while hashing, fsync, then rename into place."""
+        want = check_digest(expected) if expected is not None else None
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        hasher = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            digest = hasher.hexdigest()
+            if want is not None and not hmac.compare_digest(digest, want):
+                raise DigestMismatch(
+                    f"uploaded bytes hash to {digest}, not the declared {want}",
+                    detail={"expected": want, "actual": digest},
+                )
+            final = self._path(digest)
+            if final.exists():
+                return BlobInfo(digest, size, created=False)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp_name, 0o444)
+            os.replace(tmp_name, final)
+            _fsync_dir(final.parent)
+            return BlobInfo(digest, size, created=True)
+        finally:
+            # Gone already when renamed; otherwise this was a duplicate or a failure.
+            try:
+                os.unlink(tmp_name)
+            except FileNotFoundError:
+                pass
+
+    def exists(self, digest: str) -> bool:
+        """Whether the blob is stored."""
+        return self._path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        """The blob's size; raises ``BlobNotFound``."""
+        try:
+            return self._path(digest).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(
+                f"blob sha256:{digest} is not stored", detail={"digest": digest}
+            ) from None
+
+    def open(self, digest: str) -> BinaryIO:
+        """Open the blob for reading, refusing to follow a symlink."""
+        path = self._path(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            raise BlobNotFound(
+                f"blob sha256:{check_digest(digest)} is missing from the artifact store",
+                detail={"digest": digest},
+            ) from None
+        return os.fdopen(fd, "rb")
+
+    def delete(self, digest: str) -> bool:
+        """Remove one blob (garbage collection only)."""
+        try:
+            self._path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def iter_blobs(self) -> Iterator[tuple[str, float]]:
+        """Walk ``sha256/`` and yield every well-formed blob with its mtime."""
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for first in sorted(base.iterdir()):
+            for second in sorted(first.iterdir()) if first.is_dir() else []:
+                for blob in sorted(second.iterdir()) if second.is_dir() else []:
+                    name = blob.name
+                    if len(name) == 64 and name[:2] == first.name and name[2:4] == second.name:
+                        yield name, blob.stat().st_mtime
+
+    def clean_temporary(self, *, older_than: float) -> int:
+        """Remove uploads abandoned by killed processes."""
+        removed = 0
+        if not self._tmp.is_dir():
+            return 0
+        for entry in self._tmp.iterdir():
+            try:
+                if entry.is_file() and entry.stat().st_mtime < older_than:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:  # pragma: no cover - raced with another cleaner
+                continue
+        return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    # Without this a crash right after rename can lose the directory entry on some filesystems.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["LocalBlobStore"]

@@ -1,0 +1,84 @@
+"""``MemoryBlobStore``: the same contract in a dict, for tests and dry runs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import time
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from modelreg.errors import BlobNotFound, DigestMismatch
+from modelreg.storage.base import CHUNK, BlobInfo, Progress, check_digest
+
+
+class MemoryBlobStore:
+    """Blobs kept in memory; behaves like ``LocalBlobStore`` minus durability."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, tuple[bytes, float]] = {}
+
+    def put(
+        self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
+    ) -> BlobInfo:
+        """Read ``stream`` fully, hash it, and keep it under its digest."""
+        want = check_digest(expected) if expected is not None else None
+        hasher = hashlib.sha256()
+        buffer = io.BytesIO()
+        while chunk := stream.read(CHUNK):
+            hasher.update(chunk)
+            buffer.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        digest = hasher.hexdigest()
+        if want is not None and not hmac.compare_digest(digest, want):
+            raise DigestMismatch(
+                f"uploaded bytes hash to {digest}, not the declared {want}",
+                detail={"expected": want, "actual": digest},
+            )
+        data = buffer.getvalue()
+        if digest in self._blobs:
+            return BlobInfo(digest, len(data), created=False)
+        self._blobs[digest] = (data, time.time())
+        return BlobInfo(digest, len(data), created=True)
+
+    def exists(self, digest: str) -> bool:
+        """Whether the blob is held."""
+        return check_digest(digest) in self._blobs
+
+    def size(self, digest: str) -> int:
+        """The blob's size; raises ``BlobNotFound``."""
+        return len(self._get(digest))
+
+    def open(self, digest: str) -> BinaryIO:
+        """A stream over the blob's bytes."""
+        return io.BytesIO(self._get(digest))
+
+    def delete(self, digest: str) -> bool:
+        """Forget a blob."""
+        return self._blobs.pop(check_digest(digest), None) is not None
+
+    def iter_blobs(self) -> Iterator[tuple[str, float]]:
+        """Every blob with the time it was stored."""
+        for digest, (_, at) in sorted(self._blobs.items()):
+            yield digest, at
+
+    def clean_temporary(self, *, older_than: float) -> int:
+        """Nothing is ever half-written in memory."""
+        return 0
+
+    def _get(self, digest: str) -> bytes:
+        try:
+            return self._blobs[check_digest(digest)][0]
+        except KeyError:
+            raise BlobNotFound(
+                f"blob sha256:{digest} is not stored", detail={"digest": digest}
+            ) from None
+
+    def corrupt(self, digest: str, data: bytes) -> None:
+        """Replace a blob's bytes behind the store's back (for integrity tests)."""
+        self._blobs[check_digest(digest)] = (data, time.time())
+
+
+__all__ = ["MemoryBlobStore"]

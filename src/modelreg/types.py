@@ -1,0 +1,137 @@
+"""The typed objects the Python client returns; their fields are the JSON shapes of DESIGN.md §5."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """One file of a version: its path inside the version, size and SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A registered model."""
+
+    name: str
+    description: str
+    tags: dict[str, str]
+    owner: str
+    created_at: str
+    updated_at: str
+    latest_version: int | None
+    stages: dict[str, int]
+    aliases: dict[str, int]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Model:
+        """Build from the JSON shape."""
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One immutable version of a model."""
+
+    name: str
+    version: int
+    semver: str | None
+    status: str
+    stage: str
+    aliases: list[str]
+    description: str
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    files: list[FileInfo]
+    size: int
+    framework: str | None
+    lineage: dict[str, Any]
+    environment: dict[str, Any]
+    scan: dict[str, Any] | None
+    created_by: str
+    created_at: str
+    updated_at: str
+
+    @property
+    def ref(self) -> str:
+        """``NAME:VERSION``."""
+        return f"{self.name}:{self.version}"
+
+    @property
+    def uri(self) -> str:
+        """``models:/NAME/VERSION``."""
+        return f"models:/{self.name}/{self.version}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Version:
+        """Build from the JSON shape."""
+        values = {k: data.get(k) for k in cls.__dataclass_fields__}
+        values["files"] = [FileInfo(**f) for f in data.get("files") or []]
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["files"] = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the hash-chained audit log."""
+
+    seq: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str
+    hash: str
+    prev_hash: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditEvent:
+        """Build from the JSON shape."""
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class Page(Sequence[T], Generic[T]):
+    """One page of a listing; iterate it like a list, follow ``next_page_token`` for more."""
+
+    items: list[T]
+    next_page_token: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        return self.items[index]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
