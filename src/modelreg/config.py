@@ -46,7 +46,7 @@ def resolve_uri(uri: str | os.PathLike[str] | None) -> str:
 
 
 class Settings(BaseModel):
-    """Settings of an embedded (folder) registry; every field is documented in docs/configuration.md.
+    """Settings of a folder registry; every field is documented in docs/configuration.md.
 
     Attributes:
         home: the registry folder.
@@ -65,7 +65,7 @@ class Settings(BaseModel):
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
-        """Settings for the folder ``home``: its ``modelreg.toml``, then ``MODELREG_*`` overrides."""
+        """Settings for ``home``: its ``modelreg.toml``, then ``MODELREG_*`` overrides."""
         path = Path(home).expanduser().absolute()
         values: dict[str, Any] = {}
         file = path / CONFIG_FILE

@@ -33,11 +33,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AliasNotFound",
     "AlreadyExists",
     "ApprovalRequired",
     "BlobNotFound",
-    "Conflict",
     "ConcurrentChange",
+    "Conflict",
     "DigestMismatch",
     "Immutable",
     "IntegrityFailure",
@@ -54,7 +55,6 @@ __all__ = [
     "SchemaOutdated",
     "Unauthenticated",
     "VersionNotFound",
-    "AliasNotFound",
     "error_class_for_code",
 ]
 

@@ -166,7 +166,7 @@ def validate_metric(key: str, value: object) -> float:
 
 
 def validate_manifest_path(path: str) -> str:
-    """Return ``path`` if it is a safe, normalised, relative POSIX path inside a version.
+    r"""Return ``path`` if it is a safe, normalised, relative POSIX path inside a version.
 
     Refused: empty, absolute, drive letters, ``\\``, ``..``/``.`` parts, empty parts, control
     characters and anything outside the allowlist of letters, digits and ``_.+=@,~ ()[]{}-``.

@@ -70,7 +70,11 @@ def current(ctx: click.Context, as_json: bool) -> None:
         revision = current_revision(engine) if (settings.db or settings.home.exists()) else None
     finally:
         engine.dispose()
-    data = {"current": revision, "expected": SCHEMA_REVISION, "up_to_date": revision == SCHEMA_REVISION}
+    data = {
+        "current": revision,
+        "expected": SCHEMA_REVISION,
+        "up_to_date": revision == SCHEMA_REVISION,
+    }
     if as_json:
         click.echo(json.dumps(data))
     else:

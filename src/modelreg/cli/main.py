@@ -146,7 +146,9 @@ def _show_version(v: dict[str, Any]) -> None:
     if lineage.get("run_id"):
         console.print(f"run: {lineage['run_id']}")
     if lineage.get("datasets"):
-        console.print("datasets: " + ", ".join(f"{d['name']}@{d['ref']}" for d in lineage["datasets"]))
+        console.print(
+            "datasets: " + ", ".join(f"{d['name']}@{d['ref']}" for d in lineage["datasets"])
+        )
     if lineage.get("parents"):
         console.print("parents: " + ", ".join(lineage["parents"]))
     table = Table("path", "size", "sha256", box=None, pad_edge=False)
@@ -179,7 +181,10 @@ def _versions_table(items: list[dict[str, Any]], token: str | None) -> None:
 def _page_options(func: F) -> F:
     func = click.option("--page-token", help="Continue a listing from a previous page.")(func)
     return click.option(
-        "--limit", default=100, show_default=True, type=click.IntRange(1, 1000),
+        "--limit",
+        default=100,
+        show_default=True,
+        type=click.IntRange(1, 1000),
         help="Items per page.",
     )(func)
 
@@ -273,8 +278,10 @@ def register(
     if as_json:
         _emit(version.to_dict())
     else:
-        click.echo(f"registered {_version_line(version.to_dict())}: {len(version.files)} file(s), "
-                   f"{version.size:,} bytes")
+        click.echo(
+            f"registered {_version_line(version.to_dict())}: {len(version.files)} file(s), "
+            f"{version.size:,} bytes"
+        )
 
 
 @cli.command()
@@ -282,7 +289,9 @@ def register(
 @_page_options
 @json_option
 @click.pass_obj
-def models(obj: Ctx, filter_: str | None, limit: int, page_token: str | None, as_json: bool) -> None:
+def models(
+    obj: Ctx, filter_: str | None, limit: int, page_token: str | None, as_json: bool
+) -> None:
     """List models.
 
     \b
@@ -346,8 +355,9 @@ def search(obj: Ctx, expr: str | None, limit: int, page_token: str | None, as_js
     Fields: name version semver stage alias owner created_at created_by status run_id
             tags.K params.K metrics.K model.tags.K
     Operators: = != < <= > >= LIKE ILIKE IN, IS [NOT] NULL, AND OR NOT ( ), ORDER BY f [DESC]
+
     Example:
-      modelreg search "metrics.accuracy > 0.85 AND tags.team = 'risk' ORDER BY metrics.accuracy DESC"
+      modelreg search "metrics.accuracy > 0.85 AND tags.team = 'risk' ORDER BY version DESC"
     """
     page = obj.registry.search(expr, page_size=limit, page_token=page_token)
     items = [v.to_dict() for v in page]
@@ -393,8 +403,14 @@ def show(obj: Ctx, ref: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
-              help="Folder to write the files into.")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the files into.",
+)
 @json_option
 @click.pass_obj
 def download(obj: Ctx, ref: str, out: Path, as_json: bool) -> None:
@@ -425,7 +441,9 @@ def alias() -> None:
 @click.option("--reason", default="", help="Why (kept in the history and audit log).")
 @json_option
 @click.pass_obj
-def alias_set(obj: Ctx, name: str, alias_name: str, version: int, reason: str, as_json: bool) -> None:
+def alias_set(
+    obj: Ctx, name: str, alias_name: str, version: int, reason: str, as_json: bool
+) -> None:
     """Point ALIAS of NAME at VERSION (creates or moves it).
 
     \b
@@ -615,8 +633,10 @@ def history(obj: Ctx, name: str, as_json: bool) -> None:
     for e in entries:
         move = f"{e['from_version'] or '-'} → {e['to_version'] or '-'}"
         why = f"  ({e['reason']})" if e["reason"] else ""
-        console.print(f"{e['at'][:19].replace('T', ' ')}  {e['kind']} {e['key']}: {move}  "
-                      f"by {e['actor']}{why}")
+        console.print(
+            f"{e['at'][:19].replace('T', ' ')}  {e['kind']} {e['key']}: {move}  "
+            f"by {e['actor']}{why}"
+        )
     if not entries:
         console.print("no stage or alias changes yet")
 
@@ -644,8 +664,10 @@ def audit(ctx: click.Context, model: str | None, limit: int, after: int, as_json
     console = _console()
     for e in events:
         why = f"  ({e['reason']})" if e["reason"] else ""
-        console.print(f"{e['seq']:>6}  {e['at'][:19].replace('T', ' ')}  {e['actor']:<12} "
-                      f"{e['action']:<28} {e['target']}{why}")
+        console.print(
+            f"{e['seq']:>6}  {e['at'][:19].replace('T', ' ')}  {e['actor']:<12} "
+            f"{e['action']:<28} {e['target']}{why}"
+        )
     if not events:
         console.print("no events")
 
@@ -666,15 +688,21 @@ def audit_verify(obj: Ctx, as_json: bool) -> None:
     elif result["ok"]:
         click.echo(f"audit log intact: {result['events']} events, head {result['last_hash'][:16]}…")
     else:
-        click.echo(f"audit log BROKEN at event {result['first_bad_seq']}: {result['problem']}",
-                   err=True)
+        click.echo(
+            f"audit log BROKEN at event {result['first_bad_seq']}: {result['problem']}", err=True
+        )
     if not result["ok"]:
         raise SystemExit(1)
 
 
 @cli.command()
-@click.option("--grace", default=60.0, show_default=True, type=click.FloatRange(0),
-              help="Keep unreferenced blobs younger than this many minutes.")
+@click.option(
+    "--grace",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Keep unreferenced blobs younger than this many minutes.",
+)
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @json_option
 @click.pass_obj
@@ -691,8 +719,10 @@ def gc(obj: Ctx, grace: float, dry_run: bool, as_json: bool) -> None:
     else:
         verb = "would remove" if dry_run else "removed"
         count = result["unreferenced"] if dry_run else result["removed"]
-        click.echo(f"{verb} {count} blob(s), {result['bytes_freed']:,} bytes; "
-                   f"{result['temporary_removed']} abandoned upload(s)")
+        click.echo(
+            f"{verb} {count} blob(s), {result['bytes_freed']:,} bytes; "
+            f"{result['temporary_removed']} abandoned upload(s)"
+        )
 
 
 from modelreg.cli.db import db  # noqa: E402  (the admin group lives in its own module)

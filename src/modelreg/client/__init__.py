@@ -265,7 +265,9 @@ class Registry:
         """Every stage change and alias move of a model."""
         return self.backend.history(name)
 
-    def audit(self, model: str | None = None, *, limit: int = 100, after: int = 0) -> list[AuditEvent]:
+    def audit(
+        self, model: str | None = None, *, limit: int = 100, after: int = 0
+    ) -> list[AuditEvent]:
         """Audit events in order (after sequence number ``after``), optionally for one model."""
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be between 1 and 10000", detail={"limit": limit})

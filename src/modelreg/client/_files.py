@@ -47,7 +47,9 @@ def _one(source: Path, path: str) -> LocalFile:
             pass
         size = source.stat().st_size
     except OSError as exc:
-        raise InvalidInput(f"cannot read {source}: {exc.strerror}", detail={"path": str(source)}) from None
+        raise InvalidInput(
+            f"cannot read {source}: {exc.strerror}", detail={"path": str(source)}
+        ) from None
     if not source.is_file():
         raise InvalidInput(f"{source} is not a regular file", detail={"path": str(source)})
     return LocalFile(source, path, size)
@@ -101,7 +103,9 @@ def capture_git(cwd: str | os.PathLike[str] | None = None) -> dict[str, object]:
     if commit is None:
         return {}
     status = _git(where, "status", "--porcelain", "--untracked-files=no")
-    remote = _git(where, "remote", "get-url", "origin") or _git(where, "rev-parse", "--show-toplevel")
+    remote = _git(where, "remote", "get-url", "origin") or _git(
+        where, "rev-parse", "--show-toplevel"
+    )
     # Credentials embedded in a remote URL must never reach the registry.
     if remote:
         remote = re.sub(r"^([a-z+]+://)[^@/]+@", r"\1", remote)

@@ -59,9 +59,7 @@ def set_alias(
     return current
 
 
-def delete_alias(
-    session: Session, name: str, alias: str, *, actor: Actor, reason: str = ""
-) -> int:
+def delete_alias(session: Session, name: str, alias: str, *, actor: Actor, reason: str = "") -> int:
     """Remove ``alias``; returns the version it pointed at. Raises ``AliasNotFound``."""
     validate_alias(alias)
     reason = validate_text(reason, kind="reason")

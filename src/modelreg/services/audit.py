@@ -79,7 +79,9 @@ def record(
     Locks the chain's head row, so appends are serialised and sequence numbers gap-free; a
     rolled-back action takes its event with it.
     """
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one()
     # JSON round-trips floats and keys the same on both databases, so hash what will be read.
     event = AuditEvent(
         seq=head.last_seq + 1,
@@ -172,12 +174,13 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
             break
         for event in rows:
             if event.seq != expected_seq:
-                return VerifyResult(
-                    False, count, expected_seq, f"event {expected_seq} is missing"
-                )
+                return VerifyResult(False, count, expected_seq, f"event {expected_seq} is missing")
             if event.prev_hash != prev:
                 return VerifyResult(
-                    False, count, event.seq, f"event {event.seq} does not follow event {event.seq - 1}"
+                    False,
+                    count,
+                    event.seq,
+                    f"event {event.seq} does not follow event {event.seq - 1}",
                 )
             if event_hash(event) != event.hash:
                 return VerifyResult(

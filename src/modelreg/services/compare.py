@@ -68,7 +68,7 @@ def compare(session: Session, name: str, a: int, b: int) -> dict[str, Any]:
 
 
 def lineage(session: Session, ref: Ref | str, *, depth: int = 10) -> dict[str, Any]:
-    """A version's lineage, its ancestors up to ``depth`` levels, and the versions derived from it."""
+    """A version's lineage, its ancestors (``depth`` levels) and the versions derived from it."""
     version = resolve(session, ref)
 
     def ancestors(v: Version, level: int, seen: set[Any]) -> list[dict[str, Any]]:
@@ -85,7 +85,8 @@ def lineage(session: Session, ref: Ref | str, *, depth: int = 10) -> dict[str, A
         return out
 
     children = session.scalars(
-        select(Version).join(VersionParent, VersionParent.version_id == Version.id)
+        select(Version)
+        .join(VersionParent, VersionParent.version_id == Version.id)
         .where(VersionParent.parent_id == version.id)
         .order_by(Version.created_at)
     )

@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session, selectinload
 from modelreg.db.base import utcnow
 from modelreg.db.tables import Model, ModelTag, Tombstone, Version
 from modelreg.errors import AlreadyExists, ModelNotFound
-from modelreg.names import MAX_DESCRIPTION, normalize_name, validate_key, validate_model_name, validate_text
+from modelreg.names import (
+    MAX_DESCRIPTION,
+    normalize_name,
+    validate_key,
+    validate_model_name,
+    validate_text,
+)
 from modelreg.services import search
 from modelreg.services.audit import Actor, EventTag, record
 from modelreg.services.pages import Page, paginate
@@ -67,13 +73,16 @@ def _new_model(
     # INSERT … ON CONFLICT DO NOTHING lets two writers race to create a model on PostgreSQL
     # without one failing its whole transaction.
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = Model.__table__
-    result = session.execute(
-        insert(table).values(**row).on_conflict_do_nothing(index_elements=["normalized_name"])
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    table: Any = Model.__table__
+    inserted = session.execute(
+        insert(table)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["normalized_name"])
+        .returning(table.c.id)
+    ).scalar_one_or_none()
+    if inserted is None:
         return None
-    created = session.get(Model, row["id"])
+    created = session.get(Model, inserted)
     assert created is not None
     for key, value in tags.items():
         session.add(ModelTag(model_id=created.id, key=key, value=value))
@@ -183,7 +192,11 @@ def set_model_tags(
 
 
 def list_models(
-    session: Session, *, filter: str | None = None, page_size: int = 100, page_token: str | None = None
+    session: Session,
+    *,
+    filter: str | None = None,
+    page_size: int = 100,
+    page_token: str | None = None,
 ) -> Page[Model]:
     """Models matching ``filter`` (the search language), ordered by name unless it says so."""
     query = select(Model).options(selectinload(Model.tags), selectinload(Model.aliases))

@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 
 from modelreg.errors import InvalidInput
 from modelreg.types import Page
+
+__all__ = ["Page", "check_page_size", "decode_token", "encode_token", "paginate"]
+
 MAX_PAGE_SIZE = 1000
 
 
@@ -37,16 +40,16 @@ def decode_token(token: str | None, context: str | None) -> int:
     except (ValueError, KeyError, TypeError):
         raise InvalidInput("invalid page_token", detail={"page_token": token}) from None
     if offset < 0 or not same:
-        raise InvalidInput(
-            "page_token belongs to a different query", detail={"page_token": token}
-        )
+        raise InvalidInput("page_token belongs to a different query", detail={"page_token": token})
     return offset
 
 
 def check_page_size(page_size: int) -> int:
     """Return ``page_size`` if it is between 1 and 1000."""
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or not (
-        1 <= page_size <= MAX_PAGE_SIZE
+    if (
+        isinstance(page_size, bool)
+        or not isinstance(page_size, int)
+        or not (1 <= page_size <= MAX_PAGE_SIZE)
     ):
         raise InvalidInput(
             f"page_size must be between 1 and {MAX_PAGE_SIZE}", detail={"page_size": page_size}

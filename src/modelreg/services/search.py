@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
-    ColumnElement,
     Select,
     and_,
     exists,
@@ -118,19 +117,27 @@ def tokenize(text: str) -> list[Token]:
             )
         kind = match.lastgroup or ""
         chunk = match.group()
-        if kind == "number" and tokens and tokens[-1].kind in ("ident", "number", "string"):
-            # "metrics.auc-0.5" is not valid anyway; a sign glued to a previous operand would
-            # make "a -1" parse oddly, so only read signs where a value may start.
-            if chunk[0] in "+-":
-                raise InvalidQuery(f"unexpected {chunk!r} at position {pos}", position=pos)
+        # A sign glued to a previous operand ("a -1") is not a value; only read signs where a
+        # value may start.
+        prev_is_operand = bool(tokens) and tokens[-1].kind in ("ident", "number", "string")
+        if kind == "number" and prev_is_operand and chunk[0] in "+-":
+            raise InvalidQuery(f"unexpected {chunk!r} at position {pos}", position=pos)
         if kind == "string":
             tokens.append(Token("string", chunk, pos, _unquote(chunk)))
         elif kind == "backtick":
             tokens.append(Token("ident", chunk, pos, chunk[1:-1]))
         elif kind == "number":
             number = float(chunk)
-            tokens.append(Token("number", chunk, pos, int(number) if number.is_integer() and
-                                re.fullmatch(r"[+-]?\d+", chunk) else number))
+            tokens.append(
+                Token(
+                    "number",
+                    chunk,
+                    pos,
+                    int(number)
+                    if number.is_integer() and re.fullmatch(r"[+-]?\d+", chunk)
+                    else number,
+                )
+            )
         elif kind != "ws":
             tokens.append(Token(kind, chunk, pos, chunk))
         pos = match.end()
@@ -198,8 +205,22 @@ class Query:
     order_by: tuple[Order, ...]
 
 
-_KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null", "order", "by", "asc",
-             "desc", "true", "false"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "not",
+    "in",
+    "like",
+    "ilike",
+    "is",
+    "null",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "true",
+    "false",
+}
 
 
 class _Parser:
@@ -285,9 +306,7 @@ class _Parser:
         while self.tok.kind == "dot":
             self.i += 1
             part = self.tok
-            if part.kind == "ident":
-                parts.append(str(part.value))
-            elif part.kind == "string":
+            if part.kind in {"ident", "string"}:
                 parts.append(str(part.value))
             elif part.kind == "number" and re.fullmatch(r"\d+", part.text):
                 parts.append(part.text)
@@ -355,7 +374,9 @@ def parse(text: str) -> Query:
 # --------------------------------------------------------------------------------------------
 # Compilation to SQL
 
-Column = ColumnElement[Any]
+# SQLAlchemy types mapped attributes, columns and scalar subqueries apart although every
+# comparison here accepts all three; one loose alias keeps the compiler readable.
+Column = Any
 
 
 def _bad(node: Compare | Field, message: str) -> InvalidQuery:
@@ -470,7 +491,9 @@ def _kv_exists(
         has = exists().where(owner_col == owner, table.key == key)
         return has if cmp.negate else not_(has)
     inner = Compare(cmp.field, cmp.op, cmp.value, False, cmp.pos)
-    match = exists().where(owner_col == owner, table.key == key, _compare(inner, table.value, convert))
+    match = exists().where(
+        owner_col == owner, table.key == key, _compare(inner, table.value, convert)
+    )
     return not_(match) if cmp.negate else match
 
 
@@ -555,8 +578,9 @@ def _model_clause(cmp: Compare) -> Column:
         return _compare(cmp, getattr(Model, head), _as_time(cmp))
     if head == "stage":
         inner = Compare(cmp.field, cmp.op, cmp.value, False, cmp.pos)
-        has = exists().where(Version.model_id == Model.id, _compare(inner, Version.stage,
-                                                                     _as_stage(cmp)))
+        has = exists().where(
+            Version.model_id == Model.id, _compare(inner, Version.stage, _as_stage(cmp))
+        )
         return not_(has) if cmp.negate else has
     if head == "alias":
         return _alias_clause(cmp, Alias.model_id == Model.id)
@@ -581,7 +605,7 @@ def _order_column(order: Order, scope: Scope) -> KeyedColumnElement[Any] | Colum
     head = field.parts[0].lower()
     if scope == "versions" and head in ("metrics", "params", "tags"):
         key = _key(field, 1)
-        table = {"metrics": VersionMetric, "params": VersionParam, "tags": VersionTag}[head]
+        table: Any = {"metrics": VersionMetric, "params": VersionParam, "tags": VersionTag}[head]
         return (
             select(table.value)
             .where(table.version_id == Version.id, table.key == key)
@@ -632,4 +656,4 @@ def apply(
     return query.order_by(*order, *default_order)
 
 
-__all__ = ["Query", "apply", "parse", "tokenize", "true", "false"]
+__all__ = ["Query", "apply", "false", "parse", "tokenize", "true"]

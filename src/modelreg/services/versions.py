@@ -80,7 +80,9 @@ class Lineage:
         datasets = []
         for item in data.get("datasets") or []:
             if isinstance(item, dict):
-                datasets.append(f"{item.get('name', '')}@{item.get('ref', item.get('version', ''))}")
+                datasets.append(
+                    f"{item.get('name', '')}@{item.get('ref', item.get('version', ''))}"
+                )
             else:
                 datasets.append(str(item))
         return cls(
@@ -108,7 +110,8 @@ def _check_files(files: Sequence[FileSpec], store: BlobStore) -> list[FileSpec]:
         # Two paths that differ only by case would collide on macOS and Windows downloads.
         if path.lower() in folded:
             raise InvalidPath(
-                f"file path {path!r} differs from another only by letter case", detail={"path": path}
+                f"file path {path!r} differs from another only by letter case",
+                detail={"path": path},
             )
         seen.add(path)
         folded.add(path.lower())
@@ -127,7 +130,7 @@ def _check_files(files: Sequence[FileSpec], store: BlobStore) -> list[FileSpec]:
                 detail={"path": path},
             )
         clean.append(FileSpec(path, digest, spec.size))
-    return clean
+    return sorted(clean, key=lambda f: f.path)
 
 
 def _check_environment(environment: dict[str, Any] | None) -> dict[str, Any]:
@@ -301,7 +304,9 @@ def register_version(
 
 
 def _version_query(model: Model) -> Any:
-    return select(Version).where(Version.model_id == model.id, Version.status == VersionStatus.READY)
+    return select(Version).where(
+        Version.model_id == model.id, Version.status == VersionStatus.READY
+    )
 
 
 def find_version(session: Session, ref: Ref | str) -> Version | None:
@@ -330,7 +335,11 @@ def find_version(session: Session, ref: Ref | str) -> Version | None:
 
 
 def resolve(session: Session, ref: Ref | str) -> Version:
-    """The version ``ref`` points at; raises ``ModelNotFound``, ``VersionNotFound``, ``AliasNotFound``."""
+    """The version ``ref`` points at.
+
+    Raises:
+        ModelNotFound, VersionNotFound, AliasNotFound: nothing matches.
+    """
     parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
     version = find_version(session, parsed)
     if version is None:
@@ -481,7 +490,11 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
         actor=actor,
         target=f"{model.name}:{number}",
         model_key=model.normalized_name,
-        before={"version": number, "aliases": aliases, "files": {f["path"]: f["sha256"] for f in files}},
+        before={
+            "version": number,
+            "aliases": aliases,
+            "files": {f["path"]: f["sha256"] for f in files},
+        },
         reason=reason,
     )
     session.delete(version)
@@ -498,7 +511,7 @@ def latest_numbers(session: Session, model_ids: Sequence[Any]) -> dict[Any, int]
         .where(Version.model_id.in_(model_ids), Version.status == VersionStatus.READY)
         .group_by(Version.model_id)
     )
-    return {model_id: number for model_id, number in rows}
+    return {model_id: number for model_id, number in rows}  # noqa: C416 (Rows are not pairs)
 
 
 def stage_holders(session: Session, model_ids: Sequence[Any]) -> dict[Any, dict[str, int]]:
@@ -512,5 +525,7 @@ def stage_holders(session: Session, model_ids: Sequence[Any]) -> dict[Any, dict[
     )
     out: dict[Any, dict[str, int]] = {}
     for model_id, stage, number in rows:
-        out.setdefault(model_id, {})[str(stage.value if hasattr(stage, "value") else stage)] = number
+        out.setdefault(model_id, {})[str(stage.value if hasattr(stage, "value") else stage)] = (
+            number
+        )
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -71,10 +72,8 @@ class LocalBlobStore:
             return BlobInfo(digest, size, created=True)
         finally:
             # Gone already when renamed; otherwise this was a duplicate or a failure.
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
-            except FileNotFoundError:
-                pass
 
     def exists(self, digest: str) -> bool:
         """Whether the blob is stored."""

@@ -1,0 +1,107 @@
+"""Fixtures: a real PostgreSQL server for the session, and registries on both databases."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import modelreg
+from pg import PostgresServer, find_pg_bin
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL started for this test session (CI must have it; elsewhere skip)."""
+    if os.environ.get("MODELREG_TEST_NO_PG"):
+        pytest.skip("MODELREG_TEST_NO_PG is set")
+    if find_pg_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries are missing; .ci/run must install them")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PostgresServer()
+    server.start()
+    try:
+        # Build the schema once; every test then clones it, which is fast and isolated.
+        template_url = server.create_database("modelreg_template")
+        from modelreg.db.schema import upgrade
+        from modelreg.db.session import make_engine
+
+        engine = make_engine(template_url)
+        upgrade(engine)
+        engine.dispose()
+        yield server
+    finally:
+        server.stop()
+
+
+def fresh_pg_database(server: PostgresServer) -> str:
+    """A new database cloned from the migrated template."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    base = server.url_base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE modelreg_template')
+    return f"{server.url_base}/{name}"
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty registry database on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return fresh_pg_database(server)
+
+
+@pytest.fixture
+def home(tmp_path: Path, db_url: str) -> Path:
+    """A registry folder whose modelreg.toml points at ``db_url``."""
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    (folder / "modelreg.toml").write_text(f'db = "{db_url}"\n')
+    return folder
+
+
+@pytest.fixture
+def reg(home: Path) -> Iterator[modelreg.Registry]:
+    """A ``Registry`` on a fresh database (both dialects)."""
+    registry = modelreg.Registry(home)
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def sqlite_reg(tmp_path: Path) -> Iterator[modelreg.Registry]:
+    """An embedded registry exactly as a user gets it: a folder, SQLite, nothing configured."""
+    registry = modelreg.Registry(tmp_path / "embedded")
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    """A folder of small model files: model.pkl, and model_dir/ with a nested tree."""
+    root = tmp_path / "inputs"
+    (root / "model_dir" / "sub").mkdir(parents=True)
+    (root / "model.pkl").write_bytes(b"pickle-bytes" * 100)
+    (root / "model_dir" / "weights.bin").write_bytes(b"\x00\x01" * 500)
+    (root / "model_dir" / "sub" / "config.json").write_text('{"layers": 3}')
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test ever touches the real user's registry or inherits a registry from the shell."""
+    for var in ("MODELREG_URI", "MODELREG_DB", "MODELREG_ARTIFACTS", "MODELREG_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MODELREG_HOME", str(tmp_path / "default-home"))
