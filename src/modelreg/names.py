@@ -89,7 +89,7 @@ def validate_model_name(name: str) -> str:
             f"a model name has at most {MAX_NAME} characters (got {len(name)})",
             detail={"name": name[:MAX_NAME] + "…"},
         )
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise InvalidName(
             f"invalid model name {name!r}: use letters, digits, '.', '_' and '-', "
             "not starting with '.' or '-', with at most one 'team/' prefix",
@@ -112,7 +112,7 @@ def validate_alias(alias: str) -> str:
 
     ``latest`` and ``v<digits>`` are refused because references would read them as versions.
     """
-    if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
+    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias):
         raise InvalidName(
             f"invalid alias {alias!r}: start with a letter or '_', then up to 63 letters, "
             "digits, '_', '.' or '-'",
@@ -127,7 +127,7 @@ def validate_alias(alias: str) -> str:
 
 def validate_key(key: str, *, kind: str = "key") -> str:
     """Return a tag, param or metric key if valid (1–250 of ``A-Za-z0-9_.:/-``)."""
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY or not _KEY_RE.match(key):
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY or not _KEY_RE.fullmatch(key):
         raise InvalidName(
             f"invalid {kind} {key!r}: 1-{MAX_KEY} letters, digits, '_', '.', ':', '/' or '-', "
             "not starting with punctuation",
@@ -184,7 +184,7 @@ def validate_manifest_path(path: str) -> str:
                 f"file path {path!r} must be normalised (no empty, '.' or '..' parts)",
                 detail={"path": path},
             )
-        if len(part) > 255 or not _PATH_PART_RE.match(part) or part != part.strip():
+        if len(part) > 255 or not _PATH_PART_RE.fullmatch(part) or part != part.strip():
             raise InvalidPath(
                 f"file path {path!r} has a part with characters outside letters, digits and "
                 "'_.+=@,~ ()[]{}-' (or leading/trailing spaces)",
@@ -208,7 +208,7 @@ class Semver:
     @classmethod
     def parse(cls, text: str) -> Semver:
         """Parse ``text`` strictly (semver.org 2.0), or raise ``InvalidName``."""
-        match = _SEMVER_RE.match(text.strip()) if isinstance(text, str) else None
+        match = _SEMVER_RE.fullmatch(text.strip()) if isinstance(text, str) else None
         if match is None:
             raise InvalidName(
                 f"invalid semantic version {text!r}: expected MAJOR.MINOR.PATCH, e.g. 1.4.0",
@@ -278,8 +278,13 @@ class Ref:
         return self.name
 
 
+def _is_number(text: str) -> bool:
+    # str.isdigit() is true for "²" and "１"; a version number is plain ASCII digits.
+    return text.isascii() and text.isdigit()
+
+
 def _selector(name: str, selector: str, text: str) -> Ref:
-    if selector.isdigit():
+    if _is_number(selector):
         number = int(selector)
         if number < 1 or len(selector) > 18:
             raise InvalidReference(f"version numbers start at 1: {text!r}", detail={"ref": text})
@@ -315,14 +320,14 @@ def parse_ref(text: str, *, allow_model: bool = True) -> Ref:
             return Ref(validate_model_name(name), alias=validate_alias(alias))
         if ":" in body:
             name, _, selector = body.partition(":")
-            if not (selector.isdigit() or selector.lower() == "latest"):
+            if not (_is_number(selector) or selector.lower() == "latest"):
                 raise InvalidReference(
                     f"cannot read {text!r}: NAME:VERSION takes a version number",
                     detail={"ref": text},
                 )
             return _selector(name, selector, text)
         head, sep, last = body.rpartition("/")
-        if sep and (last.isdigit() or last.lower() in _STAGE_WORDS or last.lower() == "latest"):
+        if sep and (_is_number(last) or last.lower() in _STAGE_WORDS or last.lower() == "latest"):
             return _selector(head, last, text)
         if uri:
             raise InvalidReference(
@@ -346,7 +351,13 @@ def parse_ref(text: str, *, allow_model: bool = True) -> Ref:
 def parse_dataset(text: str) -> tuple[str, str]:
     """Parse ``NAME@VERSION_OR_DIGEST`` into ``(name, ref)``."""
     name, sep, ref = text.rpartition("@") if isinstance(text, str) else ("", "", "")
-    if not sep or not _DATASET_RE.match(name) or not ref or len(ref) > 256 or not ref.isprintable():
+    if (
+        not sep
+        or not _DATASET_RE.fullmatch(name)
+        or not ref
+        or len(ref) > 256
+        or not ref.isprintable()
+    ):
         raise InvalidName(
             f"invalid dataset {text!r}: expected NAME@VERSION_OR_DIGEST, e.g. "
             "transactions@2024-06 or features@sha256:…",

@@ -20,6 +20,7 @@ Values always become bound parameters; no user text is ever pasted into SQL.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,7 +93,8 @@ def _unquote(text: str) -> str:
     i = 0
     while i < len(body):
         ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
+        if ch == "\\" and i + 1 < len(body) and body[i + 1] in ("\\", "'", '"'):
+            # Only quotes and backslashes are unescaped, so LIKE patterns keep their escapes.
             out.append(body[i + 1])
             i += 2
             continue
@@ -110,6 +112,12 @@ def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
+        if text[pos] == "." and tokens and tokens[-1].kind == "ident":
+            # After a field name a dot separates keys, so "tags.2024" is tags, ., 2024 and not
+            # the number .2024.
+            tokens.append(Token("dot", ".", pos, "."))
+            pos += 1
+            continue
         match = _TOKEN_RE.match(text, pos)
         if match is None:
             raise InvalidQuery(
@@ -127,17 +135,12 @@ def tokenize(text: str) -> list[Token]:
         elif kind == "backtick":
             tokens.append(Token("ident", chunk, pos, chunk[1:-1]))
         elif kind == "number":
-            number = float(chunk)
-            tokens.append(
-                Token(
-                    "number",
-                    chunk,
-                    pos,
-                    int(number)
-                    if number.is_integer() and re.fullmatch(r"[+-]?\d+", chunk)
-                    else number,
+            value: int | float = int(chunk) if re.fullmatch(r"[+-]?\d+", chunk) else float(chunk)
+            if not math.isfinite(value):
+                raise InvalidQuery(
+                    f"number {chunk} is out of range at position {pos}", position=pos
                 )
-            )
+            tokens.append(Token("number", chunk, pos, value))
         elif kind != "ws":
             tokens.append(Token(kind, chunk, pos, chunk))
         pos = match.end()

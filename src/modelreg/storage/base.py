@@ -21,7 +21,7 @@ Progress = Callable[[int], None]
 def check_digest(digest: str) -> str:
     """Return ``digest`` (64 lower-case hex characters, an optional ``sha256:`` prefix dropped)."""
     value = digest.removeprefix("sha256:") if isinstance(digest, str) else ""
-    if not _HEX64.match(value):
+    if not _HEX64.fullmatch(value):
         raise InvalidInput(
             f"invalid SHA-256 digest {digest!r}: expected 64 lower-case hex characters",
             detail={"digest": digest},

@@ -77,12 +77,17 @@ class LocalBlobStore:
 
     def exists(self, digest: str) -> bool:
         """Whether the blob is stored."""
-        return self._path(digest).is_file()
+        path = self._path(digest)
+        # A planted symlink is not a blob: open() refuses to follow it, so exists() agrees.
+        return path.is_file() and not path.is_symlink()
 
     def size(self, digest: str) -> int:
         """The blob's size; raises ``BlobNotFound``."""
+        path = self._path(digest)
         try:
-            return self._path(digest).stat().st_size
+            if path.is_symlink():
+                raise FileNotFoundError(path)
+            return path.stat().st_size
         except FileNotFoundError:
             raise BlobNotFound(
                 f"blob sha256:{digest} is not stored", detail={"digest": digest}
