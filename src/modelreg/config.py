@@ -1,9 +1,7 @@
-"""Where the registry lives: typed settings from arguments, ``MODELREG_*`` and ``modelreg.toml``.
+"""Typed settings of a registry folder, from ``modelreg.toml`` and ``MODELREG_*``.
 
-Resolution order for the location: an explicit ``uri`` argument, ``MODELREG_URI``,
-``MODELREG_HOME``, then the user's data folder (``platformdirs``). A folder holds
-``registry.db`` (SQLite) and ``blobs/`` unless its ``modelreg.toml`` (or ``MODELREG_DB`` /
-``MODELREG_ARTIFACTS``) points elsewhere, e.g. at PostgreSQL.
+A folder holds ``registry.db`` (SQLite) and ``blobs/`` unless its ``modelreg.toml`` (or
+``MODELREG_DB`` / ``MODELREG_ARTIFACTS``) points elsewhere, e.g. at PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,33 +14,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelreg.errors import InvalidInput
+from modelreg.location import default_home, is_remote, resolve_uri
+
+__all__ = ["CONFIG_FILE", "Settings", "default_home", "is_remote", "resolve_uri"]
 
 CONFIG_FILE = "modelreg.toml"
-
-
-def default_home() -> Path:
-    """The embedded registry's default folder (``MODELREG_HOME`` or the user data dir)."""
-    env = os.environ.get("MODELREG_HOME")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("modelreg", appauthor=False))
-
-
-def is_remote(uri: str) -> bool:
-    """Whether ``uri`` names a server rather than a folder."""
-    return uri.startswith(("http://", "https://"))
-
-
-def resolve_uri(uri: str | os.PathLike[str] | None) -> str:
-    """The registry location to use: the argument, ``MODELREG_URI``, or the default folder."""
-    if uri is not None and str(uri) != "":
-        return str(uri)
-    env = os.environ.get("MODELREG_URI")
-    if env:
-        return env
-    return str(default_home())
 
 
 class Settings(BaseModel):

@@ -23,7 +23,7 @@ from modelreg.config import Settings
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
 from modelreg.errors import InvalidInput, InvalidPath
-from modelreg.names import parse_ref, validate_manifest_path
+from modelreg.names import parse_ref, validate_manifest_path, validate_model_name
 from modelreg.services import aliases, audit, compare, gc, models, serialize, versions
 from modelreg.services.audit import Actor
 from modelreg.storage import BlobStore, copy_verified, open_blob_store
@@ -105,8 +105,6 @@ class LocalBackend:
         self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress
     ) -> dict[str, Any]:
         """Store every file's bytes (hashed on the way in), then create the version."""
-        from modelreg.names import validate_model_name
-
         validate_model_name(name)
         specs: list[versions.FileSpec] = []
         for item in files:

@@ -8,8 +8,9 @@ import click
 
 
 def _settings(ctx: click.Context):  # type: ignore[no-untyped-def]
-    from modelreg.config import Settings, is_remote, resolve_uri
+    from modelreg.config import Settings
     from modelreg.errors import InvalidInput
+    from modelreg.location import is_remote, resolve_uri
 
     uri = resolve_uri(ctx.find_root().params.get("registry"))
     if is_remote(uri):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -26,7 +25,6 @@ class Ctx:
     def __init__(self, registry: str | None) -> None:
         self.registry_uri = registry
         self._registry: Registry | None = None
-        self.json = False
 
     @property
     def registry(self) -> Registry:
@@ -47,14 +45,9 @@ def _console() -> Any:
 
 def json_option(func: F) -> F:
     """Add ``--json``: one JSON document on stdout and nothing else."""
-
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-    @functools.wraps(func)
-    def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> Any:
-        click.get_current_context().find_object(Ctx).json = as_json  # type: ignore[union-attr]
-        return func(*args, as_json=as_json, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+    )(func)
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -256,7 +249,12 @@ def register(
       modelreg register fraud model.pkl --metric accuracy=0.82 --param n_estimators=100
       modelreg register fraud ./model_dir --metric accuracy=0.88 --bump minor
     """
-    total = sum(p.stat().st_size for p in paths if p.is_file())
+    total = sum(
+        f.stat().st_size
+        for p in paths
+        for f in ([p] if p.is_file() else p.rglob("*") if p.is_dir() else [])
+        if f.is_file()
+    )
     with _Bar(total, f"storing {name}") as progress:
         version = obj.registry.register(
             name,

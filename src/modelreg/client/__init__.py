@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelreg.client._files import LocalFile, capture_environment, capture_git, collect_files
-from modelreg.config import is_remote, resolve_uri
 from modelreg.errors import InvalidInput
+from modelreg.location import is_remote, resolve_uri
 from modelreg.names import Ref, parse_ref, validate_model_name
 from modelreg.types import AuditEvent, Model, Page, Version
 
