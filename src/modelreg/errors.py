@@ -25,6 +25,8 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     │   └── ConcurrentChange            code=concurrent_change
     ├── IntegrityFailure                code=integrity_failure   exit 1 (stored bytes are not what
     │                                                                   the manifest promised)
+    ├── StorageFailure                  code=storage_failure     exit 1 (disk full, unwritable
+    │                                                                   folder, store unreachable)
     └── SchemaOutdated                  code=schema_outdated     exit 1 (run `modelreg db upgrade`)
 """
 
@@ -53,6 +55,7 @@ __all__ = [
     "PolicyViolation",
     "RegistryError",
     "SchemaOutdated",
+    "StorageFailure",
     "Unauthenticated",
     "VersionNotFound",
     "error_class_for_code",
@@ -218,6 +221,12 @@ class IntegrityFailure(RegistryError):
     """Stored bytes do not match the manifest: the registry refuses to hand them out."""
 
     code = "integrity_failure"
+
+
+class StorageFailure(RegistryError):
+    """Reading or writing bytes failed (disk full, permissions); nothing was half-written."""
+
+    code = "storage_failure"
 
 
 class SchemaOutdated(RegistryError):

@@ -22,7 +22,7 @@ from modelreg.client._files import LocalFile
 from modelreg.config import Settings
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
-from modelreg.errors import InvalidInput, InvalidPath
+from modelreg.errors import InvalidInput, InvalidPath, StorageFailure
 from modelreg.names import parse_ref, validate_manifest_path, validate_model_name
 from modelreg.services import aliases, audit, compare, gc, models, serialize, versions
 from modelreg.services.audit import Actor
@@ -55,6 +55,10 @@ class LocalBackend:
         """The database engine, opened (and the schema checked) on first use."""
         if self._engine is None:
             home = self.settings.home
+            if home.exists() and not home.is_dir():
+                raise InvalidInput(
+                    f"{home} is a file; a registry is a folder", detail={"home": str(home)}
+                )
             if not self.settings.db:
                 home.mkdir(parents=True, exist_ok=True)
             engine = make_engine(self.settings.db_url)
@@ -193,21 +197,12 @@ class LocalBackend:
         """
         version = self.get_version(ref)
         out = out_dir.expanduser().absolute()
-        out.mkdir(parents=True, exist_ok=True)
-        root = out.resolve()
-        targets: list[tuple[dict[str, Any], Path]] = []
-        for entry in version["files"]:
-            path = validate_manifest_path(entry["path"])
-            target = out / path
-            if not target.parent.resolve().is_relative_to(root) or (
-                target.exists() and target.is_dir()
-            ):
-                raise InvalidPath(
-                    f"{path}: the destination is a folder or lies outside {out}",
-                    detail={"path": path},
-                )
-            targets.append((entry, target))
-        staging = Path(tempfile.mkdtemp(prefix=".modelreg-download-", dir=out))
+        targets = _plan_download(version["files"], out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".modelreg-download-", dir=out))
+        except OSError as exc:
+            raise StorageFailure(f"cannot write into {out}: {exc.strerror}", detail={}) from None
         try:
             staged: list[tuple[Path, Path]] = []
             for index, (entry, target) in enumerate(targets):
@@ -225,6 +220,10 @@ class LocalBackend:
             for temp, target in staged:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(temp, target)
+        except OSError as exc:
+            raise StorageFailure(
+                f"download into {out} failed: {exc.strerror or exc}", detail={"out": str(out)}
+            ) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return [target for _, target in targets]
@@ -323,6 +322,35 @@ class LocalBackend:
                 "temporary_removed": result.temporary_removed,
                 "dry_run": result.dry_run,
             }
+
+
+def _plan_download(files: list[dict[str, Any]], out: Path) -> list[tuple[dict[str, Any], Path]]:
+    """Where each file goes; refuses, before writing anything, any target that cannot work.
+
+    A target must stay inside ``out`` (even through symlinked folders), must not be a folder,
+    and every folder on its way must be a folder (not a file).
+    """
+    if out.exists() and not out.is_dir():
+        raise InvalidPath(f"{out} exists and is not a folder", detail={"out": str(out)})
+    root = out.resolve()
+    planned: list[tuple[dict[str, Any], Path]] = []
+    for entry in files:
+        path = validate_manifest_path(entry["path"])
+        target = out / path
+        parent = target.parent
+        while parent != out and not parent.exists():
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            raise InvalidPath(
+                f"{path}: {parent} is in the way (it is a file, not a folder)",
+                detail={"path": path},
+            )
+        if not parent.resolve().is_relative_to(root) or target.is_dir():
+            raise InvalidPath(
+                f"{path}: the destination is a folder or lies outside {out}", detail={"path": path}
+            )
+        planned.append((entry, target))
+    return planned
 
 
 def open_backend(location: str) -> LocalBackend:

@@ -35,6 +35,9 @@ MAX_KEY = 250
 MAX_VALUE = 5000
 MAX_DESCRIPTION = 20_000
 MAX_PATH = 1024
+# Version numbers are 32-bit in the database; nobody registers two billion versions of a model.
+MAX_VERSION = 2**31 - 1
+MAX_SEMVER_PART = 9_999_999_999
 
 _SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
 _NAME_RE = re.compile(rf"^{_SEGMENT}(?:/{_SEGMENT})?$")
@@ -76,6 +79,11 @@ class Stage(StrEnum):
 _STAGE_WORDS = {s.value for s in Stage} | {"development"}
 
 
+def _is_number(text: str) -> bool:
+    # str.isdigit() is true for "²" and "１"; a version number is plain ASCII digits.
+    return text.isascii() and text.isdigit()
+
+
 def validate_model_name(name: str) -> str:
     """Return ``name`` if it is a valid model name, else raise ``InvalidName``.
 
@@ -95,6 +103,15 @@ def validate_model_name(name: str) -> str:
             "not starting with '.' or '-', with at most one 'team/' prefix",
             detail={"name": name},
         )
+    if "/" in name:
+        last = name.rsplit("/", 1)[1].lower()
+        if _is_number(last) or last in _STAGE_WORDS or last == "latest":
+            # "team/1" or "team/production" would read as a version or stage of model "team".
+            raise InvalidName(
+                f"invalid model name {name!r}: the part after '/' must not be a number, a stage "
+                "or 'latest'",
+                detail={"name": name},
+            )
     return name
 
 
@@ -156,7 +173,7 @@ def validate_metric(key: str, value: object) -> float:
         raise InvalidName(f"metric {key!r} must be a number", detail={"metric": key})
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidName(
             f"metric {key!r} must be a number, got {value!r}", detail={"metric": key}
         ) from None
@@ -215,7 +232,14 @@ class Semver:
                 detail={"semver": text},
             )
         major, minor, patch, pre, build = match.groups()
-        return cls(int(major), int(minor), int(patch), pre, build)
+        parts = (int(major), int(minor), int(patch))
+        if max(parts) > MAX_SEMVER_PART or len(text) > 128:
+            raise InvalidName(
+                f"semantic version {text[:40]!r}… is too large (parts up to {MAX_SEMVER_PART}, "
+                "128 characters)",
+                detail={"semver": text[:128]},
+            )
+        return cls(*parts, pre, build)
 
     def __str__(self) -> str:
         text = f"{self.major}.{self.minor}.{self.patch}"
@@ -259,6 +283,17 @@ class Ref:
     stage: Stage | None = None
     latest: bool = False
 
+    def __post_init__(self) -> None:
+        if self.version is not None and (
+            isinstance(self.version, bool)
+            or not isinstance(self.version, int)
+            or not 1 <= self.version <= MAX_VERSION
+        ):
+            raise InvalidReference(
+                f"version numbers run from 1 to {MAX_VERSION}, got {self.version!r}",
+                detail={"version": repr(self.version)},
+            )
+
     @property
     def is_model(self) -> bool:
         """True when the reference names the model, not one of its versions."""
@@ -278,16 +313,13 @@ class Ref:
         return self.name
 
 
-def _is_number(text: str) -> bool:
-    # str.isdigit() is true for "²" and "１"; a version number is plain ASCII digits.
-    return text.isascii() and text.isdigit()
-
-
 def _selector(name: str, selector: str, text: str) -> Ref:
     if _is_number(selector):
         number = int(selector)
-        if number < 1 or len(selector) > 18:
-            raise InvalidReference(f"version numbers start at 1: {text!r}", detail={"ref": text})
+        if not 1 <= number <= MAX_VERSION:
+            raise InvalidReference(
+                f"version numbers run from 1 to {MAX_VERSION}: {text!r}", detail={"ref": text}
+            )
         return Ref(validate_model_name(name), version=number)
     if selector.lower() == "latest":
         return Ref(validate_model_name(name), latest=True)

@@ -54,3 +54,14 @@ def test_envelope_shape():
         "message": "refused",
         "detail": {"failed_criteria": [{"metric": "auc"}]},
     }
+
+
+def test_public_names_of_the_package():
+    import modelreg
+
+    for name in modelreg.__all__:
+        assert getattr(modelreg, name) is not None
+    exported = {n for n in modelreg.__all__ if n[0].isupper()}
+    assert {c.__name__ for c in all_errors()} <= exported
+    with pytest.raises(AttributeError):
+        _ = modelreg.NoSuchThing

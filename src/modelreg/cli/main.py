@@ -642,7 +642,7 @@ def history(obj: Ctx, name: str, as_json: bool) -> None:
 @cli.group(invoke_without_command=True)
 @click.option("--model", help="Only events of this model.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--after", default=0, type=click.IntRange(0), help="Start after this seq.")
+@click.option("--after", default=0, type=click.IntRange(0, 2**62), help="Start after this seq.")
 @json_option
 @click.pass_context
 def audit(ctx: click.Context, model: str | None, limit: int, after: int, as_json: bool) -> None:
@@ -735,11 +735,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
-    except click.UsageError as exc:
-        exc.show()
-        return 1
     except click.ClickException as exc:
+        # Usage errors are invalid input too (exit 1, not Click's 2, which means "not found").
         exc.show()
+        if "--json" in (argv if argv is not None else sys.argv[1:]):
+            _emit({"error": {"code": "usage_error", "message": exc.format_message(), "detail": {}}})
         return 1
     except RegistryError as exc:
         # The Click context is gone by now, so read the flag from the arguments themselves.

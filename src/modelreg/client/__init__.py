@@ -271,6 +271,8 @@ class Registry:
         """Audit events in order (after sequence number ``after``), optionally for one model."""
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be between 1 and 10000", detail={"limit": limit})
+        if not 0 <= after < 2**62:
+            raise InvalidInput("after must be a sequence number", detail={"after": after})
         return [AuditEvent.from_dict(e) for e in self.backend.audit(model, limit, after)]
 
     def verify_audit(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ class LocalFile:
 
 def _walk(folder: Path, prefix: str) -> list[LocalFile]:
     found: list[LocalFile] = []
+    inside = folder.resolve()
     for root, dirs, names in os.walk(folder, followlinks=False):
         for d in dirs:
             if (Path(root) / d).is_symlink():
@@ -36,6 +38,14 @@ def _walk(folder: Path, prefix: str) -> list[LocalFile]:
         for name in sorted(names):
             full = Path(root) / name
             rel = full.relative_to(folder).as_posix()
+            # DESIGN.md §4: no links out. A link to a file inside the folder is stored as that
+            # file's bytes; one that leaves the folder could leak anything the user can read.
+            if full.is_symlink() and not full.resolve().is_relative_to(inside):
+                raise InvalidPath(
+                    f"{full} is a symbolic link to {full.resolve()}, outside {folder}; copy the "
+                    "file into the folder or pass it explicitly",
+                    detail={"path": str(full)},
+                )
             found.append(_one(full, f"{prefix}{rel}"))
     return found
 
@@ -43,16 +53,17 @@ def _walk(folder: Path, prefix: str) -> list[LocalFile]:
 def _one(source: Path, path: str) -> LocalFile:
     validate_manifest_path(path)
     try:
+        info = source.stat()
+        # Check the type before opening: opening a FIFO or a device would block or never end.
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInput(f"{source} is not a regular file", detail={"path": str(source)})
         with open(source, "rb"):
             pass
-        size = source.stat().st_size
     except OSError as exc:
         raise InvalidInput(
             f"cannot read {source}: {exc.strerror}", detail={"path": str(source)}
         ) from None
-    if not source.is_file():
-        raise InvalidInput(f"{source} is not a regular file", detail={"path": str(source)})
-    return LocalFile(source, path, size)
+    return LocalFile(source, path, info.st_size)
 
 
 def collect_files(paths: list[str | os.PathLike[str]]) -> list[LocalFile]:

@@ -134,6 +134,7 @@ def update_model(
     session: Session, name: str, *, actor: Actor, description: str, reason: str = ""
 ) -> Model:
     """Change a model's description (audited)."""
+    reason = validate_text(reason, kind="reason")
     model = get_model(session, name, lock=True)
     description = validate_text(description, kind="description", limit=MAX_DESCRIPTION)
     before = model.description
@@ -200,12 +201,17 @@ def list_models(
 ) -> Page[Model]:
     """Models matching ``filter`` (the search language), ordered by name unless it says so."""
     query = select(Model).options(selectinload(Model.tags), selectinload(Model.aliases))
-    query = search.apply(query, filter, scope="models", default_order=[Model.normalized_name])
-    return paginate(session, query, page_size=page_size, page_token=page_token, context=filter)
+    query, order = search.apply(
+        query, filter, scope="models", default_order=[(Model.normalized_name, False)]
+    )
+    return paginate(
+        session, query, order=order, page_size=page_size, page_token=page_token, context=filter
+    )
 
 
 def delete_model(session: Session, name: str, *, actor: Actor, reason: str = "") -> None:
     """Delete a model and all its versions, leaving a tombstone that keeps its numbers used."""
+    reason = validate_text(reason, kind="reason")
     model = get_model(session, name, lock=True)
     numbers = list(session.scalars(select(Version.number).where(Version.model_id == model.id)))
     session.add(

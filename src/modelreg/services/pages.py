@@ -3,45 +3,99 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Boolean, DateTime, Float, Integer, Select, String, Uuid, and_, false, or_
+from sqlalchemy import Enum as Enum_
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from modelreg.errors import InvalidInput
 from modelreg.types import Page
 
-__all__ = ["Page", "check_page_size", "decode_token", "encode_token", "paginate"]
+__all__ = ["OrderKey", "Page", "check_page_size", "decode_token", "encode_token", "paginate"]
+
+OrderKey = tuple[Any, bool]
 
 MAX_PAGE_SIZE = 1000
 
 
 def _fingerprint(context: str | None) -> str:
-    return hashlib.sha256((context or "").encode()).hexdigest()[:12]
+    return hashlib.sha256((context or "").encode()).hexdigest()[:16]
 
 
-def encode_token(offset: int, context: str | None) -> str:
-    """A page token for ``offset`` that only works with the same query text."""
-    raw = json.dumps({"o": offset, "q": _fingerprint(context)}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, uuid.UUID):
+        return {"u": str(value)}
+    if isinstance(value, Enum):
+        return value.value
+    return value
 
 
-def decode_token(token: str | None, context: str | None) -> int:
-    """The offset inside ``token``; raises ``InvalidInput`` if it is forged or for another query."""
-    if not token:
-        return 0
+def _decode_value(value: Any, expected: TypeEngine[Any]) -> Any:
+    """Rebuild one key value, checking it has the type of its sort expression.
+
+    Tokens come from clients, so a forged value must fail here with a clear error rather than
+    reach the database as a mistyped parameter.
+    """
+    if value is None:
+        return None
+    if isinstance(expected, TypeDecorator):
+        expected = expected.impl_instance
+    if isinstance(expected, DateTime) and isinstance(value, dict) and "t" in value:
+        return datetime.fromisoformat(value["t"])
+    if isinstance(expected, Uuid) and isinstance(value, dict) and "u" in value:
+        return uuid.UUID(value["u"])
+    if isinstance(expected, Boolean) and isinstance(value, bool | int):
+        return value
+    if (
+        isinstance(expected, Integer)
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and abs(value) < 2**63
+    ):
+        return value
+    if (
+        isinstance(expected, Float)
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    ):
+        return value
+    if isinstance(expected, String | Enum_) and isinstance(value, str):
+        return value
+    raise ValueError(value)
+
+
+def encode_token(values: Sequence[Any], context: str | None) -> str:
+    """A page token: the sort-key values of the last row, bound to the query text."""
+    raw = json.dumps({"k": [_encode_value(v) for v in values], "q": _fingerprint(context)})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str, context: str | None, order: Sequence[OrderKey]) -> list[Any]:
+    """The key values in ``token``; raises ``InvalidInput`` if forged or for another query."""
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        offset = int(data["o"])
+        keys = data["k"]
         same = data["q"] == _fingerprint(context)
-    except (ValueError, KeyError, TypeError):
-        raise InvalidInput("invalid page_token", detail={"page_token": token}) from None
-    if offset < 0 or not same:
-        raise InvalidInput("page_token belongs to a different query", detail={"page_token": token})
-    return offset
+        if not isinstance(keys, list) or len(keys) != len(order):
+            raise ValueError(keys)
+        values = [_decode_value(v, expr.type) for v, (expr, _) in zip(keys, order, strict=True)]
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise InvalidInput("invalid page_token", detail={"page_token": token[:100]}) from None
+    if not same:
+        raise InvalidInput("page_token belongs to a different query", detail={})
+    return values
 
 
 def check_page_size(page_size: int) -> int:
@@ -57,17 +111,44 @@ def check_page_size(page_size: int) -> int:
     return page_size
 
 
+def _after(order: Sequence[OrderKey], values: Sequence[Any]) -> Any:
+    """Rows strictly after ``values`` in ``order``.
+
+    That is (k1 > v1) OR (k1 = v1 AND k2 > v2) OR …, with ``<`` for descending keys.
+    """
+    disjuncts = []
+    equal: list[Any] = []
+    for (expr, descending), value in zip(order, values, strict=True):
+        if value is not None:
+            beyond = expr < value if descending else expr > value
+            disjuncts.append(and_(*equal, beyond))
+        # IS NOT DISTINCT FROM: a NULL key equals a NULL key.
+        equal.append(expr.is_not_distinct_from(value))
+    return or_(*disjuncts) if disjuncts else false()
+
+
 def paginate(
     session: Session,
     query: Select[Any],
     *,
+    order: Sequence[OrderKey],
     page_size: int,
     page_token: str | None,
     context: str | None,
 ) -> Page[Any]:
-    """Run ``query`` for one page; fetches one extra row to know whether another page exists."""
+    """One page of ``query`` in ``order`` (keyset pagination: stable while rows come and go).
+
+    The token holds the last row's sort-key values, so the next page starts right after it:
+    a version registered or deleted meanwhile never makes a row repeat or vanish.
+    """
     size = check_page_size(page_size)
-    offset = decode_token(page_token, context)
-    rows = list(session.scalars(query.offset(offset).limit(size + 1)).unique())
-    more = len(rows) > size
-    return Page(rows[:size], encode_token(offset + size, context) if more else None)
+    keyed = query.add_columns(*(expr.label(f"_k{i}") for i, (expr, _) in enumerate(order)))
+    if page_token:
+        keyed = keyed.where(_after(order, decode_token(page_token, context, order)))
+    keyed = keyed.order_by(*(e.desc() if d else e.asc() for e, d in order)).limit(size + 1)
+    rows = session.execute(keyed).unique().all()
+    items = [row[0] for row in rows[:size]]
+    token = None
+    if len(rows) > size:
+        token = encode_token(list(rows[size - 1][1:]), context)
+    return Page(items, token)

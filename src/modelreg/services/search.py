@@ -30,13 +30,12 @@ from typing import Any, Literal
 from sqlalchemy import (
     Select,
     and_,
+    case,
     exists,
-    false,
     func,
     not_,
     or_,
     select,
-    true,
 )
 from sqlalchemy.sql.elements import KeyedColumnElement
 
@@ -47,10 +46,11 @@ from modelreg.db.tables import (
     Version,
     VersionMetric,
     VersionParam,
+    VersionStatus,
     VersionTag,
 )
 from modelreg.errors import InvalidName, InvalidQuery, InvalidReference
-from modelreg.names import Semver, Stage, normalize_name, validate_key
+from modelreg.names import MAX_VERSION, Semver, Stage, normalize_name, validate_key
 
 Scope = Literal["versions", "models"]
 Value = str | float | int | bool
@@ -136,7 +136,11 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("ident", chunk, pos, chunk[1:-1]))
         elif kind == "number":
             value: int | float = int(chunk) if re.fullmatch(r"[+-]?\d+", chunk) else float(chunk)
-            if not math.isfinite(value):
+            if isinstance(value, int) and abs(value) >= 2**63:
+                raise InvalidQuery(
+                    f"number {chunk} is out of range at position {pos}", position=pos
+                )
+            if isinstance(value, float) and not math.isfinite(value):
                 raise InvalidQuery(
                     f"number {chunk} is out of range at position {pos}", position=pos
                 )
@@ -371,6 +375,8 @@ def parse(text: str) -> Query:
         raise InvalidQuery("a search expression must be text", position=0)
     if len(text) > 10_000:
         raise InvalidQuery("a search expression has at most 10000 characters", position=10_000)
+    if "\x00" in text:
+        raise InvalidQuery("a search expression must not contain NUL", position=text.index("\x00"))
     return _Parser(text).parse()
 
 
@@ -406,17 +412,25 @@ def _apply(op: str, column: Column, value: Any) -> Column:
     raise AssertionError(op)  # pragma: no cover - the parser produces no other operators
 
 
-def _compare(cmp: Compare, column: Column, convert: Callable[[Any], Any]) -> Column:
-    """A comparison on a plain column, with values converted (and checked) by ``convert``."""
+def _compare(
+    cmp: Compare, column: Column, convert: Callable[[Any], Any], *, text: bool = False
+) -> Column:
+    """A comparison on a plain column, with values converted (and checked) by ``convert``.
+
+    A row without the field (NULL) never matches a comparison, and ``NOT`` / ``NOT IN`` invert
+    the match, so ``NOT semver = '1.0.0'`` includes versions without a semver, on every field.
+    """
     if cmp.op == "null":
         clause: Column = column.is_(None)
+    elif cmp.op in ("like", "ilike"):
+        if not text:
+            raise _bad(cmp, f"LIKE and ILIKE compare text; {cmp.field} is not text")
+        clause = and_(column.is_not(None), _apply(cmp.op, column, cmp.value))
     elif cmp.op == "in":
         assert isinstance(cmp.value, tuple)
-        clause = column.in_([convert(v) for v in cmp.value])
-    elif cmp.op in ("like", "ilike"):
-        clause = _apply(cmp.op, column, cmp.value)
+        clause = and_(column.is_not(None), column.in_([convert(v) for v in cmp.value]))
     else:
-        clause = _apply(cmp.op, column, convert(cmp.value))
+        clause = and_(column.is_not(None), _apply(cmp.op, column, convert(cmp.value)))
     return not_(clause) if cmp.negate else clause
 
 
@@ -433,6 +447,8 @@ def _as_int(cmp: Compare) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _bad(cmp, f"{cmp.field} compares with a whole number, not {value!r}")
+        if not -MAX_VERSION <= value <= MAX_VERSION:
+            raise _bad(cmp, f"{value} is out of range for {cmp.field}")
         return value
 
     return convert
@@ -455,9 +471,20 @@ def _as_time(cmp: Compare) -> Callable[[Any], datetime]:
             raise _bad(cmp, f"{cmp.field} compares with a quoted ISO time such as '2026-11-01'")
         try:
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad(cmp, f"{value!r} is not an ISO date or time") from None
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+            return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise _bad(cmp, f"{value!r} is not an ISO date or time in range") from None
+
+    return convert
+
+
+def _as_status(cmp: Compare) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = str(value).lower()
+        if text not in {s.value for s in VersionStatus}:
+            choices = ", ".join(s.value for s in VersionStatus)
+            raise _bad(cmp, f"status is one of {choices}, not {value!r}")
+        return text
 
     return convert
 
@@ -487,6 +514,8 @@ def _kv_exists(
     owner: Column,
     key: str,
     convert: Callable[[Any], Any],
+    *,
+    text: bool = True,
 ) -> Column:
     owner_col = table.model_id if table is ModelTag else table.version_id  # type: ignore[union-attr]
     if cmp.op == "null":
@@ -495,7 +524,7 @@ def _kv_exists(
         return has if cmp.negate else not_(has)
     inner = Compare(cmp.field, cmp.op, cmp.value, False, cmp.pos)
     match = exists().where(
-        owner_col == owner, table.key == key, _compare(inner, table.value, convert)
+        owner_col == owner, table.key == key, _compare(inner, table.value, convert, text=text)
     )
     return not_(match) if cmp.negate else match
 
@@ -506,7 +535,7 @@ def _version_clause(cmp: Compare) -> Column:
     if head in ("tags", "params", "metrics"):
         key = _key(cmp.field, 1)
         if head == "metrics":
-            return _kv_exists(cmp, VersionMetric, Version.id, key, _as_number(cmp))
+            return _kv_exists(cmp, VersionMetric, Version.id, key, _as_number(cmp), text=False)
         table = VersionTag if head == "tags" else VersionParam
         return _kv_exists(cmp, table, Version.id, key, _as_text(cmp))
     if head == "model" and len(parts) == 3 and parts[1].lower() == "tags":
@@ -525,11 +554,13 @@ def _version_clause(cmp: Compare) -> Column:
     if head == "alias":
         return _alias_clause(cmp, Alias.version_id == Version.id)
     if head == "owner":
-        return _compare(cmp, Model.owner, _as_text(cmp))
+        return _compare(cmp, Model.owner, _as_text(cmp), text=True)
     if head in ("created_at", "updated_at"):
         return _compare(cmp, getattr(Version, head), _as_time(cmp))
-    if head in ("created_by", "run_id", "description", "status"):
-        return _compare(cmp, getattr(Version, head), _as_text(cmp))
+    if head == "status":
+        return _compare(cmp, Version.status, _as_status(cmp))
+    if head in ("created_by", "run_id", "description"):
+        return _compare(cmp, getattr(Version, head), _as_text(cmp), text=True)
     raise _bad(
         cmp.field,
         f"unknown field {cmp.field}; use name, version, semver, stage, alias, owner, created_at, "
@@ -539,7 +570,7 @@ def _version_clause(cmp: Compare) -> Column:
 
 def _name_clause(cmp: Compare) -> Column:
     if cmp.op in ("like", "ilike"):
-        return _compare(cmp, Model.name, _as_text(cmp))
+        return _compare(cmp, Model.name, _as_text(cmp), text=True)
     # Equality follows lookups: "Fraud_Detector" finds "fraud-detector".
     return _compare(cmp, Model.normalized_name, lambda v: normalize_name(_as_text(cmp)(v)))
 
@@ -554,7 +585,7 @@ def _semver_clause(cmp: Compare) -> Column:
                 raise _bad(cmp, exc.message) from None
 
         return _compare(cmp, Version.semver_key, convert)
-    return _compare(cmp, Version.semver, _as_text(cmp))
+    return _compare(cmp, Version.semver, _as_text(cmp), text=True)
 
 
 def _alias_clause(cmp: Compare, link: Column) -> Column:
@@ -562,7 +593,7 @@ def _alias_clause(cmp: Compare, link: Column) -> Column:
         has = exists().where(link)
         return has if cmp.negate else not_(has)
     inner = Compare(cmp.field, cmp.op, cmp.value, False, cmp.pos)
-    match = exists().where(link, _compare(inner, Alias.name, _as_text(cmp)))
+    match = exists().where(link, _compare(inner, Alias.name, _as_text(cmp), text=True))
     return not_(match) if cmp.negate else match
 
 
@@ -576,7 +607,7 @@ def _model_clause(cmp: Compare) -> Column:
     if head == "name":
         return _name_clause(cmp)
     if head in ("owner", "description"):
-        return _compare(cmp, getattr(Model, head), _as_text(cmp))
+        return _compare(cmp, getattr(Model, head), _as_text(cmp), text=True)
     if head in ("created_at", "updated_at"):
         return _compare(cmp, getattr(Model, head), _as_time(cmp))
     if head == "stage":
@@ -638,25 +669,30 @@ def _order_column(order: Order, scope: Scope) -> KeyedColumnElement[Any] | Colum
     raise _bad(field, f"cannot order {scope} by {field}")
 
 
-def apply(
-    query: Select[Any], text: str | None, *, scope: Scope, default_order: list[Column]
-) -> Select[Any]:
-    """Add the filter and ordering of ``text`` to ``query`` (which selects from ``scope``).
+OrderKey = tuple[Any, bool]
+"""A sort expression and whether it sorts descending."""
 
-    ``default_order`` breaks ties (and orders when the text has no ``ORDER BY``) so pages are
-    stable.
+
+def apply(
+    query: Select[Any], text: str | None, *, scope: Scope, default_order: list[OrderKey]
+) -> tuple[Select[Any], list[OrderKey]]:
+    """Add the filter of ``text`` to ``query`` and return it with the full sort order.
+
+    The order is the text's ``ORDER BY`` followed by ``default_order``, which must end in a
+    unique key so that keyset pagination (``pages.paginate``) is exact.
     """
     parsed = parse(text or "")
     if parsed.where is not None:
         leaf = _version_clause if scope == "versions" else _model_clause
         query = query.where(_compile(parsed.where, leaf))
-    order: list[Any] = []
+    order: list[OrderKey] = []
     for item in parsed.order_by:
         column = _order_column(item, scope)
         # NULLs (a version without that metric) sort last in both directions on both databases.
-        order.append(column.is_(None))
-        order.append(column.desc() if item.descending else column.asc())
-    return query.order_by(*order, *default_order)
+        # An integer (not a boolean) so the keyset comparison reads the same on both databases.
+        order.append((case((column.is_(None), 1), else_=0), False))
+        order.append((column, item.descending))
+    return query, [*order, *default_order]
 
 
-__all__ = ["Query", "apply", "false", "parse", "tokenize", "true"]
+__all__ = ["OrderKey", "Query", "apply", "parse", "tokenize"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,13 +109,14 @@ def _check_files(files: Sequence[FileSpec], store: BlobStore) -> list[FileSpec]:
         if path in seen:
             raise InvalidPath(f"file path {path!r} appears twice", detail={"path": path})
         # Two paths that differ only by case would collide on macOS and Windows downloads.
-        if path.lower() in folded:
+        key = unicodedata.normalize("NFC", path).casefold()
+        if key in folded:
             raise InvalidPath(
-                f"file path {path!r} differs from another only by letter case",
+                f"file path {path!r} differs from another only by letter case or Unicode form",
                 detail={"path": path},
             )
         seen.add(path)
-        folded.add(path.lower())
+        folded.add(key)
         digest = check_digest(spec.sha256)
         if isinstance(spec.size, bool) or not isinstance(spec.size, int) or spec.size < 0:
             raise InvalidInput(f"invalid size for {path!r}", detail={"path": path})
@@ -200,9 +202,11 @@ def register_version(
     if semver is not None:
         semver = str(Semver.parse(semver))
     if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 256
+        not isinstance(idempotency_key, str)
+        or not 1 <= len(idempotency_key) <= 256
+        or not idempotency_key.isprintable()
     ):
-        raise InvalidInput("an idempotency key has 1 to 256 characters", detail={})
+        raise InvalidInput("an idempotency key has 1 to 256 printable characters", detail={})
     for label, text, limit in (
         ("run_id", lineage.run_id, 256),
         ("git_repo", lineage.git_repo, 1024),
@@ -220,13 +224,16 @@ def register_version(
             )
         ).one_or_none()
         if existing is not None:
-            same = {(f.path, f.sha256) for f in existing.files} == {
-                (f.path, f.sha256) for f in clean_files
-            }
+            same = (
+                {(f.path, f.sha256) for f in existing.files}
+                == {(f.path, f.sha256) for f in clean_files}
+                and {m.key: m.value for m in existing.metrics} == clean_metrics
+                and {p.key: p.value for p in existing.params} == clean_params
+            )
             if not same:
                 raise Conflict(
                     f"idempotency key {idempotency_key!r} was used for version "
-                    f"{existing.number} with different files",
+                    f"{existing.number} with different files, metrics or params",
                     detail={"version": existing.number},
                 )
             return existing
@@ -385,9 +392,16 @@ def list_versions(
     """A model's versions matching ``filter``, newest first unless it orders otherwise."""
     model = get_model(session, name)
     query = _loaded(select(Version).join(Model).where(Version.model_id == model.id))
-    query = search.apply(query, filter, scope="versions", default_order=[Version.number.desc()])
+    query, order = search.apply(
+        query, filter, scope="versions", default_order=[(Version.number, True)]
+    )
     return paginate(
-        session, query, page_size=page_size, page_token=page_token, context=f"{name}\n{filter}"
+        session,
+        query,
+        order=order,
+        page_size=page_size,
+        page_token=page_token,
+        context=f"{name}\n{filter}",
     )
 
 
@@ -396,13 +410,26 @@ def search_versions(
 ) -> Page[Version]:
     """Versions of every model matching ``query_text``, newest first unless it orders otherwise."""
     query = _loaded(select(Version).join(Model))
-    query = search.apply(
+    query, order = search.apply(
         query,
         query_text,
         scope="versions",
-        default_order=[Version.created_at.desc(), Model.normalized_name, Version.number.desc()],
+        # Newest first; the version's id makes the order total, as keyset pages require.
+        default_order=[(Version.created_at, True), (Version.id, True)],
     )
-    return paginate(session, query, page_size=page_size, page_token=page_token, context=query_text)
+    return paginate(
+        session, query, order=order, page_size=page_size, page_token=page_token, context=query_text
+    )
+
+
+def _locked(session: Session, ref: Ref | str) -> Version:
+    """Resolve ``ref`` after locking its model, so a concurrent delete or move is seen."""
+    parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
+    get_model(session, parsed.name, lock=True)
+    version = resolve(session, parsed)
+    # Another transaction may have changed the row between an earlier read and the lock.
+    session.refresh(version)
+    return version
 
 
 def set_version_tags(
@@ -414,8 +441,7 @@ def set_version_tags(
     delete: list[str] | None = None,
 ) -> Version:
     """Set and/or delete tags on a version in one audited action."""
-    version = resolve(session, ref)
-    get_model(session, version.model.name, lock=True)
+    version = _locked(session, ref)
     clean = check_tags(set_tags)
     removing = [validate_key(k, kind="tag") for k in (delete or [])]
     current = {t.key: t for t in version.tags}
@@ -446,8 +472,8 @@ def update_version(
     session: Session, ref: Ref | str, *, actor: Actor, description: str, reason: str = ""
 ) -> Version:
     """Change a version's description (the only free-text field that stays mutable)."""
-    version = resolve(session, ref)
-    get_model(session, version.model.name, lock=True)
+    reason = validate_text(reason, kind="reason")
+    version = _locked(session, ref)
     description = validate_text(description, kind="description", limit=MAX_DESCRIPTION)
     before = version.description
     version.description = description
@@ -468,8 +494,9 @@ def update_version(
 
 def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: str = "") -> int:
     """Delete one version; its number stays used forever (a tombstone records it)."""
-    version = resolve(session, ref)
-    model = get_model(session, version.model.name, lock=True)
+    reason = validate_text(reason, kind="reason")
+    version = _locked(session, ref)
+    model = version.model
     files = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in version.files]
     aliases = [a.name for a in version.aliases]
     session.add(

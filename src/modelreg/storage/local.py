@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from modelreg.errors import BlobNotFound, DigestMismatch, InvalidInput
+from modelreg.errors import BlobNotFound, DigestMismatch, InvalidInput, StorageFailure
 from modelreg.storage.base import CHUNK, BlobInfo, Progress, blob_key, check_digest
 
 
@@ -42,6 +42,19 @@ class LocalBlobStore:
     ) -> BlobInfo:
         """Stream to a temp file while hashing, fsync, then rename into place."""
         want = check_digest(expected) if expected is not None else None
+        try:
+            return self._put(_Source(stream), want, progress)
+        except _SourceError as exc:
+            # The bytes' source failed (a reset upload, an unreadable file): that is the
+            # caller's error to report, not the store's.
+            raise exc.original from None
+        except OSError as exc:
+            raise StorageFailure(
+                f"cannot write to the artifact store {self.root}: {exc.strerror or exc}",
+                detail={"root": str(self.root), "errno": exc.errno},
+            ) from None
+
+    def _put(self, stream: _Source, want: str | None, progress: Progress | None) -> BlobInfo:
         self._tmp.mkdir(parents=True, exist_ok=True)
         hasher = hashlib.sha256()
         size = 0
@@ -64,6 +77,9 @@ class LocalBlobStore:
                 )
             final = self._path(digest)
             if final.exists():
+                # Refresh the blob's age: garbage collection spares young blobs, and this one is
+                # about to be referenced by a registration that has not committed yet.
+                os.utime(final)
                 return BlobInfo(digest, size, created=False)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp_name, 0o444)
@@ -138,6 +154,25 @@ class LocalBlobStore:
             except FileNotFoundError:  # pragma: no cover - raced with another cleaner
                 continue
         return removed
+
+
+class _SourceError(OSError):
+    def __init__(self, original: OSError) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+class _Source:
+    """Marks read errors of the incoming stream, to tell them apart from the store's own."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except OSError as exc:
+            raise _SourceError(exc) from exc
 
 
 def _fsync_dir(path: Path) -> None:

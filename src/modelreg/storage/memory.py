@@ -39,6 +39,7 @@ class MemoryBlobStore:
             )
         data = buffer.getvalue()
         if digest in self._blobs:
+            self._blobs[digest] = (self._blobs[digest][0], time.time())
             return BlobInfo(digest, len(data), created=False)
         self._blobs[digest] = (data, time.time())
         return BlobInfo(digest, len(data), created=True)
