@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,10 +75,63 @@ def home(tmp_path: Path, db_url: str) -> Path:
     return folder
 
 
+class LiveServer:
+    """A real uvicorn server for a registry folder, on a free loopback port, in a thread."""
+
+    def __init__(self, home: Path) -> None:
+        import uvicorn
+
+        from modelreg.api.app import create_app
+        from modelreg.config import Settings
+
+        self.app = create_app(Settings.for_home(home))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.005)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
 @pytest.fixture
-def reg(home: Path) -> Iterator[modelreg.Registry]:
-    """A ``Registry`` on a fresh database (both dialects)."""
-    registry = modelreg.Registry(home)
+def live_server(home: Path) -> Iterator[LiveServer]:
+    """A real HTTP server on loopback serving ``home``."""
+    with LiveServer(home) as server:
+        yield server
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def reg(request: pytest.FixtureRequest, home: Path) -> Iterator[modelreg.Registry]:
+    """A ``Registry`` on a fresh database (both dialects), embedded and through a live server.
+
+    One client suite, two backends: the same calls must give the same objects and errors.
+    """
+    if request.param == "embedded":
+        registry = modelreg.Registry(home)
+        yield registry
+        registry.close()
+        return
+    server: LiveServer = request.getfixturevalue("live_server")
+    registry = modelreg.Registry(server.url)
     yield registry
     registry.close()
 

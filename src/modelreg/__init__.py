@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         SchemaOutdated,
         StorageFailure,
         Unauthenticated,
+        Unavailable,
         VersionNotFound,
     )
     from modelreg.types import AuditEvent, FileInfo, Model, Page, Version
@@ -66,6 +67,7 @@ __all__ = [
     "SchemaOutdated",
     "StorageFailure",
     "Unauthenticated",
+    "Unavailable",
     "Version",
     "VersionNotFound",
     "__version__",

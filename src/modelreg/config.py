@@ -38,6 +38,9 @@ class Settings(BaseModel):
     artifacts: str = ""
     actor: str = ""
     create: bool = Field(default=True, description="create the schema in an empty database")
+    max_upload_bytes: int = Field(default=100 * 2**30, gt=0)
+    max_json_bytes: int = Field(default=16 * 2**20, gt=0)
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
@@ -50,10 +53,13 @@ class Settings(BaseModel):
                 values.update(tomllib.loads(file.read_text()))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise InvalidInput(f"{file}: {exc}", detail={"file": str(file)}) from None
-        for key in ("db", "artifacts", "actor"):
+        for key in ("db", "artifacts", "actor", "max_upload_bytes", "max_json_bytes"):
             env = os.environ.get(f"MODELREG_{key.upper()}")
             if env:
                 values[key] = env
+        hosts = os.environ.get("MODELREG_ALLOWED_HOSTS")
+        if hosts:
+            values["allowed_hosts"] = [h.strip() for h in hosts.split(",") if h.strip()]
         values["home"] = path
         try:
             settings = cls(**values)

@@ -27,6 +27,7 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     │                                                                   the manifest promised)
     ├── StorageFailure                  code=storage_failure     exit 1 (disk full, unwritable
     │                                                                   folder, store unreachable)
+    ├── Unavailable                     code=unavailable         exit 1 (no answer from the server)
     └── SchemaOutdated                  code=schema_outdated     exit 1 (run `modelreg db upgrade`)
 """
 
@@ -57,8 +58,10 @@ __all__ = [
     "SchemaOutdated",
     "StorageFailure",
     "Unauthenticated",
+    "Unavailable",
     "VersionNotFound",
     "error_class_for_code",
+    "rebuild",
 ]
 
 
@@ -229,6 +232,12 @@ class StorageFailure(RegistryError):
     code = "storage_failure"
 
 
+class Unavailable(RegistryError):
+    """The registry server cannot be reached (network, DNS, TLS, timeout)."""
+
+    code = "unavailable"
+
+
 class SchemaOutdated(RegistryError):
     """The metadata database needs ``modelreg db upgrade`` (or a newer modelreg)."""
 
@@ -240,6 +249,22 @@ def _all_subclasses(cls: type[RegistryError]) -> list[type[RegistryError]]:
     for sub in cls.__subclasses__():
         found.extend(_all_subclasses(sub))
     return found
+
+
+def rebuild(code: str, message: str, detail: dict[str, Any] | None = None) -> RegistryError:
+    """The exception an error envelope describes, as the class that raised it on the server.
+
+    Subclasses with extra attributes (``InvalidQuery.position``,
+    ``PolicyViolation.failed_criteria``) get them back from ``detail``.
+    """
+    cls = error_class_for_code(code)
+    exc = cls.__new__(cls)
+    RegistryError.__init__(exc, message, detail=detail)
+    if isinstance(exc, InvalidQuery):
+        exc.position = int(exc.detail.get("position", 0))
+    if isinstance(exc, PolicyViolation):
+        exc.failed_criteria = list(exc.detail.get("failed_criteria", []))
+    return exc
 
 
 def error_class_for_code(code: str) -> type[RegistryError]:

@@ -9,8 +9,6 @@ import contextlib
 import fcntl
 import getpass
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,15 +16,15 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from modelreg.client._files import LocalFile
+from modelreg.client._files import LocalFile, write_verified
 from modelreg.config import Settings
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
-from modelreg.errors import InvalidInput, InvalidPath, StorageFailure
-from modelreg.names import parse_ref, validate_manifest_path, validate_model_name
+from modelreg.errors import InvalidInput
+from modelreg.names import parse_ref, validate_model_name
 from modelreg.services import aliases, audit, compare, gc, models, serialize, versions
 from modelreg.services.audit import Actor
-from modelreg.storage import BlobStore, copy_verified, open_blob_store
+from modelreg.storage import BlobStore, open_blob_store
 
 Progress = Callable[[int], None] | None
 
@@ -190,43 +188,15 @@ class LocalBackend:
             return [serialize.version_to_dict(v) for v in page], page.next_page_token
 
     def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]:
-        """Copy a version's files into ``out_dir``, each verified against the manifest.
-
-        Files are written to a staging folder inside ``out_dir`` and moved into place only when
-        every one has been verified, so a corrupted blob leaves ``out_dir`` as it was.
-        """
+        """Copy a version's files into ``out_dir``, each verified against the manifest."""
         version = self.get_version(ref)
-        out = out_dir.expanduser().absolute()
-        targets = _plan_download(version["files"], out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".modelreg-download-", dir=out))
-        except OSError as exc:
-            raise StorageFailure(f"cannot write into {out}: {exc.strerror}", detail={}) from None
-        try:
-            staged: list[tuple[Path, Path]] = []
-            for index, (entry, target) in enumerate(targets):
-                temp = staging / str(index)
-                with self.store.open(entry["sha256"]) as src, open(temp, "wb") as dst:
-                    copy_verified(
-                        src,
-                        dst,
-                        sha256=entry["sha256"],
-                        size=entry["size"],
-                        what=f"{version['name']}:{version['version']}/{entry['path']}",
-                        progress=progress,
-                    )
-                staged.append((temp, target))
-            for temp, target in staged:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp, target)
-        except OSError as exc:
-            raise StorageFailure(
-                f"download into {out} failed: {exc.strerror or exc}", detail={"out": str(out)}
-            ) from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return [target for _, target in targets]
+        return write_verified(
+            version["files"],
+            out_dir,
+            lambda entry: self.store.open(entry["sha256"]),
+            label=f"{version['name']}:{version['version']}",
+            progress=progress,
+        )
 
     def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
         """Create or move an alias; returns the version it now points at."""
@@ -322,35 +292,6 @@ class LocalBackend:
                 "temporary_removed": result.temporary_removed,
                 "dry_run": result.dry_run,
             }
-
-
-def _plan_download(files: list[dict[str, Any]], out: Path) -> list[tuple[dict[str, Any], Path]]:
-    """Where each file goes; refuses, before writing anything, any target that cannot work.
-
-    A target must stay inside ``out`` (even through symlinked folders), must not be a folder,
-    and every folder on its way must be a folder (not a file).
-    """
-    if out.exists() and not out.is_dir():
-        raise InvalidPath(f"{out} exists and is not a folder", detail={"out": str(out)})
-    root = out.resolve()
-    planned: list[tuple[dict[str, Any], Path]] = []
-    for entry in files:
-        path = validate_manifest_path(entry["path"])
-        target = out / path
-        parent = target.parent
-        while parent != out and not parent.exists():
-            parent = parent.parent
-        if parent.exists() and not parent.is_dir():
-            raise InvalidPath(
-                f"{path}: {parent} is in the way (it is a file, not a folder)",
-                detail={"path": path},
-            )
-        if not parent.resolve().is_relative_to(root) or target.is_dir():
-            raise InvalidPath(
-                f"{path}: the destination is a folder or lies outside {out}", detail={"path": path}
-            )
-        planned.append((entry, target))
-    return planned
 
 
 def open_backend(location: str) -> LocalBackend:

@@ -77,6 +77,7 @@ class Stage(StrEnum):
 
 
 _STAGE_WORDS = {s.value for s in Stage} | {"development"}
+_RESERVED_LAST = {"latest", "versions", "aliases", "tags", "files", "compare", "history"}
 
 
 def _is_number(text: str) -> bool:
@@ -105,11 +106,12 @@ def validate_model_name(name: str) -> str:
         )
     if "/" in name:
         last = name.rsplit("/", 1)[1].lower()
-        if _is_number(last) or last in _STAGE_WORDS or last == "latest":
-            # "team/1" or "team/production" would read as a version or stage of model "team".
+        if _is_number(last) or last in _STAGE_WORDS or last in _RESERVED_LAST:
+            # "team/1" or "team/production" would read as a version or stage of model "team",
+            # and "team/versions" as a URL of model "team".
             raise InvalidName(
-                f"invalid model name {name!r}: the part after '/' must not be a number, a stage "
-                "or 'latest'",
+                f"invalid model name {name!r}: the part after '/' must not be a number, a stage, "
+                "'latest' or one of " + ", ".join(sorted(_RESERVED_LAST - {"latest"})),
                 detail={"name": name},
             )
     return name

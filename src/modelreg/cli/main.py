@@ -10,6 +10,7 @@ from modelreg import __version__
 from modelreg.cli import insight, labels, versions
 from modelreg.cli.db import db
 from modelreg.cli.output import Ctx, emit
+from modelreg.cli.server import server
 from modelreg.errors import RegistryError
 
 
@@ -55,6 +56,7 @@ for command in (
     insight.audit,
     insight.gc,
     db,
+    server,
 ):
     cli.add_command(command)
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from modelreg.client._files import LocalFile, capture_environment, capture_git, collect_files
 from modelreg.errors import InvalidInput
 from modelreg.location import is_remote, resolve_uri
-from modelreg.names import Ref, parse_ref, validate_model_name
+from modelreg.names import Ref, parse_ref, validate_metric, validate_model_name
 from modelreg.types import AuditEvent, Model, Page, Version
 
 __all__ = ["Registry"]
@@ -88,13 +88,13 @@ class Registry:
         """The backend, opened on first use (constructing a ``Registry`` does no I/O)."""
         if self._backend is None:
             if is_remote(self.uri):
-                raise InvalidInput(
-                    f"{self.uri}: this modelreg has no HTTP client yet; use a registry folder",
-                    detail={"uri": self.uri},
-                )
-            # Imported by name so that `import modelreg` never loads SQLAlchemy.
-            local = importlib.import_module("modelreg.local")
-            self._backend = local.open_backend(self.uri)
+                from modelreg.client._http import HttpBackend
+
+                self._backend = HttpBackend(self.uri, token=self.token)
+            else:
+                # Imported by name so that `import modelreg` never loads SQLAlchemy.
+                local = importlib.import_module("modelreg.local")
+                self._backend = local.open_backend(self.uri)
         return self._backend
 
     def close(self) -> None:
@@ -157,6 +157,7 @@ class Registry:
             Conflict: the semver or idempotency key is taken by different content.
         """
         validate_model_name(name)
+        clean_metrics = {k: validate_metric(k, v) for k, v in _kv(metrics).items()}
         items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
         files = collect_files(items)
         lineage: dict[str, Any] = {
@@ -169,7 +170,7 @@ class Registry:
             lineage.update(capture_git())
             environment = capture_environment()
         meta = {
-            "metrics": _kv(metrics),
+            "metrics": clean_metrics,
             "params": {k: str(v) for k, v in _kv(params).items()},
             "tags": _kv(tags),
             "description": description,

@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import stat
 import subprocess
+import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from modelreg.errors import InvalidInput, InvalidPath
+from modelreg.digest import Progress, Readable, copy_verified
+from modelreg.errors import InvalidInput, InvalidPath, StorageFailure
 from modelreg.names import validate_manifest_path
 
 
@@ -136,3 +142,79 @@ def capture_environment() -> dict[str, object]:
         key=str.lower,
     )
     return {"python": platform.python_version(), "packages": packages}
+
+
+def plan_download(files: list[dict[str, Any]], out: Path) -> list[tuple[dict[str, Any], Path]]:
+    """Where each file goes; refuses, before writing anything, any target that cannot work.
+
+    A target must stay inside ``out`` (even through symlinked folders), must not be a folder,
+    and every folder on its way must be a folder (not a file).
+    """
+    if out.exists() and not out.is_dir():
+        raise InvalidPath(f"{out} exists and is not a folder", detail={"out": str(out)})
+    root = out.resolve()
+    planned: list[tuple[dict[str, Any], Path]] = []
+    for entry in files:
+        path = validate_manifest_path(entry["path"])
+        target = out / path
+        parent = target.parent
+        while parent != out and not parent.exists():
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            raise InvalidPath(
+                f"{path}: {parent} is in the way (it is a file, not a folder)",
+                detail={"path": path},
+            )
+        if not parent.resolve().is_relative_to(root) or target.is_dir():
+            raise InvalidPath(
+                f"{path}: the destination is a folder or lies outside {out}", detail={"path": path}
+            )
+        planned.append((entry, target))
+    return planned
+
+
+def write_verified(
+    files: list[dict[str, Any]],
+    out_dir: Path,
+    opener: Callable[[dict[str, Any]], AbstractContextManager[Readable]],
+    *,
+    label: str,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Write manifest ``files`` under ``out_dir``, each checked against its SHA-256 and size.
+
+    Every target is checked before anything is written; files go to a staging folder inside
+    ``out_dir`` and are moved into place only when all of them verified, so a corrupted or
+    missing blob leaves ``out_dir`` as it was.
+    """
+    out = out_dir.expanduser().absolute()
+    targets = plan_download(files, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".modelreg-download-", dir=out))
+    except OSError as exc:
+        raise StorageFailure(f"cannot write into {out}: {exc.strerror}", detail={}) from None
+    try:
+        staged: list[tuple[Path, Path]] = []
+        for index, (entry, target) in enumerate(targets):
+            temp = staging / str(index)
+            with opener(entry) as src, open(temp, "wb") as dst:
+                copy_verified(
+                    src,
+                    dst,
+                    sha256=entry["sha256"],
+                    size=entry["size"],
+                    what=f"{label}/{entry['path']}",
+                    progress=progress,
+                )
+            staged.append((temp, target))
+        for temp, target in staged:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, target)
+    except OSError as exc:
+        raise StorageFailure(
+            f"download into {out} failed: {exc.strerror or exc}", detail={"out": str(out)}
+        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [target for _, target in targets]

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from modelreg.errors import IntegrityFailure, InvalidInput
+from modelreg.digest import CHUNK, Progress, copy_verified
+from modelreg.errors import InvalidInput
 
-CHUNK = 1024 * 1024
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-Progress = Callable[[int], None]
-"""Called with the number of bytes just moved; how it is shown is the caller's business."""
 
 
 def check_digest(digest: str) -> str:
@@ -74,6 +70,10 @@ class BlobStore(Protocol):
         """A binary stream of the blob's bytes, unverified; raises ``BlobNotFound``."""
         ...
 
+    def local_path(self, digest: str) -> Path | None:
+        """The blob's file when the store is a local folder (servers send it by path)."""
+        ...
+
     def delete(self, digest: str) -> bool:
         """Remove a blob; False when it was not there. Only garbage collection calls this."""
         ...
@@ -87,33 +87,12 @@ class BlobStore(Protocol):
         ...
 
 
-def copy_verified(
-    source: BinaryIO,
-    target: BinaryIO,
-    *,
-    sha256: str,
-    size: int,
-    what: str,
-    progress: Progress | None = None,
-) -> None:
-    """Copy ``source`` to ``target`` and fail unless the bytes match ``sha256`` and ``size``.
-
-    Raises:
-        IntegrityFailure: the stored bytes are not what the manifest promised; the caller must
-            discard whatever was written to ``target``.
-    """
-    hasher = hashlib.sha256()
-    copied = 0
-    while chunk := source.read(CHUNK):
-        hasher.update(chunk)
-        target.write(chunk)
-        copied += len(chunk)
-        if progress is not None:
-            progress(len(chunk))
-    actual = hasher.hexdigest()
-    if copied != size or not hmac.compare_digest(actual, sha256):
-        raise IntegrityFailure(
-            f"{what}: stored bytes do not match the manifest (expected sha256 {sha256}, "
-            f"{size} bytes; found {actual}, {copied} bytes); refusing to return them",
-            detail={"path": what, "expected": sha256, "actual": actual, "size": copied},
-        )
+__all__ = [
+    "CHUNK",
+    "BlobInfo",
+    "BlobStore",
+    "Progress",
+    "blob_key",
+    "check_digest",
+    "copy_verified",
+]

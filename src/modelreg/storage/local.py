@@ -109,6 +109,10 @@ class LocalBlobStore:
                 f"blob sha256:{digest} is not stored", detail={"digest": digest}
             ) from None
 
+    def local_path(self, digest: str) -> Path | None:
+        """Where the blob lives on disk, for servers that send files by path."""
+        return self._path(digest)
+
     def open(self, digest: str) -> BinaryIO:
         """Open the blob for reading, refusing to follow a symlink."""
         path = self._path(digest)

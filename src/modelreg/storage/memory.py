@@ -52,6 +52,10 @@ class MemoryBlobStore:
         """The blob's size; raises ``BlobNotFound``."""
         return len(self._get(digest))
 
+    def local_path(self, digest: str) -> None:
+        """Memory blobs have no path."""
+        check_digest(digest)
+
     def open(self, digest: str) -> BinaryIO:
         """A stream over the blob's bytes."""
         return io.BytesIO(self._get(digest))

@@ -1,0 +1,68 @@
+"""THE map from ``RegistryError`` classes to HTTP statuses, and the one JSON error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from modelreg import errors
+
+# Most specific first: the first class an error is an instance of decides its status.
+STATUS: list[tuple[type[errors.RegistryError], int]] = [
+    (errors.Unauthenticated, 401),
+    (errors.PermissionDenied, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.PolicyViolation, 422),
+    (errors.ApprovalRequired, 202),
+    (errors.InvalidInput, 400),
+    (errors.IntegrityFailure, 500),
+    (errors.StorageFailure, 503),
+    (errors.SchemaOutdated, 503),
+    (errors.RegistryError, 500),
+]
+
+
+def status_for(exc: errors.RegistryError) -> int:
+    """The HTTP status of a registry error."""
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    raise AssertionError(exc)  # pragma: no cover - RegistryError is the last entry
+
+
+def envelope(code: str, message: str, detail: Any = None, status: int = 400) -> JSONResponse:
+    """``{"error": {"code", "message", "detail"}}`` with ``status``."""
+    body = {"error": {"code": code, "message": message, "detail": detail or {}}}
+    return JSONResponse(body, status_code=status)
+
+
+async def registry_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Answer a ``RegistryError`` raised anywhere below a route."""
+    assert isinstance(exc, errors.RegistryError)
+    return envelope(exc.code, exc.message, exc.detail, status_for(exc))
+
+
+async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Answer a request that does not match the schema: 400 ``invalid_input``."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ]
+    first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
+    message = f"{'.'.join(first['loc'])}: {first['msg']}"
+    return envelope("invalid_input", message, {"problems": problems}, 400)
+
+
+async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Answer routing errors (unknown path, wrong method) in the same envelope."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    return envelope(code, str(exc.detail), None, exc.status_code)

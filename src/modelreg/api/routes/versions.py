@@ -1,0 +1,252 @@
+"""``/api/v1/…/versions``: register, read, list, search, resolve, describe, tag, delete, files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse, StreamingResponse
+
+from modelreg.api.deps import ActorDep, RegistryDep
+from modelreg.api.schemas import (
+    AliasSet,
+    DescriptionUpdate,
+    TagsUpdate,
+    VersionCreate,
+    VersionPage,
+    VersionRead,
+)
+from modelreg.errors import VersionNotFound
+from modelreg.names import Ref, validate_manifest_path
+from modelreg.services import aliases, compare, serialize, versions
+
+router = APIRouter(prefix="/api/v1", tags=["versions"])
+
+Number = Path(ge=1, le=2**31 - 1)
+
+
+@router.post(
+    "/models/{name:model}/versions",
+    status_code=201,
+    response_model=VersionRead,
+    operation_id="versions-register",
+)
+def register_version(name: str, body: VersionCreate, registry: RegistryDep, actor: ActorDep) -> Any:
+    """Create the next version from uploaded blobs, atomically (creates the model if needed)."""
+    with registry.write() as session:
+        version = versions.register_version(
+            session,
+            registry.store,
+            name=name,
+            files=[versions.FileSpec(f.path, f.sha256, f.size) for f in body.files],
+            actor=actor,
+            metrics=body.metrics,
+            params=body.params,
+            tags=body.tags,
+            description=body.description,
+            semver=body.semver,
+            bump=body.bump,
+            lineage=versions.Lineage(**body.lineage.model_dump()),
+            environment=body.environment.model_dump(),
+            framework=body.framework,
+            idempotency_key=body.idempotency_key,
+        )
+        return serialize.version_to_dict(version)
+
+
+@router.get(
+    "/models/{name:model}/versions", response_model=VersionPage, operation_id="versions-list"
+)
+def list_versions(
+    name: str,
+    registry: RegistryDep,
+    filter: str | None = Query(default=None, max_length=10_000),
+    page_size: int = Query(default=100, ge=1, le=1000),
+    page_token: str | None = Query(default=None, max_length=4096),
+) -> Any:
+    """A model's versions, newest first unless the filter orders them."""
+    with registry.read() as session:
+        page = versions.list_versions(
+            session, name, filter=filter, page_size=page_size, page_token=page_token
+        )
+        items = [serialize.version_to_dict(v) for v in page]
+        return {"items": items, "next_page_token": page.next_page_token}
+
+
+@router.get(
+    "/models/{name:model}/versions/{version}",
+    response_model=VersionRead,
+    operation_id="versions-get",
+)
+def get_version(name: str, registry: RegistryDep, version: int = Number) -> Any:
+    """One version by number."""
+    with registry.read() as session:
+        return serialize.version_to_dict(versions.resolve(session, Ref(name, version=version)))
+
+
+@router.patch(
+    "/models/{name:model}/versions/{version}",
+    response_model=VersionRead,
+    operation_id="versions-update",
+)
+def update_version(
+    name: str,
+    body: DescriptionUpdate,
+    registry: RegistryDep,
+    actor: ActorDep,
+    version: int = Number,
+) -> Any:
+    """Change a version's description."""
+    with registry.write() as session:
+        row = versions.update_version(
+            session, Ref(name, version=version), actor=actor, description=body.description
+        )
+        return serialize.version_to_dict(row)
+
+
+@router.patch(
+    "/models/{name:model}/versions/{version}/tags",
+    response_model=VersionRead,
+    operation_id="versions-tag",
+)
+def tag_version(
+    name: str, body: TagsUpdate, registry: RegistryDep, actor: ActorDep, version: int = Number
+) -> Any:
+    """Set and delete a version's tags."""
+    with registry.write() as session:
+        row = versions.set_version_tags(
+            session, Ref(name, version=version), actor=actor, set_tags=body.set, delete=body.delete
+        )
+        return serialize.version_to_dict(row)
+
+
+@router.delete("/models/{name:model}/versions/{version}", operation_id="versions-delete")
+def delete_version(
+    name: str,
+    registry: RegistryDep,
+    actor: ActorDep,
+    version: int = Number,
+    reason: str = Query(default="", max_length=5000),
+) -> dict[str, str]:
+    """Delete one version; its number is never reused."""
+    with registry.write() as session:
+        number = versions.delete_version(
+            session, Ref(name, version=version), actor=actor, reason=reason
+        )
+    return {"deleted": f"{name}:{number}"}
+
+
+@router.get(
+    "/models/{name:model}/versions/{version}/files/{path:path}",
+    operation_id="versions-file",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_file(name: str, path: str, registry: RegistryDep, version: int = Number) -> Any:
+    """One file's bytes, served as an attachment (the client verifies its SHA-256)."""
+    validate_manifest_path(path)
+    with registry.read() as session:
+        row = versions.resolve(session, Ref(name, version=version))
+        entry = next((f for f in row.files if f.path == path), None)
+        if entry is None:
+            raise VersionNotFound(f"{name}:{version} has no file {path!r}", detail={"path": path})
+        digest, size = entry.sha256, entry.size
+    return blob_response(registry, digest, filename=path.rsplit("/", 1)[-1], size=size)
+
+
+def blob_response(registry: Any, digest: str, *, filename: str, size: int | None = None) -> Any:
+    """Stream a blob as an attachment; a local store is served by path (sendfile, ``Range``)."""
+    headers = {"x-content-sha256": digest}
+    disposition = "attachment"
+    local = registry.store.local_path(digest) if hasattr(registry.store, "local_path") else None
+    if local is not None:
+        if not local.is_file():
+            registry.store.size(digest)  # raises BlobNotFound
+        return FileResponse(
+            local,
+            media_type="application/octet-stream",
+            filename=filename,
+            content_disposition_type=disposition,
+            headers=headers,
+        )
+    handle = registry.store.open(digest)
+    headers["content-disposition"] = f'attachment; filename="{filename}"'
+    if size is not None:
+        headers["content-length"] = str(size)
+    return StreamingResponse(
+        iter(lambda: handle.read(1024 * 1024), b""),
+        media_type="application/octet-stream",
+        headers=headers,
+    )
+
+
+@router.get("/versions", response_model=VersionPage, operation_id="versions-search")
+def search_versions(
+    registry: RegistryDep,
+    filter: str | None = Query(default=None, max_length=10_000),
+    page_size: int = Query(default=100, ge=1, le=1000),
+    page_token: str | None = Query(default=None, max_length=4096),
+) -> Any:
+    """Versions of all models matching ``filter``."""
+    with registry.read() as session:
+        page = versions.search_versions(session, filter, page_size=page_size, page_token=page_token)
+        items = [serialize.version_to_dict(v) for v in page]
+        return {"items": items, "next_page_token": page.next_page_token}
+
+
+@router.get("/resolve", response_model=VersionRead, operation_id="versions-resolve")
+def resolve(registry: RegistryDep, uri: str = Query(max_length=512)) -> Any:
+    """The version any reference points at (``models:/fraud@champion``, ``fraud/production``…)."""
+    with registry.read() as session:
+        return serialize.version_to_dict(versions.resolve(session, uri))
+
+
+@router.put(
+    "/models/{name:model}/aliases/{alias}", response_model=VersionRead, operation_id="aliases-set"
+)
+def set_alias(name: str, alias: str, body: AliasSet, registry: RegistryDep, actor: ActorDep) -> Any:
+    """Point an alias at a version (create or move); answers the version."""
+    with registry.write() as session:
+        row = aliases.set_alias(session, name, alias, body.version, actor=actor, reason=body.reason)
+        session.refresh(row.version)
+        return serialize.version_to_dict(row.version)
+
+
+@router.delete("/models/{name:model}/aliases/{alias}", operation_id="aliases-delete")
+def delete_alias(
+    name: str,
+    alias: str,
+    registry: RegistryDep,
+    actor: ActorDep,
+    reason: str = Query(default="", max_length=5000),
+) -> dict[str, Any]:
+    """Remove an alias; answers the version it pointed at."""
+    with registry.write() as session:
+        number = aliases.delete_alias(session, name, alias, actor=actor, reason=reason)
+    return {"name": name, "alias": alias, "version": number}
+
+
+@router.get("/models/{name:model}/compare", operation_id="versions-compare")
+def compare_versions(
+    name: str,
+    registry: RegistryDep,
+    a: int = Query(ge=1, le=2**31 - 1),
+    b: int = Query(ge=1, le=2**31 - 1),
+) -> dict[str, Any]:
+    """Metric, param, tag and file differences between versions ``a`` and ``b``."""
+    with registry.read() as session:
+        return compare.compare(session, name, a, b)
+
+
+@router.get("/lineage", operation_id="versions-lineage")
+def lineage(registry: RegistryDep, ref: str = Query(max_length=512)) -> dict[str, Any]:
+    """A version's lineage, ancestors and descendants."""
+    with registry.read() as session:
+        return compare.lineage(session, ref)
+
+
+@router.get("/models/{name:model}/history", operation_id="models-history")
+def history(name: str, registry: RegistryDep) -> dict[str, Any]:
+    """Every stage change and alias move of a model."""
+    with registry.read() as session:
+        return {"items": [serialize.history_to_dict(h) for h in aliases.history(session, name)]}

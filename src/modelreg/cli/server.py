@@ -1,0 +1,95 @@
+"""``modelreg server``: serve the REST API for a registry folder."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import click
+
+from modelreg.errors import InvalidInput
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (each stateless; the database serialises writes).",
+)
+@click.option("--db", metavar="URL", help="Metadata database URL (default: the folder's SQLite).")
+@click.option("--artifacts", metavar="PATH", help="Artifact store (default: the folder's blobs/).")
+@click.pass_context
+def server(
+    ctx: click.Context, host: str, port: int, workers: int, db: str | None, artifacts: str | None
+) -> None:
+    """Serve the REST API (/api/v1, docs at /api/docs) for the registry.
+
+    \b
+    Example:
+      modelreg server --port 8080
+      MODELREG_URI=http://127.0.0.1:8080 modelreg models
+    """
+    try:
+        import uvicorn
+    except ImportError:  # pragma: no cover - depends on the install
+        raise InvalidInput(
+            "the server needs its extra: pip install 'modelreg[server]'", detail={}
+        ) from None
+    from modelreg.config import Settings
+    from modelreg.db.schema import ensure_schema
+    from modelreg.db.session import make_engine
+    from modelreg.location import is_remote, resolve_uri
+
+    if not is_loopback(host):
+        raise InvalidInput(
+            f"refusing to serve on {host}: this registry has no users yet, so it may only listen "
+            "on a loopback address (127.0.0.1, ::1)",
+            detail={"host": host},
+        )
+    home = resolve_uri(ctx.find_root().params.get("registry"))
+    if is_remote(home):
+        raise InvalidInput("`modelreg server` serves a registry folder, not a URL", detail={})
+    # Workers are separate processes: they find the registry through the environment.
+    os.environ["MODELREG_HOME"] = home
+    os.environ.pop("MODELREG_URI", None)
+    if db:
+        os.environ["MODELREG_DB"] = db
+    if artifacts:
+        os.environ["MODELREG_ARTIFACTS"] = artifacts
+    settings = Settings.for_home(home)
+    if not settings.db:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    try:
+        ensure_schema(engine, create=settings.create)  # fail here, once, not in every worker
+    finally:
+        engine.dispose()
+    click.echo(
+        f"modelreg serving {settings.home} on http://{host}:{port} (API docs: /api/docs); "
+        "no users, so loopback clients only",
+        err=True,
+    )
+    uvicorn.run(
+        "modelreg.api.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )

@@ -1,0 +1,274 @@
+"""The remote backend: the same use-cases as the embedded one, over REST ``/api/v1`` (httpx)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from modelreg.client._files import LocalFile, write_verified
+from modelreg.digest import CHUNK, Progress, sha256_of
+from modelreg.errors import RegistryError, Unavailable, rebuild
+from modelreg.names import parse_ref, validate_alias, validate_model_name
+
+API = "/api/v1"
+
+
+def _model_path(name: str) -> str:
+    # Validated first, so a name can never smuggle "..", "?" or "#" into the URL.
+    return f"{API}/models/{quote(validate_model_name(name), safe='/')}"
+
+
+class _Body:
+    """A file as an upload body, read in large chunks, reporting progress."""
+
+    def __init__(self, path: Path, progress: Progress | None) -> None:
+        self.path = path
+        self.progress = progress
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                if self.progress is not None:
+                    self.progress(len(chunk))
+                yield chunk
+
+
+class _Stream:
+    """``read()`` over a streamed HTTP response, for the verified copy."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.iter_bytes(CHUNK)
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+class HttpBackend:
+    """Talks to a modelreg server; errors come back as the classes the server raised."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 60.0) -> None:
+        headers = {"user-agent": "modelreg-client"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, follow_redirects=False
+        )
+
+    def close(self) -> None:
+        """Close connections."""
+        self._http.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        try:
+            error = response.json()["error"]
+            raise rebuild(
+                str(error["code"]), str(error["message"]), dict(error.get("detail") or {})
+            )
+        except (ValueError, KeyError, TypeError):
+            raise RegistryError(
+                f"{self.base_url} answered HTTP {response.status_code}",
+                detail={"status": response.status_code},
+            ) from None
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                f"cannot reach the registry at {self.base_url}: {exc}",
+                detail={"url": self.base_url},
+            ) from None
+        self._raise_for(response)
+        return response.json() if response.content else None
+
+    def _obj(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(method, url, **kwargs)
+        return result
+
+    def _page(self, url: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+        data = self._call("GET", url, params={k: v for k, v in params.items() if v is not None})
+        return data["items"], data["next_page_token"]
+
+    def _version_url(self, ref: str) -> tuple[str, str]:
+        """The URL of the version ``ref`` names (resolving aliases and stages first)."""
+        parsed = parse_ref(ref, allow_model=False)
+        number = parsed.version
+        if number is None:
+            number = int(self.get_version(ref)["version"])
+        return parsed.name, f"{_model_path(parsed.name)}/versions/{number}"
+
+    # -- models and versions -------------------------------------------------------------
+
+    def register(
+        self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress | None
+    ) -> dict[str, Any]:
+        """Hash each file, upload only the blobs the server lacks, then register atomically."""
+        url = f"{_model_path(name)}/versions"
+        manifest = []
+        for item in files:
+            with open(item.source, "rb") as fh:
+                digest, size = sha256_of(fh)
+            manifest.append({"path": item.path, "sha256": digest, "size": size})
+            blob = f"{API}/blobs/sha256:{digest}"
+            try:
+                have = self._http.head(blob).status_code == 200
+            except httpx.HTTPError as exc:
+                raise Unavailable(f"cannot reach {self.base_url}: {exc}", detail={}) from None
+            if have:
+                if progress is not None:
+                    progress(size)
+                continue
+            self._call(
+                "PUT",
+                blob,
+                content=_Body(item.source, progress),
+                headers={"content-type": "application/octet-stream", "content-length": str(size)},
+            )
+        body = {k: v for k, v in meta.items() if v is not None}
+        body["lineage"] = {k: v for k, v in (meta.get("lineage") or {}).items() if v is not None}
+        body["files"] = manifest
+        return self._obj("POST", url, json=body)
+
+    def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]:
+        """Register an empty model."""
+        body = {"name": name, "description": description, "tags": tags}
+        return self._obj("POST", f"{API}/models", json=body)
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        """One model."""
+        return self._obj("GET", _model_path(name))
+
+    def get_version(self, ref: str) -> dict[str, Any]:
+        """One version by any reference (one round trip: the server resolves it)."""
+        parse_ref(ref, allow_model=False)
+        return self._obj("GET", f"{API}/resolve", params={"uri": ref})
+
+    def list_models(
+        self, filter: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of models."""
+        params = {"filter": filter, "page_size": page_size, "page_token": page_token}
+        return self._page(f"{API}/models", params)
+
+    def list_versions(
+        self, name: str, filter: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of one model's versions."""
+        params = {"filter": filter, "page_size": page_size, "page_token": page_token}
+        return self._page(f"{_model_path(name)}/versions", params)
+
+    def search(
+        self, query: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of versions across models."""
+        params = {"filter": query, "page_size": page_size, "page_token": page_token}
+        return self._page(f"{API}/versions", params)
+
+    @contextlib.contextmanager
+    def _open_blob(self, entry: dict[str, Any]) -> Iterator[_Stream]:
+        try:
+            with self._http.stream("GET", f"{API}/blobs/sha256:{entry['sha256']}") as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise_for(response)
+                yield _Stream(response)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"download from {self.base_url} failed: {exc}", detail={}) from None
+
+    def download(self, ref: str, out_dir: Path, progress: Progress | None) -> list[Path]:
+        """Stream a version's files into ``out_dir``, each verified against the manifest."""
+        version = self.get_version(ref)
+        return write_verified(
+            version["files"],
+            out_dir,
+            self._open_blob,
+            label=f"{version['name']}:{version['version']}",
+            progress=progress,
+        )
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
+        """Create or move an alias; returns the version it now points at."""
+        url = f"{_model_path(name)}/aliases/{validate_alias(alias)}"
+        return self._obj("PUT", url, json={"version": version, "reason": reason})
+
+    def delete_alias(self, name: str, alias: str, reason: str) -> int:
+        """Remove an alias; returns the version it pointed at."""
+        url = f"{_model_path(name)}/aliases/{validate_alias(alias)}"
+        return int(self._call("DELETE", url, params={"reason": reason})["version"])
+
+    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]:
+        """Tag a model (``NAME``) or a version."""
+        body = {"set": tags, "delete": delete}
+        if parse_ref(ref).is_model:
+            return self._obj("PATCH", f"{_model_path(ref)}/tags", json=body)
+        _, url = self._version_url(ref)
+        return self._obj("PATCH", f"{url}/tags", json=body)
+
+    def set_description(self, ref: str, description: str) -> dict[str, Any]:
+        """Describe a model or a version."""
+        body = {"description": description}
+        if parse_ref(ref).is_model:
+            return self._obj("PATCH", _model_path(ref), json=body)
+        _, url = self._version_url(ref)
+        return self._obj("PATCH", url, json=body)
+
+    def delete(self, ref: str, reason: str) -> dict[str, Any]:
+        """Delete a model or one version."""
+        parsed = parse_ref(ref)
+        if parsed.is_model:
+            return self._obj("DELETE", _model_path(parsed.name), params={"reason": reason})
+        _, url = self._version_url(ref)
+        return self._obj("DELETE", url, params={"reason": reason})
+
+    # -- insight -------------------------------------------------------------------------
+
+    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+        """Differences between two versions."""
+        return self._obj("GET", f"{_model_path(name)}/compare", params={"a": a, "b": b})
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        """Lineage graph around one version."""
+        parse_ref(ref, allow_model=False)
+        return self._obj("GET", f"{API}/lineage", params={"ref": ref})
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Stage and alias moves of a model."""
+        items: list[dict[str, Any]] = self._call("GET", f"{_model_path(name)}/history")["items"]
+        return items
+
+    def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]:
+        """Audit events, optionally for one model."""
+        params: dict[str, Any] = {"limit": limit, "after": after}
+        if model is not None:
+            params["model"] = validate_model_name(model)
+        items: list[dict[str, Any]] = self._call("GET", f"{API}/audit", params=params)["items"]
+        return items
+
+    def verify_audit(self) -> dict[str, Any]:
+        """Check the audit chain (on the server)."""
+        return self._obj("GET", f"{API}/audit/verify")
+
+    def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]:
+        """Collect unreferenced blobs on the server."""
+        body = {"grace_seconds": grace_seconds, "dry_run": dry_run}
+        return self._obj("POST", f"{API}/gc", json=body)
