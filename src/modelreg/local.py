@@ -20,10 +20,11 @@ from modelreg.client._files import LocalFile, write_verified
 from modelreg.config import Settings
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
+from modelreg.db.tables import PrincipalKind, Role
 from modelreg.errors import InvalidInput
 from modelreg.names import parse_ref, validate_model_name
-from modelreg.services import aliases, audit, compare, gc, models, serialize, versions
-from modelreg.services.audit import Actor
+from modelreg.services import aliases, audit, auth, compare, gc, models, serialize, versions
+from modelreg.services.actor import Actor
 from modelreg.storage import BlobStore, open_blob_store
 
 Progress = Callable[[int], None] | None
@@ -150,12 +151,13 @@ class LocalBackend:
     def get_model(self, name: str) -> dict[str, Any]:
         """One model."""
         with self._read() as session:
-            return serialize.model_to_dict(session, models.get_model(session, name))
+            model = models.read_model(session, name, actor=self.actor)
+            return serialize.model_to_dict(session, model)
 
     def get_version(self, ref: str) -> dict[str, Any]:
         """One version by any reference."""
         with self._read() as session:
-            return serialize.version_to_dict(versions.resolve(session, ref))
+            return serialize.version_to_dict(versions.read_version(session, ref, actor=self.actor))
 
     def list_models(
         self, filter: str | None, page_size: int, page_token: str | None
@@ -163,7 +165,7 @@ class LocalBackend:
         """A page of models."""
         with self._read() as session:
             page = models.list_models(
-                session, filter=filter, page_size=page_size, page_token=page_token
+                session, actor=self.actor, filter=filter, page_size=page_size, page_token=page_token
             )
             return serialize.models_to_dicts(session, list(page)), page.next_page_token
 
@@ -173,7 +175,12 @@ class LocalBackend:
         """A page of one model's versions."""
         with self._read() as session:
             page = versions.list_versions(
-                session, name, filter=filter, page_size=page_size, page_token=page_token
+                session,
+                name,
+                actor=self.actor,
+                filter=filter,
+                page_size=page_size,
+                page_token=page_token,
             )
             return [serialize.version_to_dict(v) for v in page], page.next_page_token
 
@@ -183,7 +190,7 @@ class LocalBackend:
         """A page of versions across models."""
         with self._read() as session:
             page = versions.search_versions(
-                session, query, page_size=page_size, page_token=page_token
+                session, query, actor=self.actor, page_size=page_size, page_token=page_token
             )
             return [serialize.version_to_dict(v) for v in page], page.next_page_token
 
@@ -253,31 +260,93 @@ class LocalBackend:
     def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
         """Differences between two versions."""
         with self._read() as session:
-            return compare.compare(session, name, a, b)
+            return compare.compare(session, name, a, b, actor=self.actor)
 
     def lineage(self, ref: str) -> dict[str, Any]:
         """Lineage graph around one version."""
         with self._read() as session:
-            return compare.lineage(session, ref)
+            return compare.lineage(session, ref, actor=self.actor)
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """Stage and alias moves of a model."""
         with self._read() as session:
-            return [serialize.history_to_dict(h) for h in aliases.history(session, name)]
+            return [
+                serialize.history_to_dict(h)
+                for h in aliases.history(session, name, actor=self.actor)
+            ]
 
     def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]:
         """Audit events, optionally for one model."""
         with self._read() as session:
-            key = None
-            if model is not None:
-                key = models.get_model(session, model).normalized_name
-            events = audit.list_events(session, model_key=key, after_seq=after, limit=limit)
+            target = models.get_model(session, model) if model is not None else None
+            events = audit.list_events(
+                session,
+                actor=self.actor,
+                model_id=target.id if target is not None else None,
+                model_key=target.normalized_name if target is not None else None,
+                after_seq=after,
+                limit=limit,
+            )
             return [audit.event_to_dict(e) for e in events]
 
     def verify_audit(self) -> dict[str, Any]:
         """Check the audit chain."""
         with self._read() as session:
-            return audit.verify(session).to_dict()
+            return audit.verify(session, actor=self.actor).to_dict()
+
+    # -- identity ------------------------------------------------------------------------
+
+    def create_user(
+        self, name: str, kind: str, role: str | None, model: str | None
+    ) -> dict[str, Any]:
+        """Create a user or service account (local admin authority)."""
+        with self._write() as session:
+            principal = auth.create_principal(
+                session,
+                name,
+                actor=self.actor,
+                kind=PrincipalKind(kind),
+                role=Role(role) if role else None,
+                model=model,
+            )
+            rows = auth.list_principals(session, actor=self.actor)
+            grants = next(g for p, g in rows if p.id == principal.id)
+            return auth.principal_to_dict(principal, grants)
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every principal with its roles."""
+        with self._read() as session:
+            rows = auth.list_principals(session, actor=self.actor)
+            return [auth.principal_to_dict(p, g) for p, g in rows]
+
+    def grant(self, name: str, role: str, model: str | None) -> dict[str, Any]:
+        """Give a principal a role."""
+        with self._write() as session:
+            auth.grant_role(session, name, Role(role), actor=self.actor, model=model)
+            rows = auth.list_principals(session, actor=self.actor)
+            principal, grants = next((p, g) for p, g in rows if p.name == name)
+            return auth.principal_to_dict(principal, grants)
+
+    def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]:
+        """Issue a token (the secret is returned once)."""
+        with self._write() as session:
+            token, secret = auth.create_token(
+                session, name, actor=self.actor, label=label, expires_days=expires_days
+            )
+            return auth.token_to_dict(token, secret)
+
+    def list_tokens(self, name: str | None) -> list[dict[str, Any]]:
+        """Tokens without secrets."""
+        with self._read() as session:
+            return [
+                auth.token_to_dict(t)
+                for t in auth.list_tokens(session, actor=self.actor, name=name)
+            ]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a token."""
+        with self._write() as session:
+            return auth.token_to_dict(auth.revoke_token(session, token_id, actor=self.actor))
 
     def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]:
         """Collect unreferenced blobs and abandoned uploads."""

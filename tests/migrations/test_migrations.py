@@ -55,3 +55,28 @@ def test_foreign_tables_are_refused(tmp_path):
     with pytest.raises(SchemaOutdated, match="empty database"):
         schema.ensure_schema(eng)
     eng.dispose()
+
+
+def test_upgrade_keeps_data_and_is_never_silent(tmp_path):
+    """An old registry refuses to open until `modelreg db upgrade`, which keeps its rows."""
+    import modelreg
+    from modelreg import errors
+    from modelreg.cli.main import main
+
+    home = tmp_path / "reg"
+    reg = modelreg.Registry(home)
+    (tmp_path / "m.bin").write_bytes(b"weights")
+    reg.register("m", tmp_path / "m.bin", capture=False)
+    reg.close()
+    engine = make_engine(f"sqlite:///{home / 'registry.db'}")
+    schema.downgrade(engine, "0001")
+    assert schema.current_revision(engine) == "0001"
+    with pytest.raises(errors.SchemaOutdated, match="db upgrade"):
+        modelreg.Registry(home).get_version("m:1")
+    assert main(["--registry", str(home), "db", "upgrade"]) == 0
+    assert schema.current_revision(engine) == schema.SCHEMA_REVISION
+    engine.dispose()
+    reopened = modelreg.Registry(home)
+    assert reopened.get_version("m:1").files[0].size == 7
+    assert reopened.verify_audit()["ok"]
+    reopened.close()

@@ -121,7 +121,7 @@ def test_model_filters(engine, store, blob):
     with transaction(engine, write=False) as session:
 
         def names(query):
-            return [m.name for m in models.list_models(session, filter=query)]
+            return [m.name for m in models.list_models(session, actor=ACTOR, filter=query)]
 
         assert names("owner = 'tester' AND description LIKE '%fraud%'") == ["alpha"]
         assert names("created_at > '2000-01-01T00:00:00Z' ORDER BY updated_at DESC") == ["alpha"]
@@ -149,13 +149,13 @@ def test_model_filters(engine, store, blob):
 )
 def test_version_query_field_errors(engine, query):
     with transaction(engine, write=False) as session, pytest.raises(errors.InvalidQuery):
-        versions.search_versions(session, query)
+        versions.search_versions(session, query, actor=ACTOR)
 
 
 def test_semver_ordering_and_search(engine, store, blob):
     for semver in ("1.0.0-rc1", "1.0.0", "1.10.0", "1.2.0"):
         register(engine, store, [blob], semver=semver)
     with transaction(engine, write=False) as session:
-        found = versions.search_versions(session, "semver >= '1.0.0' ORDER BY semver")
+        found = versions.search_versions(session, "semver >= '1.0.0' ORDER BY semver", actor=ACTOR)
         assert [v.semver for v in found] == ["1.0.0", "1.2.0", "1.10.0"]
         assert search.parse("ORDER BY semver DESC").order_by[0].descending

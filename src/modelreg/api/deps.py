@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from modelreg.config import Settings
 from modelreg.db.session import transaction
-from modelreg.services.audit import Actor
+from modelreg.errors import Unauthenticated
+from modelreg.services import auth
+from modelreg.services.actor import Actor
 from modelreg.storage import BlobStore
 
 
@@ -39,11 +42,33 @@ def _registry(request: Request) -> Registry:
     return registry
 
 
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _actor(request: Request) -> Actor:
-    # Without users the server only answers loopback clients (see app.py), i.e. processes of
-    # the machine's own users; they act as the registry's owner, as in embedded mode.
+    """Authenticate the request: deny by default, every route under /api depends on this.
+
+    A registry without users answers loopback clients only (laptop mode): they are processes of
+    this machine's users and act as the registry's owner, as in embedded mode. Once a user
+    exists, every request needs a valid bearer token.
+    """
     registry: Registry = request.app.state.registry
-    return Actor(registry.owner, source="api")
+    client = request.client.host if request.client else None
+    with registry.read() as session:
+        if not auth.has_principals(session):
+            if not _is_loopback(client):
+                raise Unauthenticated(
+                    "this registry has no users yet, so it only answers loopback clients",
+                    detail={},
+                )
+            return Actor(registry.owner, source="api", superuser=True)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        secret = token.strip() if scheme.lower() == "bearer" else None
+        return auth.authenticate(session, secret, source=f"api:{client}")
 
 
 RegistryDep = Annotated[Registry, Depends(_registry)]

@@ -7,7 +7,7 @@ import sys
 import click
 
 from modelreg import __version__
-from modelreg.cli import insight, labels, versions
+from modelreg.cli import admin, insight, labels, versions
 from modelreg.cli.db import db
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.server import server
@@ -36,7 +36,10 @@ def cli(ctx: click.Context, registry: str | None) -> None:
     Exit codes: 0 ok, 1 invalid input, 2 not found, 3 refused by policy, 4 awaiting approval,
     5 permission denied, 6 conflict.
     """
-    ctx.obj = Ctx(registry)
+    if isinstance(ctx.obj, Ctx):
+        ctx.obj.registry_uri = registry
+    else:  # pragma: no cover - only when the group is invoked without main()
+        ctx.obj = Ctx(registry)
 
 
 for command in (
@@ -55,6 +58,9 @@ for command in (
     insight.history,
     insight.audit,
     insight.gc,
+    admin.users,
+    admin.tokens,
+    admin.grant,
     db,
     server,
 ):
@@ -63,8 +69,9 @@ for command in (
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map errors to DESIGN.md's exit codes instead of Click's defaults."""
+    state = Ctx(None)
     try:
-        cli.main(args=argv, prog_name="modelreg", standalone_mode=False)
+        cli.main(args=argv, prog_name="modelreg", standalone_mode=False, obj=state)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
@@ -82,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        state.close()
     return 0
 
 

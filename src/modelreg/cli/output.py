@@ -24,6 +24,11 @@ class Ctx:
         self.registry_uri = registry
         self._registry: Registry | None = None
 
+    def close(self) -> None:
+        """Release the registry's connections (HTTP sockets, database pool)."""
+        if self._registry is not None:
+            self._registry.close()
+
     @property
     def registry(self) -> Registry:
         if self._registry is None:

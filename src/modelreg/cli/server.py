@@ -51,15 +51,10 @@ def server(
         ) from None
     from modelreg.config import Settings
     from modelreg.db.schema import ensure_schema
-    from modelreg.db.session import make_engine
+    from modelreg.db.session import make_engine, transaction
     from modelreg.location import is_remote, resolve_uri
+    from modelreg.services.auth import has_principals
 
-    if not is_loopback(host):
-        raise InvalidInput(
-            f"refusing to serve on {host}: this registry has no users yet, so it may only listen "
-            "on a loopback address (127.0.0.1, ::1)",
-            detail={"host": host},
-        )
     home = resolve_uri(ctx.find_root().params.get("registry"))
     if is_remote(home):
         raise InvalidInput("`modelreg server` serves a registry folder, not a URL", detail={})
@@ -76,11 +71,19 @@ def server(
     engine = make_engine(settings.db_url)
     try:
         ensure_schema(engine, create=settings.create)  # fail here, once, not in every worker
+        with transaction(engine, write=False) as session:
+            users_exist = has_principals(session)
     finally:
         engine.dispose()
+    if not users_exist and not is_loopback(host):
+        raise InvalidInput(
+            f"refusing to serve on {host}: this registry has no users yet, so it may only listen "
+            "on a loopback address (127.0.0.1, ::1); create one with `modelreg users create`",
+            detail={"host": host},
+        )
+    access = "tokens required" if users_exist else "no users, so loopback clients only"
     click.echo(
-        f"modelreg serving {settings.home} on http://{host}:{port} (API docs: /api/docs); "
-        "no users, so loopback clients only",
+        f"modelreg serving {settings.home} on http://{host}:{port} (API docs: /api/docs); {access}",
         err=True,
     )
     uvicorn.run(

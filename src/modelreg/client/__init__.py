@@ -50,6 +50,14 @@ class Backend(Protocol):
     def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]: ...
     def verify_audit(self) -> dict[str, Any]: ...
     def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]: ...
+    def create_user(
+        self, name: str, kind: str, role: str | None, model: str | None
+    ) -> dict[str, Any]: ...
+    def list_users(self) -> list[dict[str, Any]]: ...
+    def grant(self, name: str, role: str, model: str | None) -> dict[str, Any]: ...
+    def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]: ...
+    def list_tokens(self, name: str | None) -> list[dict[str, Any]]: ...
+    def revoke_token(self, token_id: str) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -283,3 +291,54 @@ class Registry:
     def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> dict[str, Any]:
         """Remove blobs no version references (older than ``grace_seconds``)."""
         return self.backend.gc(grace_seconds, dry_run)
+
+    # -- identity ------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        role: str | None = None,
+        model: str | None = None,
+        service: bool = False,
+    ) -> dict[str, Any]:
+        """Create a user (or a service account), optionally with a first role.
+
+        Once a registry has a user, every request to its server needs a token.
+        """
+        _check_role(role)
+        kind = "service" if service else "user"
+        return self.backend.create_user(name, kind, role, model)
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Users and service accounts with their roles."""
+        return self.backend.list_users()
+
+    def grant(self, name: str, role: str, *, model: str | None = None) -> dict[str, Any]:
+        """Give ``name`` a role registry-wide, or on ``model`` only."""
+        _check_role(role)
+        return self.backend.grant(name, role, model)
+
+    def create_token(
+        self, name: str, *, label: str = "", expires_days: int | None = None
+    ) -> dict[str, Any]:
+        """Issue an API token for ``name``; ``["token"]`` holds the secret, shown only now."""
+        return self.backend.create_token(name, label, expires_days)
+
+    def list_tokens(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Tokens (never their secrets), optionally of one user."""
+        return self.backend.list_tokens(name)
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a token; it stops working at once."""
+        return self.backend.revoke_token(token_id)
+
+
+ROLES = ("viewer", "contributor", "approver", "admin")
+
+
+def _check_role(role: str | None) -> None:
+    if role is not None and role not in ROLES:
+        raise InvalidInput(
+            f"unknown role {role!r}; use one of {', '.join(ROLES)}", detail={"role": role}
+        )

@@ -268,6 +268,38 @@ class HttpBackend:
         """Check the audit chain (on the server)."""
         return self._obj("GET", f"{API}/audit/verify")
 
+    def create_user(
+        self, name: str, kind: str, role: str | None, model: str | None
+    ) -> dict[str, Any]:
+        """Create a user or service account (needs an admin token)."""
+        body = {"name": name, "kind": kind, "role": role, "model": model}
+        return self._obj("POST", f"{API}/principals", json=body)
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every principal with its roles."""
+        items: list[dict[str, Any]] = self._call("GET", f"{API}/principals")["items"]
+        return items
+
+    def grant(self, name: str, role: str, model: str | None) -> dict[str, Any]:
+        """Give a principal a role."""
+        body = {"principal": name, "role": role, "model": model}
+        return self._obj("POST", f"{API}/grants", json=body)
+
+    def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]:
+        """Issue a token (the secret is returned once)."""
+        body = {"principal": name, "name": label, "expires_days": expires_days}
+        return self._obj("POST", f"{API}/tokens", json=body)
+
+    def list_tokens(self, name: str | None) -> list[dict[str, Any]]:
+        """Tokens without secrets."""
+        params = {"principal": name} if name else {}
+        items: list[dict[str, Any]] = self._call("GET", f"{API}/tokens", params=params)["items"]
+        return items
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a token."""
+        return self._obj("DELETE", f"{API}/tokens/{quote(token_id, safe='')}")
+
     def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]:
         """Collect unreferenced blobs on the server."""
         body = {"grace_seconds": grace_seconds, "dry_run": dry_run}

@@ -9,7 +9,8 @@ from modelreg.db.base import utcnow
 from modelreg.db.tables import Alias, HistoryEntry, HistoryKind
 from modelreg.errors import AliasNotFound
 from modelreg.names import Ref, validate_alias, validate_text
-from modelreg.services.audit import Actor, EventTag, record
+from modelreg.services.actor import Actor, Permission
+from modelreg.services.audit import EventTag, record
 from modelreg.services.models import get_model
 from modelreg.services.versions import resolve
 
@@ -21,6 +22,7 @@ def set_alias(
     validate_alias(alias)
     reason = validate_text(reason, kind="reason")
     model = get_model(session, name, lock=True)
+    actor.require(Permission.ALIAS_SET, model.id)
     target = resolve(session, Ref(model.name, version=version))
     current = session.get(Alias, (model.id, alias))
     before = current.version.number if current is not None else None
@@ -64,6 +66,7 @@ def delete_alias(session: Session, name: str, alias: str, *, actor: Actor, reaso
     validate_alias(alias)
     reason = validate_text(reason, kind="reason")
     model = get_model(session, name, lock=True)
+    actor.require(Permission.ALIAS_SET, model.id)
     current = session.get(Alias, (model.id, alias))
     if current is None:
         raise AliasNotFound(
@@ -95,9 +98,10 @@ def delete_alias(session: Session, name: str, alias: str, *, actor: Actor, reaso
     return number
 
 
-def history(session: Session, name: str, *, limit: int = 1000) -> list[HistoryEntry]:
+def history(session: Session, name: str, *, actor: Actor, limit: int = 1000) -> list[HistoryEntry]:
     """Every stage change and alias move of a model, oldest first."""
     model = get_model(session, name)
+    actor.require(Permission.READ, model.id)
     return list(
         session.scalars(
             select(HistoryEntry)

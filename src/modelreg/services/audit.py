@@ -14,6 +14,18 @@ from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
 from modelreg.db.tables import AuditEvent, AuditHead
+from modelreg.services.actor import Actor, Permission
+
+__all__ = [
+    "GENESIS",
+    "Actor",
+    "EventTag",
+    "VerifyResult",
+    "event_hash",
+    "list_events",
+    "record",
+    "verify",
+]
 
 GENESIS = "0" * 64
 
@@ -32,14 +44,10 @@ class EventTag(StrEnum):
     ALIAS_SET = "registry:alias:set"
     ALIAS_DELETE = "registry:alias:delete"
     BLOB_COLLECT = "registry:blob:collect"
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acts: a user or service account name, and where the request came from."""
-
-    name: str
-    source: str = "cli"
+    PRINCIPAL_CREATE = "auth:principal:create"
+    TOKEN_CREATE = "auth:token:create"  # noqa: S105 (an event name, not a secret)
+    TOKEN_REVOKE = "auth:token:revoke"  # noqa: S105
+    ROLE_GRANT = "auth:role:grant"
 
 
 def _canonical(fields: dict[str, Any]) -> bytes:
@@ -113,12 +121,18 @@ def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
 def list_events(
     session: Session,
     *,
+    actor: Actor,
+    model_id: Any = None,
     model_key: str | None = None,
     after_seq: int = 0,
     limit: int = 100,
     descending: bool = False,
 ) -> list[AuditEvent]:
-    """Events in sequence order, optionally for one model (by normalised name)."""
+    """Events in sequence order, optionally for one model (its id and normalised name).
+
+    The whole log needs registry-wide read access; one model's events need read access to it.
+    """
+    actor.require(Permission.AUDIT_READ, model_id if model_key is not None else None)
     query = select(AuditEvent)
     if model_key is not None:
         query = query.where(AuditEvent.model_key == model_key)
@@ -152,11 +166,12 @@ class VerifyResult:
         }
 
 
-def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
+def verify(session: Session, *, actor: Actor, batch: int = 5000) -> VerifyResult:
     """Walk the whole chain and report the first event that was edited, removed or reordered.
 
     Also compares the end of the chain with the head row, which catches events cut off the end.
     """
+    actor.require(Permission.AUDIT_READ)
     expected_seq = 1
     prev = GENESIS
     count = 0

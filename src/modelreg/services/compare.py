@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from modelreg.db.tables import Version, VersionParent
 from modelreg.names import Ref
+from modelreg.services.actor import Actor, Permission
 from modelreg.services.models import get_model
 from modelreg.services.serialize import version_to_dict
-from modelreg.services.versions import resolve
+from modelreg.services.versions import read_version, resolve
 
 
 def _kv_diff(a: dict[str, Any], b: dict[str, Any], *, numeric: bool) -> list[dict[str, Any]]:
@@ -25,9 +26,10 @@ def _kv_diff(a: dict[str, Any], b: dict[str, Any], *, numeric: bool) -> list[dic
     return rows
 
 
-def compare(session: Session, name: str, a: int, b: int) -> dict[str, Any]:
+def compare(session: Session, name: str, a: int, b: int, *, actor: Actor) -> dict[str, Any]:
     """Metric, param, tag and file differences between versions ``a`` and ``b`` of ``name``."""
     model = get_model(session, name)
+    actor.require(Permission.READ, model.id)
     va = version_to_dict(resolve(session, Ref(model.name, version=a)))
     vb = version_to_dict(resolve(session, Ref(model.name, version=b)))
     files_a = {f["path"]: f for f in va["files"]}
@@ -67,9 +69,12 @@ def compare(session: Session, name: str, a: int, b: int) -> dict[str, Any]:
     }
 
 
-def lineage(session: Session, ref: Ref | str, *, depth: int = 10) -> dict[str, Any]:
-    """A version's lineage, its ancestors (``depth`` levels) and the versions derived from it."""
-    version = resolve(session, ref)
+def lineage(session: Session, ref: Ref | str, *, actor: Actor, depth: int = 10) -> dict[str, Any]:
+    """A version's lineage, its ancestors (``depth`` levels) and the versions derived from it.
+
+    Ancestors and children in models the actor may not read appear by reference only.
+    """
+    version = read_version(session, ref, actor=actor)
 
     def ancestors(v: Version, level: int, seen: set[Any]) -> list[dict[str, Any]]:
         out = []
@@ -78,6 +83,8 @@ def lineage(session: Session, ref: Ref | str, *, depth: int = 10) -> dict[str, A
             parent = session.get(Version, link.parent_id) if link.parent_id else None
             if parent is None:
                 node["deleted"] = True
+            elif not actor.can(Permission.READ, parent.model_id):
+                node["hidden"] = True
             elif level < depth and parent.id not in seen:
                 node["lineage"] = _lineage_fields(parent)
                 node["parents"] = ancestors(parent, level + 1, seen | {parent.id})

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelreg.db.tables import VersionFile
-from modelreg.services.audit import Actor, EventTag, record
+from modelreg.services.actor import Actor, Permission
+from modelreg.services.audit import EventTag, record
 from modelreg.storage.base import BlobStore
 
 # A blob younger than this may belong to a registration whose metadata is not committed yet.
@@ -40,6 +41,7 @@ def collect(
     The grace period is what makes this safe next to running registrations: their blobs are
     stored before their rows commit, and are young.
     """
+    actor.require(Permission.BLOB_COLLECT)
     cutoff = time.time() - grace_seconds
     referenced = set(session.scalars(select(VersionFile.sha256).distinct()))
     unreferenced = [d for d, mtime in store.iter_blobs() if d not in referenced and mtime < cutoff]

@@ -21,7 +21,8 @@ from modelreg.names import (
     validate_text,
 )
 from modelreg.services import search
-from modelreg.services.audit import Actor, EventTag, record
+from modelreg.services.actor import Actor, Permission
+from modelreg.services.audit import EventTag, record
 from modelreg.services.pages import Page, paginate
 
 
@@ -107,6 +108,7 @@ def create_model(
     tags: dict[str, str] | None = None,
 ) -> Model:
     """Register a new, empty model; raises ``AlreadyExists`` if the name is taken."""
+    actor.require(Permission.MODEL_CREATE)
     validate_model_name(name)
     description = validate_text(description, kind="description", limit=MAX_DESCRIPTION)
     clean = check_tags(tags)
@@ -125,6 +127,7 @@ def ensure_model(session: Session, name: str, *, actor: Actor, lock: bool = Fals
     model = find_model(session, name, lock=lock)
     if model is not None:
         return model
+    actor.require(Permission.MODEL_CREATE)
     validate_model_name(name)
     _new_model(session, name, actor=actor, description="", tags={})
     return get_model(session, name, lock=lock)
@@ -136,6 +139,7 @@ def update_model(
     """Change a model's description (audited)."""
     reason = validate_text(reason, kind="reason")
     model = get_model(session, name, lock=True)
+    actor.require(Permission.MODEL_UPDATE, model.id)
     description = validate_text(description, kind="description", limit=MAX_DESCRIPTION)
     before = model.description
     model.description = description
@@ -163,6 +167,7 @@ def set_model_tags(
 ) -> Model:
     """Set and/or delete tags on a model in one audited action."""
     model = get_model(session, name, lock=True)
+    actor.require(Permission.MODEL_UPDATE, model.id)
     clean = check_tags(set_tags)
     removing = [validate_key(k, kind="tag") for k in (delete or [])]
     current = {t.key: t for t in model.tags}
@@ -192,15 +197,26 @@ def set_model_tags(
     return model
 
 
+def read_model(session: Session, name: str, *, actor: Actor) -> Model:
+    """The model called ``name``, if ``actor`` may read it."""
+    model = get_model(session, name)
+    actor.require(Permission.READ, model.id)
+    return model
+
+
 def list_models(
     session: Session,
     *,
+    actor: Actor,
     filter: str | None = None,
     page_size: int = 100,
     page_token: str | None = None,
 ) -> Page[Model]:
     """Models matching ``filter`` (the search language), ordered by name unless it says so."""
     query = select(Model).options(selectinload(Model.tags), selectinload(Model.aliases))
+    readable = actor.readable_models()
+    if readable is not None:
+        query = query.where(Model.id.in_(readable))
     query, order = search.apply(
         query, filter, scope="models", default_order=[(Model.normalized_name, False)]
     )
@@ -213,6 +229,7 @@ def delete_model(session: Session, name: str, *, actor: Actor, reason: str = "")
     """Delete a model and all its versions, leaving a tombstone that keeps its numbers used."""
     reason = validate_text(reason, kind="reason")
     model = get_model(session, name, lock=True)
+    actor.require(Permission.MODEL_DELETE, model.id)
     numbers = list(session.scalars(select(Version.number).where(Version.model_id == model.id)))
     session.add(
         Tombstone(

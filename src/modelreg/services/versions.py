@@ -46,7 +46,8 @@ from modelreg.names import (
     validate_text,
 )
 from modelreg.services import search
-from modelreg.services.audit import Actor, EventTag, record
+from modelreg.services.actor import Actor, Permission
+from modelreg.services.audit import EventTag, record
 from modelreg.services.models import check_tags, ensure_model, get_model
 from modelreg.services.pages import Page, paginate
 from modelreg.storage.base import BlobStore, check_digest
@@ -217,6 +218,7 @@ def register_version(
             raise InvalidInput(f"{label} must be text of at most {limit} characters", detail={})
 
     model = ensure_model(session, name, actor=actor, lock=True)
+    actor.require(Permission.VERSION_REGISTER, model.id)
     if idempotency_key is not None:
         existing = session.scalars(
             select(Version).where(
@@ -381,16 +383,25 @@ def _loaded(query: Any) -> Any:
     )
 
 
+def read_version(session: Session, ref: Ref | str, *, actor: Actor) -> Version:
+    """The version ``ref`` points at, if ``actor`` may read its model."""
+    parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
+    actor.require(Permission.READ, get_model(session, parsed.name).id)
+    return resolve(session, parsed)
+
+
 def list_versions(
     session: Session,
     name: str,
     *,
+    actor: Actor,
     filter: str | None = None,
     page_size: int = 100,
     page_token: str | None = None,
 ) -> Page[Version]:
     """A model's versions matching ``filter``, newest first unless it orders otherwise."""
     model = get_model(session, name)
+    actor.require(Permission.READ, model.id)
     query = _loaded(select(Version).join(Model).where(Version.model_id == model.id))
     query, order = search.apply(
         query, filter, scope="versions", default_order=[(Version.number, True)]
@@ -406,10 +417,18 @@ def list_versions(
 
 
 def search_versions(
-    session: Session, query_text: str | None, *, page_size: int = 100, page_token: str | None = None
+    session: Session,
+    query_text: str | None,
+    *,
+    actor: Actor,
+    page_size: int = 100,
+    page_token: str | None = None,
 ) -> Page[Version]:
     """Versions of every model matching ``query_text``, newest first unless it orders otherwise."""
     query = _loaded(select(Version).join(Model))
+    readable = actor.readable_models()
+    if readable is not None:
+        query = query.where(Version.model_id.in_(readable))
     query, order = search.apply(
         query,
         query_text,
@@ -422,10 +441,10 @@ def search_versions(
     )
 
 
-def _locked(session: Session, ref: Ref | str) -> Version:
+def _locked(session: Session, ref: Ref | str, actor: Actor, permission: Permission) -> Version:
     """Resolve ``ref`` after locking its model, so a concurrent delete or move is seen."""
     parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
-    get_model(session, parsed.name, lock=True)
+    actor.require(permission, get_model(session, parsed.name, lock=True).id)
     version = resolve(session, parsed)
     # Another transaction may have changed the row between an earlier read and the lock.
     session.refresh(version)
@@ -441,7 +460,7 @@ def set_version_tags(
     delete: list[str] | None = None,
 ) -> Version:
     """Set and/or delete tags on a version in one audited action."""
-    version = _locked(session, ref)
+    version = _locked(session, ref, actor, Permission.VERSION_UPDATE)
     clean = check_tags(set_tags)
     removing = [validate_key(k, kind="tag") for k in (delete or [])]
     current = {t.key: t for t in version.tags}
@@ -473,7 +492,7 @@ def update_version(
 ) -> Version:
     """Change a version's description (the only free-text field that stays mutable)."""
     reason = validate_text(reason, kind="reason")
-    version = _locked(session, ref)
+    version = _locked(session, ref, actor, Permission.VERSION_UPDATE)
     description = validate_text(description, kind="description", limit=MAX_DESCRIPTION)
     before = version.description
     version.description = description
@@ -495,7 +514,7 @@ def update_version(
 def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: str = "") -> int:
     """Delete one version; its number stays used forever (a tombstone records it)."""
     reason = validate_text(reason, kind="reason")
-    version = _locked(session, ref)
+    version = _locked(session, ref, actor, Permission.VERSION_DELETE)
     model = version.model
     files = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in version.files]
     aliases = [a.name for a in version.aliases]

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.routes.versions import blob_response
 from modelreg.errors import InvalidInput
-from modelreg.services import gc
+from modelreg.services import artifacts, gc
 from modelreg.storage.base import check_digest
 
 router = APIRouter(prefix="/api/v1", tags=["blobs"])
@@ -76,8 +76,9 @@ class _BodyReader:
 
 
 @router.head("/blobs/sha256:{digest}", operation_id="blobs-exists")
-def blob_exists(digest: str, registry: RegistryDep) -> Response:
-    """200 with the size when the blob is stored, 404 when it is not."""
+def blob_exists(digest: str, registry: RegistryDep, actor: ActorDep) -> Response:
+    """200 with the size when the blob is stored, 404 when it is not (contributors only)."""
+    artifacts.require_upload(actor)
     value = check_digest(digest)
     if not registry.store.exists(value):
         return Response(status_code=404)
@@ -87,6 +88,7 @@ def blob_exists(digest: str, registry: RegistryDep) -> Response:
 @router.put("/blobs/sha256:{digest}", response_model=BlobRead, operation_id="blobs-upload")
 async def upload_blob(digest: str, request: Request, registry: RegistryDep, actor: ActorDep) -> Any:
     """Store the body; the server hashes it and refuses bytes that do not match ``digest``."""
+    artifacts.require_upload(actor)
     value = check_digest(digest)
     limit = registry.settings.max_upload_bytes
     length = request.headers.get("content-length")
@@ -102,9 +104,10 @@ async def upload_blob(digest: str, request: Request, registry: RegistryDep, acto
     operation_id="blobs-download",
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def download_blob(digest: str, registry: RegistryDep) -> Any:
+def download_blob(digest: str, registry: RegistryDep, actor: ActorDep) -> Any:
     """The blob's bytes (``Range`` supported on local stores)."""
-    value = check_digest(digest)
+    with registry.read() as session:
+        value = artifacts.require_download(session, actor, digest)
     registry.store.size(value)  # raises BlobNotFound
     return blob_response(registry, value, filename=value)
 

@@ -26,6 +26,7 @@ def create_model(body: ModelCreate, registry: RegistryDep, actor: ActorDep) -> A
 @router.get("/models", response_model=ModelPage, operation_id="models-list")
 def list_models(
     registry: RegistryDep,
+    actor: ActorDep,
     filter: str | None = Query(default=None, max_length=10_000),
     page_size: int = Query(default=100, ge=1, le=1000),
     page_token: str | None = Query(default=None, max_length=4096),
@@ -33,17 +34,17 @@ def list_models(
     """Models matching ``filter`` (the search language)."""
     with registry.read() as session:
         page = models.list_models(
-            session, filter=filter, page_size=page_size, page_token=page_token
+            session, actor=actor, filter=filter, page_size=page_size, page_token=page_token
         )
         items = serialize.models_to_dicts(session, list(page))
         return {"items": items, "next_page_token": page.next_page_token}
 
 
 @router.get("/models/{name:model}", response_model=ModelRead, operation_id="models-get")
-def get_model(name: str, registry: RegistryDep) -> Any:
+def get_model(name: str, registry: RegistryDep, actor: ActorDep) -> Any:
     """One model."""
     with registry.read() as session:
-        return serialize.model_to_dict(session, models.get_model(session, name))
+        return serialize.model_to_dict(session, models.read_model(session, name, actor=actor))
 
 
 # Longer paths first: /models/{name} would also match "team/tags".

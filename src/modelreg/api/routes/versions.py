@@ -60,6 +60,7 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, acto
 def list_versions(
     name: str,
     registry: RegistryDep,
+    actor: ActorDep,
     filter: str | None = Query(default=None, max_length=10_000),
     page_size: int = Query(default=100, ge=1, le=1000),
     page_token: str | None = Query(default=None, max_length=4096),
@@ -67,7 +68,7 @@ def list_versions(
     """A model's versions, newest first unless the filter orders them."""
     with registry.read() as session:
         page = versions.list_versions(
-            session, name, filter=filter, page_size=page_size, page_token=page_token
+            session, name, actor=actor, filter=filter, page_size=page_size, page_token=page_token
         )
         items = [serialize.version_to_dict(v) for v in page]
         return {"items": items, "next_page_token": page.next_page_token}
@@ -78,10 +79,11 @@ def list_versions(
     response_model=VersionRead,
     operation_id="versions-get",
 )
-def get_version(name: str, registry: RegistryDep, version: int = Number) -> Any:
+def get_version(name: str, registry: RegistryDep, actor: ActorDep, version: int = Number) -> Any:
     """One version by number."""
     with registry.read() as session:
-        return serialize.version_to_dict(versions.resolve(session, Ref(name, version=version)))
+        row = versions.read_version(session, Ref(name, version=version), actor=actor)
+        return serialize.version_to_dict(row)
 
 
 @router.patch(
@@ -142,11 +144,13 @@ def delete_version(
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def get_file(name: str, path: str, registry: RegistryDep, version: int = Number) -> Any:
+def get_file(
+    name: str, path: str, registry: RegistryDep, actor: ActorDep, version: int = Number
+) -> Any:
     """One file's bytes, served as an attachment (the client verifies its SHA-256)."""
     validate_manifest_path(path)
     with registry.read() as session:
-        row = versions.resolve(session, Ref(name, version=version))
+        row = versions.read_version(session, Ref(name, version=version), actor=actor)
         entry = next((f for f in row.files if f.path == path), None)
         if entry is None:
             raise VersionNotFound(f"{name}:{version} has no file {path!r}", detail={"path": path})
@@ -183,22 +187,25 @@ def blob_response(registry: Any, digest: str, *, filename: str, size: int | None
 @router.get("/versions", response_model=VersionPage, operation_id="versions-search")
 def search_versions(
     registry: RegistryDep,
+    actor: ActorDep,
     filter: str | None = Query(default=None, max_length=10_000),
     page_size: int = Query(default=100, ge=1, le=1000),
     page_token: str | None = Query(default=None, max_length=4096),
 ) -> Any:
     """Versions of all models matching ``filter``."""
     with registry.read() as session:
-        page = versions.search_versions(session, filter, page_size=page_size, page_token=page_token)
+        page = versions.search_versions(
+            session, filter, actor=actor, page_size=page_size, page_token=page_token
+        )
         items = [serialize.version_to_dict(v) for v in page]
         return {"items": items, "next_page_token": page.next_page_token}
 
 
 @router.get("/resolve", response_model=VersionRead, operation_id="versions-resolve")
-def resolve(registry: RegistryDep, uri: str = Query(max_length=512)) -> Any:
+def resolve(registry: RegistryDep, actor: ActorDep, uri: str = Query(max_length=512)) -> Any:
     """The version any reference points at (``models:/fraud@champion``, ``fraud/production``…)."""
     with registry.read() as session:
-        return serialize.version_to_dict(versions.resolve(session, uri))
+        return serialize.version_to_dict(versions.read_version(session, uri, actor=actor))
 
 
 @router.put(
@@ -230,23 +237,30 @@ def delete_alias(
 def compare_versions(
     name: str,
     registry: RegistryDep,
+    actor: ActorDep,
     a: int = Query(ge=1, le=2**31 - 1),
     b: int = Query(ge=1, le=2**31 - 1),
 ) -> dict[str, Any]:
     """Metric, param, tag and file differences between versions ``a`` and ``b``."""
     with registry.read() as session:
-        return compare.compare(session, name, a, b)
+        return compare.compare(session, name, a, b, actor=actor)
 
 
 @router.get("/lineage", operation_id="versions-lineage")
-def lineage(registry: RegistryDep, ref: str = Query(max_length=512)) -> dict[str, Any]:
+def lineage(
+    registry: RegistryDep, actor: ActorDep, ref: str = Query(max_length=512)
+) -> dict[str, Any]:
     """A version's lineage, ancestors and descendants."""
     with registry.read() as session:
-        return compare.lineage(session, ref)
+        return compare.lineage(session, ref, actor=actor)
 
 
 @router.get("/models/{name:model}/history", operation_id="models-history")
-def history(name: str, registry: RegistryDep) -> dict[str, Any]:
+def history(name: str, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Every stage change and alias move of a model."""
     with registry.read() as session:
-        return {"items": [serialize.history_to_dict(h) for h in aliases.history(session, name)]}
+        return {
+            "items": [
+                serialize.history_to_dict(h) for h in aliases.history(session, name, actor=actor)
+            ]
+        }

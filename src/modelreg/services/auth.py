@@ -1,0 +1,271 @@
+"""Identity: users and service accounts, API tokens (shown once, stored hashed), role grants."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from modelreg.db.base import utcnow
+from modelreg.db.tables import ApiToken, Grant, Principal, PrincipalKind, Role
+from modelreg.errors import AlreadyExists, InvalidInput, InvalidName, NotFound, Unauthenticated
+from modelreg.services.actor import Actor, Permission
+from modelreg.services.audit import EventTag, record
+from modelreg.services.models import get_model
+
+TOKEN_PREFIX = "mr_"  # noqa: S105 (a marker that makes leaked tokens greppable)
+_PRINCIPAL_RE = re.compile(r"[a-z0-9][a-z0-9._@-]{0,127}")
+MAX_TOKEN_DAYS = 3650
+
+
+def _hash(secret: str) -> str:
+    # Tokens carry 256 random bits, so a plain SHA-256 is enough: no dictionary to attack.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_principal_name(name: str) -> str:
+    """A principal name: lower-case letters, digits and ``._@-``, up to 128 characters."""
+    if not isinstance(name, str) or not _PRINCIPAL_RE.fullmatch(name):
+        raise InvalidName(
+            f"invalid user name {name!r}: lower-case letters, digits, '.', '_', '@', '-'",
+            detail={"name": name},
+        )
+    return name
+
+
+def has_principals(session: Session) -> bool:
+    """Whether authentication is on (some user or service account exists)."""
+    return bool(session.scalar(select(exists().where(Principal.id.is_not(None)))))
+
+
+def get_principal(session: Session, name: str) -> Principal:
+    """The principal called ``name``; raises ``NotFound``."""
+    principal = session.scalars(select(Principal).where(Principal.name == name)).one_or_none()
+    if principal is None:
+        raise NotFound(f"no user or service account named {name!r}", detail={"name": name})
+    return principal
+
+
+def create_principal(
+    session: Session,
+    name: str,
+    *,
+    actor: Actor,
+    kind: PrincipalKind = PrincipalKind.USER,
+    role: Role | None = None,
+    model: str | None = None,
+) -> Principal:
+    """Create a user or service account, optionally granting it a first role."""
+    actor.require(Permission.ADMIN)
+    check_principal_name(name)
+    if session.scalars(select(Principal.id).where(Principal.name == name)).first() is not None:
+        raise AlreadyExists(f"a user named {name!r} exists already", detail={"name": name})
+    principal = Principal(name=name, kind=kind)
+    session.add(principal)
+    session.flush()
+    record(
+        session,
+        EventTag.PRINCIPAL_CREATE,
+        actor=actor,
+        target=f"principal:{name}",
+        after={"name": name, "kind": kind.value},
+    )
+    if role is not None:
+        grant_role(session, name, role, actor=actor, model=model)
+    return principal
+
+
+def grant_role(
+    session: Session, name: str, role: Role, *, actor: Actor, model: str | None = None
+) -> Grant:
+    """Give ``name`` the ``role`` registry-wide or on ``model``, replacing a previous one there."""
+    actor.require(Permission.ADMIN)
+    principal = get_principal(session, name)
+    target = get_model(session, model) if model is not None else None
+    model_id = target.id if target is not None else None
+    previous = session.scalars(
+        select(Grant).where(
+            Grant.principal_id == principal.id,
+            Grant.model_id.is_(None) if model_id is None else Grant.model_id == model_id,
+        )
+    ).all()
+    before = [g.role.value for g in previous]
+    for grant in previous:
+        session.delete(grant)
+    grant = Grant(principal_id=principal.id, model_id=model_id, role=role)
+    session.add(grant)
+    session.flush()
+    record(
+        session,
+        EventTag.ROLE_GRANT,
+        actor=actor,
+        target=f"principal:{name}",
+        model_key=target.normalized_name if target is not None else None,
+        before={"roles": before},
+        after={"role": role.value, "model": target.name if target is not None else None},
+    )
+    return grant
+
+
+def create_token(
+    session: Session,
+    name: str,
+    *,
+    actor: Actor,
+    label: str = "",
+    expires_days: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Issue a token for ``name``; returns the row and the secret, which is never stored."""
+    actor.require(Permission.ADMIN)
+    principal = get_principal(session, name)
+    if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(
+            f"--expires takes 1 to {MAX_TOKEN_DAYS} days", detail={"expires": expires_days}
+        )
+    if len(label) > 128:
+        raise InvalidInput("a token name has at most 128 characters", detail={})
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        principal_id=principal.id,
+        name=label,
+        secret_hash=_hash(secret),
+        expires_at=utcnow() + timedelta(days=expires_days) if expires_days else None,
+    )
+    session.add(token)
+    session.flush()
+    record(
+        session,
+        EventTag.TOKEN_CREATE,
+        actor=actor,
+        target=f"token:{token.id}",
+        after={"principal": name, "name": label, "expires_at": str(token.expires_at)},
+    )
+    return token, secret
+
+
+def revoke_token(session: Session, token_id: str, *, actor: Actor) -> ApiToken:
+    """Revoke a token by id; it stops working at once."""
+    actor.require(Permission.ADMIN)
+    try:
+        key = uuid.UUID(str(token_id))
+    except ValueError:
+        raise InvalidInput(f"invalid token id {token_id!r}", detail={}) from None
+    token = session.get(ApiToken, key)
+    if token is None:
+        raise NotFound(f"no token with id {token_id}", detail={"id": str(token_id)})
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+        record(
+            session,
+            EventTag.TOKEN_REVOKE,
+            actor=actor,
+            target=f"token:{token.id}",
+            after={"principal": token.principal.name},
+        )
+    return token
+
+
+def list_principals(session: Session, *, actor: Actor) -> list[tuple[Principal, list[Grant]]]:
+    """Every principal with its grants."""
+    actor.require(Permission.ADMIN)
+    principals = list(session.scalars(select(Principal).order_by(Principal.name)))
+    grants = list(session.scalars(select(Grant)))
+    return [(p, [g for g in grants if g.principal_id == p.id]) for p in principals]
+
+
+def list_tokens(session: Session, *, actor: Actor, name: str | None = None) -> list[ApiToken]:
+    """Tokens (never their secrets), optionally of one principal."""
+    actor.require(Permission.ADMIN)
+    query = select(ApiToken).order_by(ApiToken.created_at)
+    if name is not None:
+        query = query.where(ApiToken.principal_id == get_principal(session, name).id)
+    return list(session.scalars(query))
+
+
+def authenticate(session: Session, secret: str | None, *, source: str) -> Actor:
+    """The actor a bearer token stands for; raises ``Unauthenticated`` for any bad token.
+
+    Missing, unknown (forged), expired and revoked tokens and disabled principals all get the
+    same answer, so a caller learns nothing about which tokens exist.
+    """
+    refusal = Unauthenticated(
+        "a valid API token is required (Authorization: Bearer TOKEN; MODELREG_TOKEN for the CLI)",
+        detail={},
+    )
+    if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        raise refusal
+    token = session.scalars(
+        select(ApiToken).where(ApiToken.secret_hash == _hash(secret))
+    ).one_or_none()
+    now = utcnow()
+    if (
+        token is None
+        or token.revoked_at is not None
+        or (token.expires_at is not None and token.expires_at <= now)
+        or token.principal.disabled
+    ):
+        raise refusal
+    grants = session.scalars(select(Grant).where(Grant.principal_id == token.principal_id))
+    roles: dict[uuid.UUID | None, Role] = {}
+    for grant in grants:
+        current = roles.get(grant.model_id)
+        if current is None or grant.role.rank > current.rank:
+            roles[grant.model_id] = grant.role
+    return Actor(
+        token.principal.name,
+        source=source,
+        superuser=False,
+        principal_id=token.principal_id,
+        token_id=token.id,
+        grants=roles,
+    )
+
+
+def principal_to_dict(principal: Principal, grants: list[Grant]) -> dict[str, object]:
+    """A principal and its roles (model names resolved), as JSON."""
+    return {
+        "name": principal.name,
+        "kind": principal.kind.value,
+        "disabled": principal.disabled,
+        "created_at": principal.created_at.isoformat().replace("+00:00", "Z"),
+        "roles": [
+            {"role": g.role.value, "model": _model_name(g)} for g in sorted(grants, key=_grant_key)
+        ],
+    }
+
+
+def _grant_key(grant: Grant) -> tuple[int, str]:
+    return (grant.model_id is not None, str(grant.model_id or ""))
+
+
+def _model_name(grant: Grant) -> str | None:
+    if grant.model_id is None:
+        return None
+    from modelreg.db.tables import Model
+
+    session = Session.object_session(grant)
+    model = session.get(Model, grant.model_id) if session is not None else None
+    return model.name if model is not None else None
+
+
+def token_to_dict(token: ApiToken, secret: str | None = None) -> dict[str, object]:
+    """A token's metadata as JSON; ``secret`` only when it was just issued."""
+    data: dict[str, object] = {
+        "id": str(token.id),
+        "principal": token.principal.name,
+        "name": token.name,
+        "created_at": token.created_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": token.expires_at.isoformat().replace("+00:00", "Z")
+        if token.expires_at
+        else None,
+        "revoked": token.revoked_at is not None,
+    }
+    if secret is not None:
+        data["token"] = secret
+    return data
