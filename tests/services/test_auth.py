@@ -227,3 +227,26 @@ async def test_no_users_means_loopback_only(home):
     async with httpx.AsyncClient(transport=local, base_url="http://registry") as client:
         assert (await client.get("/api/v1/models")).status_code == 200
     app.state.registry.engine.dispose()
+
+
+@pytest.mark.anyio
+async def test_json_bodies_are_limited_even_when_chunked(home):
+    from modelreg.api.app import create_app
+    from modelreg.config import Settings
+
+    settings = Settings.for_home(home).model_copy(update={"max_json_bytes": 1000})
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+
+    async def chunks():
+        for _ in range(10):
+            yield b'{"name": "' + b"x" * 500 + b'"}'
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+        response = await client.post(
+            "/api/v1/models", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "too_large"
+        assert (await client.get("/api/v1/models")).json()["items"] == []
+    app.state.registry.engine.dispose()

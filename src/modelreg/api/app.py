@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg import __version__
 from modelreg.api import errors as api_errors
@@ -31,6 +32,49 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class JsonBodyLimit:
+    """Cut off request bodies (other than blob uploads) past ``limit`` bytes, chunked or not.
+
+    The Content-Length check in ``guard`` answers honest clients early; this catches bodies
+    sent without a length, before they are buffered.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/api/v1/blobs/"):
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+        refused = False
+
+        async def limited() -> Message:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # Answer now; the app then sees a client that went away, and anything it
+                    # tries to send is dropped.
+                    refused = True
+                    response = api_errors.envelope(
+                        "too_large", f"request bodies are limited to {self.limit} bytes", None, 413
+                    )
+                    await response(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, limited, guarded_send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -94,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
             response.headers.setdefault(key, value)
         return response
 
+    app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes)
     if settings.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     # versions first: its /models/{name}/versions… routes are more specific than /models/{name}.
