@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint fmt typecheck db-upgrade ci bench
+.PHONY: help install test lint fmt typecheck db-upgrade ci bench openapi
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -27,6 +27,9 @@ fmt: ## Format and autofix: ruff format, then ruff check --fix
 
 typecheck: ## Type-check with mypy (strict, configured in pyproject.toml)
 	$(BIN)/mypy
+
+openapi: ## Regenerate the committed openapi.json from the app (scripts/openapi.py --write)
+	$(BIN)/python scripts/openapi.py --write
 
 db-upgrade: ## Migrate the configured registry database to the latest schema
 	$(BIN)/modelreg db upgrade

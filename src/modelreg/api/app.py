@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelreg import __version__
 from modelreg.api import errors as api_errors
 from modelreg.api.deps import Registry
-from modelreg.api.routes import admin, audit, blobs, health, models, versions
+from modelreg.api.routes import admin, aliases, audit, blobs, health, models, versions
 from modelreg.config import Settings
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
@@ -32,6 +32,73 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class SecurityHeaders:
+    """Add the browser-facing hardening headers (SECURITY.md rule 6) to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+ERROR_STATUSES = {
+    "400": "Invalid input (`invalid_input`, `invalid_name`, `invalid_query`, …)",
+    "401": "No valid token (`unauthenticated`)",
+    "403": "The token's roles do not allow this (`permission_denied`)",
+    "404": "Not found (`model_not_found`, `version_not_found`, …)",
+    "409": "Conflict (`already_exists`, `immutable`, `concurrent_change`)",
+    "413": "Body too large (`too_large`)",
+    "415": "Not JSON (`unsupported_media_type`)",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Declare the error envelope on every API operation, instead of FastAPI's unused 422."""
+    from modelreg.api.schemas import ErrorEnvelope
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = FastAPI.openapi(app)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        envelope = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(envelope.pop("$defs", {}))
+        schemas["ErrorEnvelope"] = envelope
+        ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
+        for path, operations in document.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                if path.startswith("/api/"):
+                    for status, description in ERROR_STATUSES.items():
+                        responses.setdefault(
+                            status,
+                            {
+                                "description": description,
+                                "content": {"application/json": {"schema": ref}},
+                            },
+                        )
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class JsonBodyLimit:
@@ -111,6 +178,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, api_errors.validation_error)
     app.add_exception_handler(HTTPException, api_errors.http_error)
 
+    _document_errors(app)
+
     @app.middleware("http")
     async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -133,16 +202,16 @@ def create_app(settings: Settings) -> FastAPI:
                     None,
                     413,
                 )
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
+        return await call_next(request)
 
     app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes)
     if settings.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    # Added last, so it is the outermost layer: every answer gets the headers, even the
+    # ones the inner middlewares send on their own (413, 415, 400 for a bad Host).
+    app.add_middleware(SecurityHeaders)
     # versions first: its /models/{name}/versions… routes are more specific than /models/{name}.
-    for module in (health, versions, models, blobs, audit, admin):
+    for module in (health, versions, aliases, models, blobs, audit, admin):
         app.include_router(module.router)
 
     return app

@@ -109,6 +109,8 @@ def tokenize(text: str) -> list[Token]:
         elif kind == "backtick":
             tokens.append(Token("ident", chunk, pos, chunk[1:-1]))
         elif kind == "number":
+            if len(chunk) > 400:
+                raise InvalidQuery(f"number at position {pos} is too long", position=pos)
             value: int | float = int(chunk) if re.fullmatch(r"[+-]?\d+", chunk) else float(chunk)
             if isinstance(value, int) and abs(value) >= 2**63:
                 raise InvalidQuery(

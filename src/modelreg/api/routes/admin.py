@@ -42,7 +42,7 @@ class GrantCreate(BaseModel):
     model: str | None = Field(default=None, max_length=200)
 
 
-@router.post("/principals", status_code=201, operation_id="admin-create_principal")
+@router.post("/principals", status_code=201, operation_id="admin-create-principal")
 def create_principal(body: PrincipalCreate, registry: RegistryDep, actor: ActorDep) -> Any:
     """Create a user or service account (admin)."""
     with registry.write() as session:
@@ -53,7 +53,7 @@ def create_principal(body: PrincipalCreate, registry: RegistryDep, actor: ActorD
         return auth.principal_to_dict(principal, grants[0] if grants else [])
 
 
-@router.get("/principals", operation_id="admin-list_principals")
+@router.get("/principals", operation_id="admin-list-principals")
 def list_principals(registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Every user and service account with its roles (admin)."""
     with registry.read() as session:
@@ -61,7 +61,7 @@ def list_principals(registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
         return {"items": [auth.principal_to_dict(p, g) for p, g in rows]}
 
 
-@router.post("/tokens", status_code=201, operation_id="admin-create_token")
+@router.post("/tokens", status_code=201, operation_id="admin-create-token")
 def create_token(body: TokenCreate, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Issue a token; its secret is in this answer and nowhere else (admin)."""
     with registry.write() as session:
@@ -71,7 +71,7 @@ def create_token(body: TokenCreate, registry: RegistryDep, actor: ActorDep) -> d
         return auth.token_to_dict(token, secret)
 
 
-@router.get("/tokens", operation_id="admin-list_tokens")
+@router.get("/tokens", operation_id="admin-list-tokens")
 def list_tokens(
     registry: RegistryDep,
     actor: ActorDep,
@@ -83,7 +83,7 @@ def list_tokens(
         return {"items": [auth.token_to_dict(t) for t in tokens]}
 
 
-@router.delete("/tokens/{token_id}", operation_id="admin-revoke_token")
+@router.delete("/tokens/{token_id}", operation_id="admin-revoke-token")
 def revoke_token(token_id: str, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Revoke a token (admin)."""
     with registry.write() as session:

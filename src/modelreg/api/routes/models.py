@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import DescriptionUpdate, ModelCreate, ModelPage, ModelRead, TagsUpdate
-from modelreg.services import models, serialize
+from modelreg.services import aliases, models, serialize
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 
@@ -38,6 +38,17 @@ def list_models(
         )
         items = serialize.models_to_dicts(session, list(page))
         return {"items": items, "next_page_token": page.next_page_token}
+
+
+@router.get("/models/{name:model}/history", operation_id="models-history")
+def history(name: str, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
+    """Every stage change and alias move of a model."""
+    with registry.read() as session:
+        return {
+            "items": [
+                serialize.history_to_dict(h) for h in aliases.history(session, name, actor=actor)
+            ]
+        }
 
 
 @router.get("/models/{name:model}", response_model=ModelRead, operation_id="models-get")

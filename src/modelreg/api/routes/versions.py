@@ -9,7 +9,6 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import (
-    AliasSet,
     DescriptionUpdate,
     TagsUpdate,
     VersionCreate,
@@ -18,7 +17,7 @@ from modelreg.api.schemas import (
 )
 from modelreg.errors import VersionNotFound
 from modelreg.names import Ref, validate_manifest_path
-from modelreg.services import aliases, compare, serialize, versions
+from modelreg.services import compare, serialize, versions
 
 router = APIRouter(prefix="/api/v1", tags=["versions"])
 
@@ -208,31 +207,6 @@ def resolve(registry: RegistryDep, actor: ActorDep, uri: str = Query(max_length=
         return serialize.version_to_dict(versions.read_version(session, uri, actor=actor))
 
 
-@router.put(
-    "/models/{name:model}/aliases/{alias}", response_model=VersionRead, operation_id="aliases-set"
-)
-def set_alias(name: str, alias: str, body: AliasSet, registry: RegistryDep, actor: ActorDep) -> Any:
-    """Point an alias at a version (create or move); answers the version."""
-    with registry.write() as session:
-        row = aliases.set_alias(session, name, alias, body.version, actor=actor, reason=body.reason)
-        session.refresh(row.version)
-        return serialize.version_to_dict(row.version)
-
-
-@router.delete("/models/{name:model}/aliases/{alias}", operation_id="aliases-delete")
-def delete_alias(
-    name: str,
-    alias: str,
-    registry: RegistryDep,
-    actor: ActorDep,
-    reason: str = Query(default="", max_length=5000),
-) -> dict[str, Any]:
-    """Remove an alias; answers the version it pointed at."""
-    with registry.write() as session:
-        number = aliases.delete_alias(session, name, alias, actor=actor, reason=reason)
-    return {"name": name, "alias": alias, "version": number}
-
-
 @router.get("/models/{name:model}/compare", operation_id="versions-compare")
 def compare_versions(
     name: str,
@@ -253,14 +227,3 @@ def lineage(
     """A version's lineage, ancestors and descendants."""
     with registry.read() as session:
         return compare.lineage(session, ref, actor=actor)
-
-
-@router.get("/models/{name:model}/history", operation_id="models-history")
-def history(name: str, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
-    """Every stage change and alias move of a model."""
-    with registry.read() as session:
-        return {
-            "items": [
-                serialize.history_to_dict(h) for h in aliases.history(session, name, actor=actor)
-            ]
-        }
