@@ -250,3 +250,44 @@ async def test_json_bodies_are_limited_even_when_chunked(home):
         assert response.json()["error"]["code"] == "too_large"
         assert (await client.get("/api/v1/models")).json()["items"] == []
     app.state.registry.engine.dispose()
+
+
+@pytest.mark.anyio
+async def test_allowed_hosts_pin_the_host_header(home):
+    from modelreg.api.app import create_app
+    from modelreg.config import Settings
+
+    settings = Settings.for_home(home).model_copy(update={"allowed_hosts": ["registry.internal"]})
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry.internal") as ok:
+        assert (await ok.get("/api/v1/models")).status_code == 200
+    async with httpx.AsyncClient(transport=transport, base_url="http://evil.example") as bad:
+        response = await bad.get("/api/v1/models")
+        assert response.status_code == 400
+        assert response.headers["x-content-type-options"] == "nosniff"
+    app.state.registry.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("cls", "status"),
+    [
+        (errors.InvalidQuery, 400),
+        (errors.DigestMismatch, 400),
+        (errors.ModelNotFound, 404),
+        (errors.Unauthenticated, 401),
+        (errors.PermissionDenied, 403),
+        (errors.Immutable, 409),
+        (errors.PolicyViolation, 422),
+        (errors.ApprovalRequired, 202),
+        (errors.StorageFailure, 503),
+        (errors.IntegrityFailure, 500),
+        (errors.Unavailable, 500),
+    ],
+)
+def test_the_one_status_map(cls, status):
+    from modelreg.api.errors import status_for
+
+    exc = cls.__new__(cls)
+    errors.RegistryError.__init__(exc, "x")
+    assert status_for(exc) == status
