@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import modelreg
 from pg import PostgresServer, find_pg_bin
+from server_process import ThreadedServer
 
 DATABASES = ["sqlite", "postgresql"]
 
@@ -75,41 +73,14 @@ def home(tmp_path: Path, db_url: str) -> Path:
     return folder
 
 
-class LiveServer:
+class LiveServer(ThreadedServer):
     """A real uvicorn server for a registry folder, on a free loopback port, in a thread."""
 
     def __init__(self, home: Path) -> None:
-        import uvicorn
-
         from modelreg.api.app import create_app
         from modelreg.config import Settings
 
-        self.app = create_app(Settings.for_home(home))
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.005)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(create_app(Settings.for_home(home)))
 
 
 @pytest.fixture
