@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from server_process import ServerProcess, run_cli
 
 import modelreg
+from server_process import ServerProcess, run_cli
 
 REGISTRATIONS = 100
 THREADS = 16

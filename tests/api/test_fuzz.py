@@ -25,9 +25,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from server_process import unlogged_server_errors
 
 import modelreg
+from server_process import unlogged_server_errors
 
 MAX_EXAMPLES = 25
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text())

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from server_process import ThreadedServer, unlogged_server_errors
 
 import modelreg
+from server_process import ThreadedServer, unlogged_server_errors
 
 API = "/api/v1"
 SMALL = 1000  # max_upload_bytes and max_json_bytes of the small-limits server

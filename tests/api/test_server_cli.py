@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from server_process import ServerProcess, run_cli
 
 pytestmark = pytest.mark.slow
