@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         NotFound,
         PermissionDenied,
         PolicyViolation,
+        PromotionNotFound,
         RegistryError,
         SchemaOutdated,
         StorageFailure,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
         Unavailable,
         VersionNotFound,
     )
-    from modelreg.types import AuditEvent, FileInfo, Model, Page, Version
+    from modelreg.types import AuditEvent, FileInfo, Model, Page, Promotion, Version
 
 __all__ = [
     "AliasNotFound",
@@ -62,6 +63,8 @@ __all__ = [
     "Page",
     "PermissionDenied",
     "PolicyViolation",
+    "Promotion",
+    "PromotionNotFound",
     "Registry",
     "RegistryError",
     "SchemaOutdated",
@@ -79,6 +82,7 @@ _HOMES = {
     "FileInfo": "modelreg.types",
     "Model": "modelreg.types",
     "Page": "modelreg.types",
+    "Promotion": "modelreg.types",
     "Version": "modelreg.types",
 }
 

@@ -157,6 +157,12 @@ class BlobNotFound(NotFound):
     code = "blob_not_found"
 
 
+class PromotionNotFound(NotFound):
+    """No promotion request has that id."""
+
+    code = "promotion_not_found"
+
+
 class PolicyViolation(RegistryError):
     """A policy gate refused the action; ``failed_criteria`` lists each failed check."""
 
@@ -249,6 +255,46 @@ def _all_subclasses(cls: type[RegistryError]) -> list[type[RegistryError]]:
     for sub in cls.__subclasses__():
         found.extend(_all_subclasses(sub))
     return found
+
+
+def _criteria_text(criteria: list[dict[str, Any]]) -> str:
+    parts = []
+    for item in criteria:
+        message = item.get("message") or ""
+        parts.append(
+            f"{item.get('criterion')} ({message})" if message else str(item.get("criterion"))
+        )
+    return "; ".join(parts)
+
+
+def refused(promotion: dict[str, Any]) -> PolicyViolation:
+    """The error for a refused promotion request, naming every failed criterion."""
+    criteria = list(promotion.get("failed_criteria") or [])
+    where = promotion.get("target", "")
+    where = (
+        f"{promotion.get('name')}{where}"
+        if where.startswith("@")
+        else f"{promotion.get('name')}/{where}"
+    )
+    request = f" (request #{promotion['id']})" if promotion.get("id") else ""
+    return PolicyViolation(
+        f"version {promotion.get('version')} may not enter {where}{request}: "
+        + _criteria_text(criteria),
+        failed_criteria=criteria,
+        detail={"promotion": promotion},
+    )
+
+
+def awaiting(promotion: dict[str, Any]) -> ApprovalRequired:
+    """The error for a move that became a request waiting for approvals."""
+    have = len(promotion.get("approvals") or [])
+    return ApprovalRequired(
+        f"promotion #{promotion.get('id')} of version {promotion.get('version')} to "
+        f"{promotion.get('target')} waits for approval ({have} of "
+        f"{promotion.get('approvals_required')}); approve it with: modelreg approve "
+        f"{promotion.get('id')}",
+        detail={"request_id": promotion.get("id"), "promotion": promotion},
+    )
 
 
 def rebuild(code: str, message: str, detail: dict[str, Any] | None = None) -> RegistryError:

@@ -20,10 +20,21 @@ from modelreg.client._files import LocalFile, write_verified
 from modelreg.config import Settings
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
-from modelreg.db.tables import PrincipalKind, Role
+from modelreg.db.tables import PrincipalKind, Promotion, Role
 from modelreg.errors import InvalidInput
-from modelreg.names import parse_ref, validate_model_name
-from modelreg.services import aliases, audit, auth, compare, gc, models, serialize, versions
+from modelreg.names import parse_instant, parse_ref, validate_model_name
+from modelreg.services import (
+    aliases,
+    audit,
+    auth,
+    compare,
+    gc,
+    lifecycle,
+    models,
+    policies,
+    serialize,
+    versions,
+)
 from modelreg.services.actor import Actor
 from modelreg.storage import BlobStore, open_blob_store
 
@@ -205,17 +216,134 @@ class LocalBackend:
             progress=progress,
         )
 
-    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
-        """Create or move an alias; returns the version it now points at."""
+    def get_version_at(self, ref: str, at: str) -> dict[str, Any]:
+        """The version that held a stage or alias reference at moment ``at``."""
+        with self._read() as session:
+            return serialize.version_to_dict(
+                lifecycle.version_at(session, ref, parse_instant(at), actor=self.actor)
+            )
+
+    def set_alias(
+        self, name: str, alias: str, version: int, reason: str, expect_current: int | None
+    ) -> dict[str, Any]:
+        """Create or move an alias; the version, or the request when the alias is protected."""
         with self._write() as session:
-            row = aliases.set_alias(session, name, alias, version, actor=self.actor, reason=reason)
+            row = lifecycle.set_alias(
+                session,
+                name,
+                alias,
+                version,
+                actor=self.actor,
+                reason=reason,
+                expect_current=expect_current,
+            )
+            if isinstance(row, Promotion):
+                return serialize.promotion_to_dict(row)
             session.refresh(row.version)
             return serialize.version_to_dict(row.version)
 
-    def delete_alias(self, name: str, alias: str, reason: str) -> int:
+    def delete_alias(self, name: str, alias: str, reason: str, expect_current: int | None) -> int:
         """Remove an alias; returns the version it pointed at."""
         with self._write() as session:
-            return aliases.delete_alias(session, name, alias, actor=self.actor, reason=reason)
+            return lifecycle.delete_alias(
+                session, name, alias, actor=self.actor, reason=reason, expect_current=expect_current
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        target: str,
+        reason: str,
+        dry_run: bool,
+        expect_current: int | None,
+    ) -> dict[str, Any]:
+        """Request a move; committed even when refused, so the attempt stays on record."""
+        with self._write() as session:
+            promotion = lifecycle.promote(
+                session,
+                name,
+                version,
+                target,
+                actor=self.actor,
+                reason=reason,
+                dry_run=dry_run,
+                expect_current=expect_current,
+            )
+            return serialize.promotion_to_dict(promotion, dry_run=dry_run)
+
+    def approve(self, request_id: int, reason: str) -> dict[str, Any]:
+        """Approve a request (applying it when the count is reached)."""
+        with self._write() as session:
+            promotion = lifecycle.approve(session, request_id, actor=self.actor, reason=reason)
+            return serialize.promotion_to_dict(promotion)
+
+    def reject(self, request_id: int, reason: str) -> dict[str, Any]:
+        """Reject a pending request."""
+        with self._write() as session:
+            promotion = lifecycle.reject(session, request_id, actor=self.actor, reason=reason)
+            return serialize.promotion_to_dict(promotion)
+
+    def get_promotion(self, request_id: int) -> dict[str, Any]:
+        """One request."""
+        with self._read() as session:
+            promotion = lifecycle.get_promotion(session, request_id, actor=self.actor)
+            return serialize.promotion_to_dict(promotion)
+
+    def list_promotions(
+        self, name: str | None, state: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Requests, newest first."""
+        with self._read() as session:
+            rows = lifecycle.list_promotions(
+                session, actor=self.actor, name=name, state=state, limit=limit
+            )
+            return [serialize.promotion_to_dict(p) for p in rows]
+
+    def rollback(
+        self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
+    ) -> dict[str, Any]:
+        """Put back the previous holder of a stage or alias."""
+        with self._write() as session:
+            return lifecycle.rollback(
+                session,
+                name,
+                actor=self.actor,
+                reason=reason,
+                target=target,
+                to=to,
+                expect_current=expect_current,
+            )
+
+    def get_policy(self, name: str) -> dict[str, Any]:
+        """The rules governing a model (or ``*``)."""
+        with self._read() as session:
+            return policies.effective_policy(session, name, actor=self.actor)
+
+    def list_policies(self) -> dict[str, Any]:
+        """Every written rule by scope."""
+        with self._read() as session:
+            return {"scopes": policies.list_scopes(session, actor=self.actor)}
+
+    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> dict[str, Any]:
+        """Write one rule."""
+        spec = policies.RuleSpec.from_dict(rule)
+        with self._write() as session:
+            row = policies.set_rule(session, scope, target, spec, actor=self.actor)
+            return {"scope": row.scope, "target": row.target, **policies.rule_to_dict(row)}
+
+    def delete_policy_rule(self, scope: str, target: str) -> None:
+        """Remove one rule."""
+        with self._write() as session:
+            policies.delete_rule(session, scope, target, actor=self.actor)
+
+    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Replace the listed scopes' rules in one transaction."""
+        specs = policies.parse_policy_document(scopes)
+        with self._write() as session:
+            return {"changes": policies.apply_policies(session, specs, actor=self.actor)}
 
     def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]:
         """Tag a model (``NAME``) or a version (any version reference)."""

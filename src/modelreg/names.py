@@ -10,6 +10,7 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from modelreg.errors import InvalidName, InvalidPath, InvalidReference
@@ -77,7 +78,18 @@ class Stage(StrEnum):
 
 
 _STAGE_WORDS = {s.value for s in Stage} | {"development"}
-_RESERVED_LAST = {"latest", "versions", "aliases", "tags", "files", "compare", "history"}
+_RESERVED_LAST = {
+    "latest",
+    "versions",
+    "aliases",
+    "tags",
+    "files",
+    "compare",
+    "history",
+    "policy",
+    "promotions",
+    "rollback",
+}
 
 
 def _is_number(text: str) -> bool:
@@ -408,3 +420,16 @@ def parse_parent(text: str) -> tuple[str, int]:
             f"a parent is NAME:VERSION with a number, got {text!r}", detail={"parent": text}
         )
     return ref.name, ref.version
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 moment (``2026-11-01T12:00Z``) in UTC; a time without a zone is read as UTC."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidReference("a moment is an ISO time such as 2026-11-01T12:00Z", detail={})
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError):
+        raise InvalidReference(
+            f"{text!r} is not an ISO time such as 2026-11-01T12:00Z", detail={"at": text}
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

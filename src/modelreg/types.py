@@ -91,6 +91,47 @@ class Version:
 
 
 @dataclass(frozen=True, slots=True)
+class Promotion:
+    """A request to move a version into a stage or protected alias, and where it stands.
+
+    ``state`` is ``applied``, ``pending`` (waiting for ``approvals_required`` approvals),
+    ``refused`` (``failed_criteria`` lists each failed gate with the value it saw) or
+    ``rejected``. ``id`` is ``None`` for a dry run and for a version already in place.
+    """
+
+    id: int | None
+    name: str
+    version: int
+    target: str
+    to_stage: str | None
+    to_alias: str | None
+    state: str
+    dry_run: bool
+    requested_by: str
+    requested_at: str
+    reason: str
+    from_version: int | None
+    expect_current: int | None
+    approvals_required: int
+    approver_role: str
+    approvals: list[dict[str, Any]]
+    rejections: list[dict[str, Any]]
+    failed_criteria: list[dict[str, Any]]
+    decided_by: str | None
+    decided_at: str | None
+    decision_reason: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Promotion:
+        """Build from the JSON shape."""
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One entry of the hash-chained audit log."""
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from modelreg import errors
 from modelreg.client._files import LocalFile, capture_environment, capture_git, collect_files
 from modelreg.errors import InvalidInput
 from modelreg.location import is_remote, resolve_uri
-from modelreg.names import Ref, parse_ref, validate_metric, validate_model_name
-from modelreg.types import AuditEvent, Model, Page, Version
+from modelreg.names import Ref, parse_instant, parse_ref, validate_metric, validate_model_name
+from modelreg.types import AuditEvent, Model, Page, Promotion, Version
 
 __all__ = ["Registry"]
 
@@ -39,8 +41,36 @@ class Backend(Protocol):
         self, query: str | None, page_size: int, page_token: str | None
     ) -> tuple[list[dict[str, Any]], str | None]: ...
     def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]: ...
-    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]: ...
-    def delete_alias(self, name: str, alias: str, reason: str) -> int: ...
+    def get_version_at(self, ref: str, at: str) -> dict[str, Any]: ...
+    def set_alias(
+        self, name: str, alias: str, version: int, reason: str, expect_current: int | None
+    ) -> dict[str, Any]: ...
+    def delete_alias(
+        self, name: str, alias: str, reason: str, expect_current: int | None
+    ) -> int: ...
+    def promote(
+        self,
+        name: str,
+        version: int,
+        target: str,
+        reason: str,
+        dry_run: bool,
+        expect_current: int | None,
+    ) -> dict[str, Any]: ...
+    def approve(self, request_id: int, reason: str) -> dict[str, Any]: ...
+    def reject(self, request_id: int, reason: str) -> dict[str, Any]: ...
+    def get_promotion(self, request_id: int) -> dict[str, Any]: ...
+    def list_promotions(
+        self, name: str | None, state: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+    def rollback(
+        self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
+    ) -> dict[str, Any]: ...
+    def get_policy(self, name: str) -> dict[str, Any]: ...
+    def list_policies(self) -> dict[str, Any]: ...
+    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> dict[str, Any]: ...
+    def delete_policy_rule(self, scope: str, target: str) -> None: ...
+    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> dict[str, Any]: ...
     def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]: ...
     def set_description(self, ref: str, description: str) -> dict[str, Any]: ...
     def delete(self, ref: str, reason: str) -> dict[str, Any]: ...
@@ -197,13 +227,153 @@ class Registry:
         """Create an empty model; raises ``AlreadyExists`` if the name is taken."""
         return Model.from_dict(self.backend.create_model(name, description, _kv(tags)))
 
-    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> Version:
-        """Point ``alias`` at ``version`` (create or move); returns that version."""
-        return Version.from_dict(self.backend.set_alias(name, alias, int(version), reason))
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str = "",
+        expect_current: int | None = None,
+    ) -> Version:
+        """Point ``alias`` at ``version`` (create or move); returns that version.
 
-    def delete_alias(self, name: str, alias: str, *, reason: str = "") -> int:
+        ``expect_current`` is the version the alias must point at now (``0``: no version), or
+        ``ConcurrentChange`` is raised. A protected alias moves only through its policy:
+        ``PolicyViolation`` when a gate fails, ``ApprovalRequired`` (with ``detail["request_id"]``)
+        when approvals are needed.
+        """
+        data = self.backend.set_alias(name, alias, int(version), reason, _expected(expect_current))
+        if "target" in data:  # a protected alias: the move went through a promotion request
+            promotion = _outcome(data)
+            if promotion.state == "pending":
+                raise errors.awaiting(data)
+            return self.get_version(f"{name}:{promotion.version}")
+        return Version.from_dict(data)
+
+    def delete_alias(
+        self, name: str, alias: str, *, reason: str = "", expect_current: int | None = None
+    ) -> int:
         """Remove an alias; returns the version number it pointed at."""
-        return self.backend.delete_alias(name, alias, reason)
+        return self.backend.delete_alias(name, alias, reason, _expected(expect_current))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        to: str,
+        *,
+        reason: str = "",
+        dry_run: bool = False,
+        expect_current: int | None = None,
+    ) -> Promotion:
+        """Move ``version`` into stage ``to`` (or ``@alias``) through the model's policy.
+
+        Returns the request: ``state`` is ``applied``, or ``pending`` when approvals are needed
+        (``id`` is what approvers pass to ``approve``). Raises ``PolicyViolation`` (with
+        ``failed_criteria``) when a gate refuses it, and ``ConcurrentChange`` when
+        ``expect_current`` (``0``: nothing) no longer holds the stage. ``dry_run`` evaluates and
+        returns the would-be outcome (refusals included) without changing anything.
+        """
+        data = self.backend.promote(
+            name, int(version), to, reason, dry_run, _expected(expect_current)
+        )
+        return _outcome(data) if not dry_run else Promotion.from_dict(data)
+
+    def approve(self, request_id: int, *, reason: str = "") -> Promotion:
+        """Approve a pending request; the approval completing the count applies it.
+
+        Raises ``PermissionDenied`` for the requester (separation of duties) and for anyone
+        without the approver role, and ``PolicyViolation`` when the gates, checked again now,
+        refuse it.
+        """
+        return _outcome(self.backend.approve(int(request_id), reason))
+
+    def reject(self, request_id: int, *, reason: str) -> Promotion:
+        """Reject a pending request (its requester may withdraw it this way)."""
+        return Promotion.from_dict(self.backend.reject(int(request_id), reason))
+
+    def get_promotion(self, request_id: int) -> Promotion:
+        """One promotion request by id."""
+        return Promotion.from_dict(self.backend.get_promotion(int(request_id)))
+
+    def promotions(
+        self, name: str | None = None, *, state: str | None = None, limit: int = 100
+    ) -> list[Promotion]:
+        """Promotion requests, newest first (``state="pending"`` for those awaiting approval)."""
+        return [
+            Promotion.from_dict(p) for p in self.backend.list_promotions(name, state, int(limit))
+        ]
+
+    def rollback(
+        self,
+        name: str,
+        *,
+        reason: str,
+        stage: str = "production",
+        to: int | None = None,
+        expect_current: int | None = None,
+    ) -> dict[str, Any]:
+        """Put back the version that held ``stage`` (or ``@alias``) before the current one.
+
+        The emergency brake: approvers need no approval round; the current holder is archived.
+        ``to`` picks an earlier holder. Returns ``{name, target, from_version, to_version}``.
+        """
+        return self.backend.rollback(
+            name, stage, None if to is None else int(to), reason, _expected(expect_current)
+        )
+
+    def get_policy(self, name: str = "*") -> dict[str, Any]:
+        """The rules that govern model ``name`` (or ``*``, the registry default), by target.
+
+        Each rule says whether it is the model's own (``source: model``) or the default's.
+        """
+        return self.backend.get_policy(name)
+
+    def list_policies(self) -> dict[str, Any]:
+        """Every written rule, by scope (``*`` and model names) and target."""
+        return self.backend.list_policies()
+
+    def set_policy_rule(
+        self,
+        name: str,
+        target: str,
+        *,
+        requires: Sequence[str] = (),
+        from_stages: Sequence[str] = (),
+        required_tags: Mapping[str, str | None] | None = None,
+        approvals: int = 0,
+        approver_role: str = "approver",
+        previous_to: str | None = None,
+    ) -> dict[str, Any]:
+        """Write the rule for moving versions of ``name`` (or ``*``) into ``target``.
+
+        ``target`` is a stage or ``@alias`` (a rule makes an alias protected). ``requires``
+        holds gates in the search language (``metrics.accuracy >= 0.85``).
+        """
+        rule = {
+            "requires": list(requires),
+            "from_stages": list(from_stages),
+            "required_tags": dict(required_tags or {}),
+            "approvals": approvals,
+            "approver_role": approver_role,
+            "previous_to": previous_to,
+        }
+        return self.backend.set_policy_rule(name, target, rule)
+
+    def delete_policy_rule(self, name: str, target: str) -> None:
+        """Remove the rule of ``name`` (or ``*``) for ``target``."""
+        self.backend.delete_policy_rule(name, target)
+
+    def apply_policies(self, scopes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """Make each listed scope's rules exactly as given, in one transaction (policy as code).
+
+        ``scopes`` maps ``*`` or a model name to ``{target: rule}``; scopes not listed are left
+        alone. Returns, per scope, the targets created, updated, deleted and unchanged.
+        """
+        return self.backend.apply_policies({k: dict(v) for k, v in scopes.items()})
 
     def set_tags(
         self, ref: str, tags: Mapping[str, str] | None = None, *, delete: Sequence[str] = ()
@@ -227,9 +397,17 @@ class Registry:
         """A model by name; raises ``ModelNotFound``."""
         return Model.from_dict(self.backend.get_model(name))
 
-    def get_version(self, ref: str | Ref) -> Version:
-        """A version by any reference (``NAME:3``, ``NAME@alias``, ``models:/NAME/production``)."""
-        return Version.from_dict(self.backend.get_version(str(ref)))
+    def get_version(self, ref: str | Ref, *, at: str | datetime | None = None) -> Version:
+        """A version by any reference (``NAME:3``, ``NAME@alias``, ``models:/NAME/production``).
+
+        With ``at`` (an ISO time, or an aware ``datetime``), a stage or alias reference answers
+        the version that held it at that moment: "which model made this decision?".
+        """
+        if at is None:
+            return Version.from_dict(self.backend.get_version(str(ref)))
+        moment = at.isoformat() if isinstance(at, datetime) else at
+        parse_instant(moment)
+        return Version.from_dict(self.backend.get_version_at(str(ref), moment))
 
     def list_models(
         self, filter: str | None = None, *, page_size: int = 100, page_token: str | None = None
@@ -335,6 +513,23 @@ class Registry:
 
 
 ROLES = ("viewer", "contributor", "approver", "admin")
+
+
+def _expected(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(
+            "expect_current is a version number, or 0 for none", detail={"expect": value}
+        )
+    return value
+
+
+def _outcome(data: dict[str, Any]) -> Promotion:
+    """The request, or ``PolicyViolation`` when it was refused."""
+    if data.get("state") == "refused":
+        raise errors.refused(data)
+    return Promotion.from_dict(data)
 
 
 def _check_role(role: str | None) -> None:

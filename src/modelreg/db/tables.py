@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -41,6 +42,29 @@ class HistoryKind(StrEnum):
 
     STAGE = "stage"
     ALIAS = "alias"
+
+
+class HistoryAction(StrEnum):
+    """Why it moved: set directly, promoted through a policy, replaced, or rolled back."""
+
+    MOVE = "move"
+    PROMOTE = "promote"
+    REPLACED = "replaced"
+    ROLLBACK = "rollback"
+
+
+class PromotionState(StrEnum):
+    """Where a promotion request stands.
+
+    An approval that completes the count applies the request in the same transaction, so
+    "approved" is never a resting state: a request goes from ``pending`` to ``applied``,
+    ``refused`` (its gates failed when re-checked) or ``rejected``.
+    """
+
+    PENDING = "pending"
+    APPLIED = "applied"
+    REFUSED = "refused"
+    REJECTED = "rejected"
 
 
 def _enum(cls: type[StrEnum], name: str) -> Enum:
@@ -104,6 +128,15 @@ class Version(Base):
         CheckConstraint("number >= 1", name="number_positive"),
         Index("ix_model_versions_model_id_stage", "model_id", "stage"),
         Index("ix_model_versions_created_at", "created_at"),
+        # SECURITY.md rule 9: two concurrent promotions can never both leave a production
+        # version behind; the database refuses the second even if the model lock were bypassed.
+        Index(
+            "ux_model_versions_one_production",
+            "model_id",
+            unique=True,
+            sqlite_where=text("stage = 'production'"),
+            postgresql_where=text("stage = 'production'"),
+        ),
     )
 
     id: Mapped[uuid_pk]
@@ -278,6 +311,14 @@ class HistoryEntry(Base):
     at: Mapped[created_at]
     reason: Mapped[str] = mapped_column(Text, default="")
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # Stage entries record one version's move: ``to_version`` is the version, ``key`` its new
+    # stage and ``from_stage`` the old one. Alias entries use from/to version.
+    from_stage: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[HistoryAction] = mapped_column(
+        _enum(HistoryAction, "history_action"),
+        default=HistoryAction.MOVE,
+        server_default=HistoryAction.MOVE.value,
+    )
 
 
 class AuditEvent(Base):
@@ -403,3 +444,76 @@ class Grant(Base):
     )
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
     created_at: Mapped[created_at]
+
+
+class PolicyRule(Base):
+    """The rule for moving a version into one target of one model (or of every model).
+
+    ``scope`` is a normalised model name, or ``*`` for the registry-wide default; a model's rule
+    for a target replaces the default's rule for that target. ``target`` is a stage, or
+    ``@alias`` for a protected alias. A rule may exist before its model does (policy as code).
+    """
+
+    __tablename__ = "policy_rules"
+    __table_args__ = (UniqueConstraint("scope", "target"),)
+
+    id: Mapped[uuid_pk]
+    scope: Mapped[str] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(String(72))
+    requires: Mapped[list[str]] = mapped_column(JSON, default=list)
+    from_stages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    required_tags: Mapped[dict[str, str | None]] = mapped_column(JSON, default=dict)
+    approvals: Mapped[int] = mapped_column(Integer, default=0)
+    approver_role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.APPROVER)
+    # Production only: the stage the replaced production version moves to.
+    previous_to: Mapped[str | None] = mapped_column(String(32))
+    updated_by: Mapped[str] = mapped_column(String(128), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Promotion(Base):
+    """A request to move a version into a stage or protected alias, and its outcome."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (
+        Index("ix_promotions_state", "state"),
+        Index("ix_promotions_model_id", "model_id"),
+        CheckConstraint("approvals_required >= 0", name="approvals_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("models.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    target: Mapped[str] = mapped_column(String(72))
+    state: Mapped[PromotionState] = mapped_column(_enum(PromotionState, "promotion_state"))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[created_at]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # The holder the requester expected to replace (0: nothing); checked again on apply.
+    expect_current: Mapped[int | None] = mapped_column(Integer)
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    approvals_required: Mapped[int] = mapped_column(Integer, default=0)
+    approver_role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.APPROVER)
+    failed_criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+
+    model: Mapped[Model] = relationship(lazy="joined", innerjoin=True)
+    votes: Mapped[list[PromotionVote]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="PromotionVote.at"
+    )
+
+
+class PromotionVote(Base):
+    """One approver's approval (or rejection) of a request; each approver counts once."""
+
+    __tablename__ = "promotion_votes"
+
+    promotion_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("promotions.id", ondelete="CASCADE"), primary_key=True
+    )
+    actor: Mapped[str] = mapped_column(String(128), primary_key=True)
+    approve: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[created_at]
+    reason: Mapped[str] = mapped_column(Text, default="")

@@ -21,6 +21,10 @@ class Permission(StrEnum):
     VERSION_UPDATE = "version:update"
     VERSION_DELETE = "version:delete"
     ALIAS_SET = "alias:set"
+    PROMOTE = "version:promote"
+    APPROVE = "promotion:approve"
+    ROLLBACK = "stage:rollback"
+    POLICY_SET = "policy:set"
     AUDIT_READ = "audit:read"
     BLOB_COLLECT = "blob:collect"
     ADMIN = "registry:admin"
@@ -34,6 +38,11 @@ REQUIRED: dict[Permission, Role] = {
     Permission.VERSION_REGISTER: Role.CONTRIBUTOR,
     Permission.VERSION_UPDATE: Role.CONTRIBUTOR,
     Permission.ALIAS_SET: Role.CONTRIBUTOR,
+    Permission.PROMOTE: Role.CONTRIBUTOR,
+    # A policy may ask for a stronger approver role; it is checked with ``has_role``.
+    Permission.APPROVE: Role.APPROVER,
+    Permission.ROLLBACK: Role.APPROVER,
+    Permission.POLICY_SET: Role.ADMIN,
     Permission.VERSION_DELETE: Role.APPROVER,
     Permission.MODEL_DELETE: Role.ADMIN,
     Permission.BLOB_COLLECT: Role.ADMIN,
@@ -68,6 +77,13 @@ class Actor:
             return True
         role = self.role_on(model_id)
         return role is not None and role.rank >= REQUIRED[permission].rank
+
+    def has_role(self, role: Role, model_id: uuid.UUID | None = None) -> bool:
+        """Whether the actor holds ``role`` (or a stronger one) on ``model_id``."""
+        if self.superuser:
+            return True
+        held = self.role_on(model_id)
+        return held is not None and held.rank >= role.rank
 
     def require(self, permission: Permission, model_id: uuid.UUID | None = None) -> None:
         """Raise ``PermissionDenied`` unless ``can``; deny is the default for every action."""

@@ -1,34 +1,64 @@
-"""Aliases (movable pointers to versions) and the history of every move."""
+"""Aliases (movable pointers to versions) and the history of every move.
+
+The use-cases that move an alias (``lifecycle.set_alias``, ``lifecycle.delete_alias``) check
+permissions and policies; this module holds the row changes they share.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
-from modelreg.db.tables import Alias, HistoryEntry, HistoryKind
-from modelreg.errors import AliasNotFound
-from modelreg.names import Ref, validate_alias, validate_text
+from modelreg.db.tables import Alias, HistoryAction, HistoryEntry, HistoryKind, Model, Version
+from modelreg.errors import ConcurrentChange
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import get_model
-from modelreg.services.versions import resolve
 
 
-def set_alias(
-    session: Session, name: str, alias: str, version: int, *, actor: Actor, reason: str = ""
-) -> Alias:
-    """Point ``alias`` of model ``name`` at ``version`` (creating or moving it), audited."""
-    validate_alias(alias)
-    reason = validate_text(reason, kind="reason")
-    model = get_model(session, name, lock=True)
-    actor.require(Permission.ALIAS_SET, model.id)
-    target = resolve(session, Ref(model.name, version=version))
+def check_expected(current: int | None, expected: int | None, what: str) -> None:
+    """Compare-and-set: raise ``ConcurrentChange`` unless ``what`` is held by ``expected``.
+
+    ``expected`` is a version number, ``0`` for "nothing holds it", or ``None`` to skip.
+    """
+    if expected is None or (current or 0) == expected:
+        return
+    shown = f"version {current}" if current else "nothing"
+    wanted = f"version {expected}" if expected else "nothing"
+    raise ConcurrentChange(
+        f"{what} is held by {shown}, not {wanted}: someone moved it first",
+        detail={"expected": expected, "current": current or 0},
+    )
+
+
+def move_alias(
+    session: Session,
+    model: Model,
+    alias: str,
+    target: Version | None,
+    *,
+    actor: Actor,
+    reason: str = "",
+    action: HistoryAction = HistoryAction.MOVE,
+    request_id: str | None = None,
+) -> Alias | None:
+    """Point ``alias`` at ``target`` (``None`` removes it), with history and audit.
+
+    The caller has locked the model and checked permissions, policy and the expected holder.
+    """
     current = session.get(Alias, (model.id, alias))
     before = current.version.number if current is not None else None
-    if current is not None and current.version_id == target.id:
+    after = target.number if target is not None else None
+    if before == after:
         return current
-    if current is None:
+    if target is None:
+        assert current is not None
+        session.delete(current)
+        current = None
+    elif current is None:
         current = Alias(model_id=model.id, name=alias, version_id=target.id, updated_by=actor.name)
         session.add(current)
     else:
@@ -41,61 +71,37 @@ def set_alias(
             kind=HistoryKind.ALIAS,
             key=alias,
             from_version=before,
-            to_version=target.number,
+            to_version=after,
             actor=actor.name,
             reason=reason,
+            action=action,
+            request_id=request_id,
         )
     )
     session.flush()
-    session.expire(current, ["version"])
+    if current is not None:
+        session.expire(current, ["version"])
     record(
         session,
-        EventTag.ALIAS_SET,
+        EventTag.ALIAS_SET if target is not None else EventTag.ALIAS_DELETE,
         actor=actor,
         target=f"{model.name}@{alias}",
         model_key=model.normalized_name,
         before={"version": before} if before is not None else None,
-        after={"version": target.number},
+        after=None if after is None else _with_request({"version": after}, request_id),
         reason=reason,
     )
     return current
 
 
-def delete_alias(session: Session, name: str, alias: str, *, actor: Actor, reason: str = "") -> int:
-    """Remove ``alias``; returns the version it pointed at. Raises ``AliasNotFound``."""
-    validate_alias(alias)
-    reason = validate_text(reason, kind="reason")
-    model = get_model(session, name, lock=True)
-    actor.require(Permission.ALIAS_SET, model.id)
+def _with_request(values: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    return {**values, "request_id": request_id} if request_id is not None else values
+
+
+def alias_holder(session: Session, model: Model, alias: str) -> int | None:
+    """The version ``alias`` points at, or ``None``."""
     current = session.get(Alias, (model.id, alias))
-    if current is None:
-        raise AliasNotFound(
-            f"model {model.name!r} has no alias {alias!r}", detail={"name": name, "alias": alias}
-        )
-    number = current.version.number
-    session.delete(current)
-    session.add(
-        HistoryEntry(
-            model_id=model.id,
-            kind=HistoryKind.ALIAS,
-            key=alias,
-            from_version=number,
-            to_version=None,
-            actor=actor.name,
-            reason=reason,
-        )
-    )
-    session.flush()
-    record(
-        session,
-        EventTag.ALIAS_DELETE,
-        actor=actor,
-        target=f"{model.name}@{alias}",
-        model_key=model.normalized_name,
-        before={"version": number},
-        reason=reason,
-    )
-    return number
+    return current.version.number if current is not None else None
 
 
 def history(session: Session, name: str, *, actor: Actor, limit: int = 1000) -> list[HistoryEntry]:

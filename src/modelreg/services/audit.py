@@ -43,6 +43,13 @@ class EventTag(StrEnum):
     VERSION_DELETE = "registry:version:delete"
     ALIAS_SET = "registry:alias:set"
     ALIAS_DELETE = "registry:alias:delete"
+    VERSION_STAGE = "registry:version:stage"
+    STAGE_ROLLBACK = "registry:stage:rollback"
+    PROMOTION_REQUEST = "registry:promotion:request"
+    PROMOTION_APPROVE = "registry:promotion:approve"
+    PROMOTION_REJECT = "registry:promotion:reject"
+    POLICY_SET = "registry:policy:set"
+    POLICY_DELETE = "registry:policy:delete"
     BLOB_COLLECT = "registry:blob:collect"
     PRINCIPAL_CREATE = "auth:principal:create"
     TOKEN_CREATE = "auth:token:create"  # noqa: S105 (an event name, not a secret)

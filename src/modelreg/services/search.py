@@ -363,6 +363,31 @@ def apply(
     return query, [*order, *default_order]
 
 
+def _fields(node: Node) -> list[str]:
+    if isinstance(node, Compare):
+        return [str(node.field)]
+    if isinstance(node, Not):
+        return _fields(node.operand)
+    return [name for n in node.operands for name in _fields(n)]
+
+
+def version_condition(text: str) -> tuple[Column, list[str]]:
+    """Compile one condition on a version (a policy gate) and name the fields it reads.
+
+    Raises ``InvalidQuery`` for an empty condition, an ``ORDER BY`` or an unknown field, so a
+    gate is checked when it is written rather than when a promotion runs.
+    """
+    parsed = parse(text)
+    if parsed.where is None or parsed.order_by:
+        raise InvalidQuery(
+            f"a gate is one condition on a version, such as 'metrics.accuracy >= 0.85' "
+            f"(got {text!r})",
+            position=0,
+        )
+    fields = list(dict.fromkeys(_fields(parsed.where)))
+    return _compile(parsed.where, _version_clause), fields
+
+
 # The parser's names are re-exported: callers search with one module.
 __all__ = [
     "BoolOp",
@@ -376,4 +401,5 @@ __all__ = [
     "apply",
     "parse",
     "tokenize",
+    "version_condition",
 ]

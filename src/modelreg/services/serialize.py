@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from modelreg.db.tables import HistoryEntry, Model, Version
+from modelreg.db.tables import HistoryEntry, HistoryKind, Model, Promotion, Version
 from modelreg.services.versions import latest_numbers, stage_holders
 
 
@@ -77,14 +77,58 @@ def model_to_dict(session: Session, model: Model) -> dict[str, Any]:
 
 
 def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
-    """One stage change or alias move."""
-    return {
+    """One stage change or alias move.
+
+    A stage entry is one version's move (``version``, ``from_stage`` → ``to_stage``); an alias
+    entry is the alias's move (``from_version`` → ``to_version``; ``None`` when set or removed).
+    """
+    out: dict[str, Any] = {
         "kind": entry.kind.value,
         "key": entry.key,
+        "action": entry.action.value,
         "from_version": entry.from_version,
         "to_version": entry.to_version,
         "actor": entry.actor,
         "at": iso(entry.at),
         "reason": entry.reason,
         "request_id": entry.request_id,
+    }
+    if entry.kind is HistoryKind.STAGE:
+        out.update(version=entry.to_version, from_stage=entry.from_stage, to_stage=entry.key)
+    return out
+
+
+def promotion_to_dict(promotion: Promotion, *, dry_run: bool = False) -> dict[str, Any]:
+    """A promotion request in the JSON shape of DESIGN.md §5 (plus its votes and timing)."""
+    target = promotion.target
+    return {
+        "id": promotion.id,
+        "name": promotion.model.name,
+        "version": promotion.number,
+        "target": target,
+        "to_stage": None if target.startswith("@") else target,
+        "to_alias": target[1:] if target.startswith("@") else None,
+        "state": promotion.state.value,
+        "dry_run": dry_run,
+        "requested_by": promotion.requested_by,
+        "requested_at": iso(promotion.requested_at),
+        "reason": promotion.reason,
+        "from_version": promotion.from_version,
+        "expect_current": promotion.expect_current,
+        "approvals_required": promotion.approvals_required,
+        "approver_role": promotion.approver_role.value,
+        "approvals": [
+            {"actor": v.actor, "at": iso(v.at), "reason": v.reason}
+            for v in promotion.votes
+            if v.approve
+        ],
+        "rejections": [
+            {"actor": v.actor, "at": iso(v.at), "reason": v.reason}
+            for v in promotion.votes
+            if not v.approve
+        ],
+        "failed_criteria": list(promotion.failed_criteria or []),
+        "decided_by": promotion.decided_by,
+        "decided_at": iso(promotion.decided_at),
+        "decision_reason": promotion.decision_reason,
     }
