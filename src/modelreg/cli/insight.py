@@ -98,14 +98,19 @@ def history(obj: Ctx, name: str, as_json: bool) -> None:
     if as_json:
         emit({"items": entries})
         return
+    from rich.markup import escape
+
     screen = console()
     for e in entries:
-        move = f"{e['from_version'] or '-'} → {e['to_version'] or '-'}"
-        why = f"  ({e['reason']})" if e["reason"] else ""
-        screen.print(
-            f"{e['at'][:19].replace('T', ' ')}  {e['kind']} {e['key']}: {move}  "
-            f"by {e['actor']}{why}"
-        )
+        if e["kind"] == "stage":
+            move = f"version {e['version']}: {e['from_stage']} → {e['to_stage']}"
+        else:
+            move = f"@{e['key']}: {e['from_version'] or '-'} → {e['to_version'] or '-'}"
+        action = "" if e.get("action") in (None, "move") else f"{e['action']}: "
+        request = f" (request #{e['request_id']})" if e.get("request_id") else ""
+        why = f"  “{e['reason']}”" if e["reason"] else ""
+        line = f"{e['at'][:19].replace('T', ' ')}  {action}{move}  by {e['actor']}{request}{why}"
+        screen.print(escape(line))
     if not entries:
         screen.print("no stage or alias changes yet")
 

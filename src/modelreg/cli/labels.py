@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from modelreg.cli.lifecycle import expect_option
 from modelreg.cli.output import Ctx, emit, json_option
 from modelreg.cli.output import pairs as parse_pairs
 from modelreg.errors import InvalidInput
@@ -21,18 +22,30 @@ def alias() -> None:
 @click.argument("alias_name", metavar="ALIAS")
 @click.argument("version", type=int)
 @click.option("--reason", default="", help="Why (kept in the history and audit log).")
+@expect_option
 @json_option
 @click.pass_obj
 def alias_set(
-    obj: Ctx, name: str, alias_name: str, version: int, reason: str, as_json: bool
+    obj: Ctx,
+    name: str,
+    alias_name: str,
+    version: int,
+    reason: str,
+    expect_current: int | None,
+    as_json: bool,
 ) -> None:
     """Point ALIAS of NAME at VERSION (creates or moves it).
 
+    A protected alias (one with a policy rule) moves like a promotion: exit 3 when a gate
+    refuses, 4 when it waits for approval.
+
     \b
     Example:
-      modelreg alias set fraud champion 2 --reason "better recall"
+      modelreg alias set fraud champion 2 --reason "better recall" --expect-current 1
     """
-    result = obj.registry.set_alias(name, alias_name, version, reason=reason)
+    result = obj.registry.set_alias(
+        name, alias_name, version, reason=reason, expect_current=expect_current
+    )
     if as_json:
         emit({"name": result.name, "alias": alias_name, "version": result.version})
     else:
@@ -43,16 +56,21 @@ def alias_set(
 @click.argument("name")
 @click.argument("alias_name", metavar="ALIAS")
 @click.option("--reason", default="", help="Why.")
+@expect_option
 @json_option
 @click.pass_obj
-def alias_delete(obj: Ctx, name: str, alias_name: str, reason: str, as_json: bool) -> None:
+def alias_delete(
+    obj: Ctx, name: str, alias_name: str, reason: str, expect_current: int | None, as_json: bool
+) -> None:
     """Remove ALIAS from NAME.
 
     \b
     Example:
       modelreg alias delete fraud challenger
     """
-    number = obj.registry.delete_alias(name, alias_name, reason=reason)
+    number = obj.registry.delete_alias(
+        name, alias_name, reason=reason, expect_current=expect_current
+    )
     if as_json:
         emit({"name": name, "alias": alias_name, "deleted": True, "version": number})
     else:

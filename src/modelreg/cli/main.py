@@ -7,11 +7,11 @@ import sys
 import click
 
 from modelreg import __version__
-from modelreg.cli import admin, insight, labels, versions
+from modelreg.cli import admin, insight, labels, lifecycle, versions
 from modelreg.cli.db import db
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.server import server
-from modelreg.errors import RegistryError
+from modelreg.errors import PolicyViolation, RegistryError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,12 +24,13 @@ from modelreg.errors import RegistryError
 @click.version_option(__version__, prog_name="modelreg")
 @click.pass_context
 def cli(ctx: click.Context, registry: str | None) -> None:
-    """modelreg: register, find, compare and download model versions.
+    """modelreg: register, find, compare, promote and download model versions.
 
     \b
     Example:
       modelreg register fraud model.pkl --metric accuracy=0.91 --tag team=risk
       modelreg alias set fraud champion 1
+      modelreg promote fraud 1 --to production --reason "first release"
       modelreg show fraud@champion --json
 
     References: NAME:VERSION, NAME@ALIAS, NAME/STAGE, NAME/latest or models:/… URIs.
@@ -53,6 +54,12 @@ for command in (
     labels.tag,
     labels.describe,
     labels.delete,
+    lifecycle.promote,
+    lifecycle.approve,
+    lifecycle.reject,
+    lifecycle.promotions,
+    lifecycle.rollback,
+    lifecycle.policy,
     insight.compare,
     insight.lineage,
     insight.history,
@@ -85,7 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         # The Click context is gone by now, so read the flag from the arguments themselves.
         if "--json" in (argv if argv is not None else sys.argv[1:]):
             emit({"error": exc.to_dict()})
-        click.echo(f"error: {exc.message}", err=True)
+        if isinstance(exc, PolicyViolation) and exc.failed_criteria:
+            # One line per failed gate, with the value it saw: what a CI log reader needs.
+            click.echo("error: refused by policy:", err=True)
+            for item in exc.failed_criteria:
+                message = f": {item['message']}" if item.get("message") else ""
+                click.echo(f"  ✗ {item.get('criterion')}{message}", err=True)
+        else:
+            click.echo(f"error: {exc.message}", err=True)
         return exc.exit_code
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1

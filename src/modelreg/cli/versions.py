@@ -181,17 +181,31 @@ def search(obj: Ctx, expr: str | None, limit: int, page_token: str | None, as_js
 
 @click.command()
 @click.argument("ref")
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="For NAME/STAGE or NAME@ALIAS: the version that held it at this ISO time (UTC).",
+)
 @json_option
 @click.pass_obj
-def show(obj: Ctx, ref: str, as_json: bool) -> None:
+def show(obj: Ctx, ref: str, at: str | None, as_json: bool) -> None:
     """Show a model (NAME) or a version (NAME:3, NAME@champion, NAME/production, NAME/latest).
 
     \b
     Example:
       modelreg show fraud@champion --json
+      modelreg show fraud/production --at 2026-11-01T12:00Z
     """
     from modelreg.names import parse_ref
 
+    if at is not None:
+        version = obj.registry.get_version(ref, at=at).to_dict()
+        if as_json:
+            emit(version)
+        else:
+            show_version(version)
+        return
     if parse_ref(ref).is_model:
         model = obj.registry.get_model(ref).to_dict()
         if as_json:
