@@ -87,7 +87,7 @@ def populated(run):
         (["compare", "fraud", "1", "2"], ["metrics.accuracy", "+0.06", "params.depth", "added"]),
         (["lineage", "fraud:1"], ["fraud:1", "run_id=run-7", "base:1"]),
         (["lineage", "base:1"], ["derived: fraud:1"]),
-        (["history", "fraud"], ["alias champion: - → 2", "(better)"]),
+        (["history", "fraud"], ["@champion: - → 2", "“better”"]),
         (["audit", "--model", "fraud"], ["registry:version:register", "fraud@champion"]),
         (["audit", "verify"], ["audit log intact: 6 events"]),
         (["tag", "fraud:1", "reviewed=yes"], ["fraud:1: tags", "reviewed=yes"]),

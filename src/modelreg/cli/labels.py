@@ -62,7 +62,7 @@ def alias_set(
 def alias_delete(
     obj: Ctx, name: str, alias_name: str, reason: str, expect_current: int | None, as_json: bool
 ) -> None:
-    """Remove ALIAS from NAME.
+    """Remove ALIAS from NAME (a protected alias needs its rule's approver role).
 
     \b
     Example:

@@ -134,7 +134,8 @@ def approve(obj: Ctx, request_id: int, reason: str, as_json: bool) -> None:
     """Approve promotion REQUEST_ID; the approval that completes the count applies it.
 
     The requester cannot approve their own request. Exit 0: applied; 4: still waiting for
-    more approvals; 3: the gates, checked again now, refuse it.
+    more approvals; 3: the gates, checked again now, refuse it; 5: you requested it or lack
+    the approver role; 6: you already approved it, or it is no longer pending.
 
     \b
     Example:
@@ -223,8 +224,10 @@ def rollback(
 ) -> None:
     """Put back the version that held a stage before the current one.
 
-    The emergency brake: approvers roll back without an approval round; the version rolled
-    back from is archived and the move is recorded as a rollback.
+    The emergency brake: approvers (the approver role, or the rule's approver role) roll back
+    without an approval round or gates. A stage's version rolled back from is archived; an
+    alias (--stage @champion) simply points back. Recorded as a rollback. A second rollback
+    steps further back; it never reinstates what a rollback removed unless --to names it.
 
     \b
     Example:
@@ -300,7 +303,7 @@ def policy_set(
     previous_to: str | None,
     as_json: bool,
 ) -> None:
-    """Write the rule for moving versions of NAME (or '*' for every model) into a stage.
+    """Write the rule for moving versions of NAME (or '*' for every model) into a stage or alias.
 
     The rule replaces any earlier rule of NAME for that stage; a model's rule overrides the
     registry default ('*') for that stage.

@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             emit({"error": exc.to_dict()})
         if isinstance(exc, PolicyViolation) and exc.failed_criteria:
             # One line per failed gate, with the value it saw: what a CI log reader needs.
-            click.echo("error: refused by policy:", err=True)
+            request = (exc.detail.get("promotion") or {}).get("id")
+            stored = f" (request #{request})" if request else ""
+            click.echo(f"error: refused by policy{stored}:", err=True)
             for item in exc.failed_criteria:
                 message = f": {item['message']}" if item.get("message") else ""
                 click.echo(f"  ✗ {item.get('criterion')}{message}", err=True)

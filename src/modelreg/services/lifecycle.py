@@ -602,17 +602,34 @@ def _entries(
     return list(session.scalars(query.order_by(HistoryEntry.at, HistoryEntry.id)))
 
 
-def _earlier_holders(session: Session, model: Model, target: str, current: int) -> list[int]:
-    """Versions that held ``target`` before ``current``, most recent first."""
+def _earlier_holders(
+    session: Session, model: Model, target: str, current: int, *, skip_rolled_out: bool = True
+) -> list[int]:
+    """Versions that held ``target`` before ``current``, most recent first.
+
+    A version rolled back out of ``target`` (and not put there again since) is left out unless
+    ``skip_rolled_out`` is false, so a second rollback steps further back instead of
+    reinstating what the first one removed.
+    """
+    is_alias = target.startswith("@")
+    rolled_out: set[int] = set()
+    held: list[int] = []
+    for entry in _entries(session, model, target):
+        if is_alias:
+            entered, left = entry.to_version, entry.from_version
+        else:
+            entered = entry.to_version if entry.key == target else None
+            left = entry.to_version if entry.from_stage == target else None
+        if left is not None and entry.action is HistoryAction.ROLLBACK:
+            rolled_out.add(left)
+        if entered is not None:
+            rolled_out.discard(entered)
+            held.append(entered)
     out: list[int] = []
-    for entry in reversed(_entries(session, model, target)):
-        held = (
-            entry.to_version
-            if target.startswith("@")
-            else (entry.to_version if entry.key == target else None)
-        )
-        if held is not None and held != current and held not in out:
-            out.append(held)
+    for number in reversed(held):
+        skipped = skip_rolled_out and number in rolled_out
+        if number != current and not skipped and number not in out:
+            out.append(number)
     return out
 
 
@@ -652,6 +669,8 @@ def rollback(
     earlier = _earlier_holders(session, model, target, current)
     if to is not None:
         to = _check_version_number(to)
+        # Naming a version explicitly may bring back one an earlier rollback removed.
+        earlier = _earlier_holders(session, model, target, current, skip_rolled_out=False)
         if to not in earlier:
             held = ", ".join(str(v) for v in earlier) or "none"
             raise InvalidInput(
@@ -663,9 +682,17 @@ def rollback(
     elif earlier:
         chosen = earlier[0]
     else:
+        removed = _earlier_holders(session, model, target, current, skip_rolled_out=False)
+        hint = (
+            f"; earlier rollbacks removed version(s) {', '.join(map(str, removed))}, name one "
+            "with --to to bring it back"
+            if removed
+            else ""
+        )
         raise Conflict(
-            f"version {current} is the first to hold {what}; there is nothing to roll back to",
-            detail={"current": current},
+            f"no version held {what} before version {current}, so there is nothing to roll "
+            f"back to{hint}",
+            detail={"current": current, "rolled_back": removed},
         )
     try:
         restored = _locked_version(session, model, chosen)

@@ -80,6 +80,18 @@ class RuleSpec:
         tags = data.get("required_tags") or {}
         if isinstance(tags, list):
             tags = dict(_split_tag(str(t)) for t in tags)
+        if not isinstance(tags, Mapping):
+            raise InvalidInput(
+                f"{where}.required_tags is a mapping of tag to value (or null), or a list of "
+                "KEY / KEY=VALUE",
+                detail={"required_tags": repr(tags)},
+            )
+        for key, value in tags.items():
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(
+                    f"{where}.required_tags.{key} must be a string (quote it in YAML: '{value}')",
+                    detail={"tag": str(key)},
+                )
         return cls(
             requires=_string_list(data.get("requires"), f"{where}.requires"),
             from_stages=_string_list(data.get("from_stages"), f"{where}.from_stages"),
@@ -302,7 +314,7 @@ def get_rules(session: Session, scope: str, *, actor: Actor) -> dict[str, dict[s
 
 def list_scopes(session: Session, *, actor: Actor) -> dict[str, dict[str, dict[str, Any]]]:
     """Every scope's rules: the registry default and each model's (readable ones only)."""
-    actor.require(Permission.READ)
+    # No registry-wide check: a reader of some models sees the default and those models.
     readable = actor.readable_models()
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for rule in session.scalars(select(PolicyRule).order_by(PolicyRule.scope, PolicyRule.target)):

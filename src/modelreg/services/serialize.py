@@ -91,7 +91,10 @@ def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
         "actor": entry.actor,
         "at": iso(entry.at),
         "reason": entry.reason,
-        "request_id": entry.request_id,
+        # Promotion ids are numbers; the column is text so other request kinds fit later.
+        "request_id": int(entry.request_id)
+        if entry.request_id is not None and entry.request_id.isdigit()
+        else entry.request_id,
     }
     if entry.kind is HistoryKind.STAGE:
         out.update(version=entry.to_version, from_stage=entry.from_stage, to_stage=entry.key)

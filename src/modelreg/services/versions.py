@@ -37,6 +37,7 @@ from modelreg.names import (
     MAX_DESCRIPTION,
     Ref,
     Semver,
+    Stage,
     parse_dataset,
     parse_parent,
     parse_ref,
@@ -516,6 +517,13 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
     reason = validate_text(reason, kind="reason")
     version = _locked(session, ref, actor, Permission.VERSION_DELETE)
     model = version.model
+    if version.stage is Stage.PRODUCTION:
+        # Deleting what serves traffic would leave the stage empty with no rollback target.
+        raise Conflict(
+            f"{model.name}:{version.number} is in production; roll back or promote another "
+            "version first",
+            detail={"version": version.number, "stage": version.stage.value},
+        )
     files = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in version.files]
     aliases = [a.name for a in version.aliases]
     session.add(
