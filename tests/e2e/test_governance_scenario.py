@@ -126,7 +126,7 @@ def test_the_seeds_scenario_in_python(people: dict[str, modelreg.Registry], mode
         ("rollback", 3, "production", "archived"),
         ("rollback", 2, "archived", "production"),
     ]
-    assert history[2]["request_id"] == str(pending.id)
+    assert history[2]["request_id"] == pending.id
     assert history[2]["actor"] == "bob"
     assert history[-1]["reason"] == "p99 latency doubled"
 

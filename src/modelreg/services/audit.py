@@ -48,6 +48,7 @@ class EventTag(StrEnum):
     PROMOTION_REQUEST = "registry:promotion:request"
     PROMOTION_APPROVE = "registry:promotion:approve"
     PROMOTION_REJECT = "registry:promotion:reject"
+    PROMOTION_REFUSE = "registry:promotion:refuse"
     POLICY_SET = "registry:policy:set"
     POLICY_DELETE = "registry:policy:delete"
     BLOB_COLLECT = "registry:blob:collect"

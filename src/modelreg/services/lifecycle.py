@@ -9,7 +9,7 @@ every move, and a partial unique index keeps one production version per model ev
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -61,6 +61,9 @@ __all__ = [
 ]
 
 
+_TICK = timedelta(microseconds=1)
+
+
 def _describe(model: Model, target: str) -> str:
     return f"{model.name}{target}" if target.startswith("@") else f"{model.name}/{target}"
 
@@ -93,12 +96,14 @@ def _set_stage(
     reason: str,
     action: HistoryAction,
     request_id: str | None,
+    at: datetime,
 ) -> None:
     before = version.stage
     version.stage = stage
     session.add(
         HistoryEntry(
             model_id=model.id,
+            at=at,
             kind=HistoryKind.STAGE,
             key=stage.value,
             from_stage=before.value,
@@ -139,6 +144,9 @@ def _apply(
     action: HistoryAction = HistoryAction.PROMOTE,
 ) -> None:
     """Move ``version`` into ``target``; a production move first moves the old holder out."""
+    # One move, one moment: the old holder leaves at ``now`` and the new one arrives a
+    # microsecond later, so history replays in order and no instant shows both or neither.
+    now = utcnow()
     if target.startswith("@"):
         move_alias(
             session,
@@ -171,6 +179,7 @@ def _apply(
                 reason=f"replaced by version {version.number}",
                 action=HistoryAction.REPLACED,
                 request_id=request_id,
+                at=now,
             )
     _set_stage(
         session,
@@ -181,6 +190,7 @@ def _apply(
         reason=reason,
         action=action,
         request_id=request_id,
+        at=now + _TICK,
     )
 
 
@@ -225,6 +235,8 @@ def promote(
     version = _locked_version(session, model, number)
     holder = current_holder(session, model, target)
     check_expected(holder, expect_current, _describe(model, target))
+    if version.stage is Stage.PRODUCTION and target != Stage.PRODUCTION.value:
+        _require_demoter(session, model, actor)
     rule = policies.effective_rule(session, model, target)
     promotion = Promotion(
         model_id=model.id,
@@ -294,6 +306,18 @@ def promote(
             session, model, version, target, rule, actor=actor, reason=reason, request_id=request_id
         )
     return promotion
+
+
+def _require_demoter(session: Session, model: Model, actor: Actor) -> None:
+    """Taking a version out of production stops it serving: as strong a right as rollback."""
+    rule = policies.effective_rule(session, model, Stage.PRODUCTION.value)
+    needed = rule.approver_role if rule is not None else Role.APPROVER
+    if not actor.has_role(max(needed, Role.APPROVER, key=lambda r: r.rank), model.id):
+        raise PermissionDenied(
+            f"taking {model.name}'s production version out of production needs the "
+            f"{needed.value} role (as a rollback does)",
+            detail={"role_needed": needed.value},
+        )
 
 
 def _load(session: Session, promotion_id: int, *, lock: bool) -> Promotion:
@@ -383,6 +407,25 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
     return promotion
 
 
+def _refuse(
+    session: Session, promotion: Promotion, failures: list[dict[str, Any]], *, actor: Actor
+) -> None:
+    """End an approved request as refused: its gates failed when checked again."""
+    promotion.state = PromotionState.REFUSED
+    promotion.failed_criteria = failures
+    session.flush()
+    model = promotion.model
+    record(
+        session,
+        EventTag.PROMOTION_REFUSE,
+        actor=actor,
+        target=f"{_describe(model, promotion.target)}:{promotion.number}",
+        model_key=model.normalized_name,
+        after={"request_id": promotion.id, "state": "refused", "failed_criteria": failures},
+        reason="gates failed when the last approval arrived",
+    )
+
+
 def _decide(
     session: Session, promotion: Promotion, rule: PolicyRule | None, *, actor: Actor
 ) -> None:
@@ -393,16 +436,13 @@ def _decide(
     try:
         version = _locked_version(session, model, promotion.number)
     except VersionNotFound:
-        promotion.state = PromotionState.REFUSED
-        promotion.failed_criteria = [
-            {
-                "criterion": "version exists",
-                "passed": False,
-                "actual": {"version": promotion.number},
-                "message": f"version {promotion.number} was deleted",
-            }
-        ]
-        session.flush()
+        missing = {
+            "criterion": "version exists",
+            "passed": False,
+            "actual": {"version": promotion.number},
+            "message": f"version {promotion.number} was deleted",
+        }
+        _refuse(session, promotion, [missing], actor=actor)
         return
     failures = policies.failed(policies.evaluate(session, version, rule))
     holder = current_holder(session, model, promotion.target)
@@ -417,8 +457,7 @@ def _decide(
         )
     promotion.failed_criteria = failures
     if failures:
-        promotion.state = PromotionState.REFUSED
-        session.flush()
+        _refuse(session, promotion, failures, actor=actor)
         return
     promotion.state = PromotionState.APPLIED
     session.flush()
@@ -493,7 +532,7 @@ def list_promotions(
         actor.require(Permission.READ, model.id)
         query = query.where(Promotion.model_id == model.id)
     else:
-        actor.require(Permission.READ)
+        # A reader of some models lists their requests; the filter below keeps the rest out.
         readable = actor.readable_models()
         if readable is not None:
             query = query.where(Promotion.model_id.in_(readable))
@@ -667,10 +706,22 @@ def rollback(
         raise Conflict(f"nothing holds {what}, so there is nothing to roll back", detail={})
     check_expected(current, expect_current, what)
     earlier = _earlier_holders(session, model, target, current)
+    if not target.startswith("@") and target != Stage.PRODUCTION.value:
+        # Rolling back staging must never pull the production version out of production.
+        serving = current_holder(session, model, Stage.PRODUCTION.value)
+        earlier = [v for v in earlier if v != serving]
     if to is not None:
         to = _check_version_number(to)
         # Naming a version explicitly may bring back one an earlier rollback removed.
         earlier = _earlier_holders(session, model, target, current, skip_rolled_out=False)
+        if not target.startswith("@") and target != Stage.PRODUCTION.value:
+            serving = current_holder(session, model, Stage.PRODUCTION.value)
+            if to == serving:
+                raise Conflict(
+                    f"version {to} is in production; rolling {what} back to it would take it "
+                    "out of production",
+                    detail={"to": to},
+                )
         if to not in earlier:
             held = ", ".join(str(v) for v in earlier) or "none"
             raise InvalidInput(
@@ -714,6 +765,7 @@ def rollback(
         )
     else:
         # Out first, then in: the one-production index sees at most one row at every flush.
+        now = utcnow()
         _set_stage(
             session,
             model,
@@ -723,6 +775,7 @@ def rollback(
             reason=reason,
             action=HistoryAction.ROLLBACK,
             request_id=None,
+            at=now,
         )
         _set_stage(
             session,
@@ -733,6 +786,7 @@ def rollback(
             reason=reason,
             action=HistoryAction.ROLLBACK,
             request_id=None,
+            at=now + _TICK,
         )
     result = {"name": model.name, "target": target, "from_version": current, "to_version": chosen}
     record(

@@ -123,9 +123,10 @@ def _clean(target: str, spec: RuleSpec) -> dict[str, Any]:
         raise InvalidInput(f"a rule has at most {MAX_GATES} gates", detail={"target": target})
     requires = []
     for raw in spec.requires:
-        text = validate_text(raw, kind="gate", limit=1000).strip()
+        text = validate_text(raw, kind="gate", limit=1000)
+        # Parsed as written, so an error's position points into the text the user gave.
         search.version_condition(text)
-        requires.append(text)
+        requires.append(text.strip())
     from_stages = sorted({Stage.parse(s).value for s in spec.from_stages})
     tags = {validate_key(k, kind="tag"): v for k, v in spec.required_tags.items()}
     for key, value in tags.items():
@@ -316,6 +317,8 @@ def list_scopes(session: Session, *, actor: Actor) -> dict[str, dict[str, dict[s
     """Every scope's rules: the registry default and each model's (readable ones only)."""
     # No registry-wide check: a reader of some models sees the default and those models.
     readable = actor.readable_models()
+    if readable is not None and not readable:
+        actor.require(Permission.READ)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for rule in session.scalars(select(PolicyRule).order_by(PolicyRule.scope, PolicyRule.target)):
         if readable is not None and rule.scope != DEFAULT_SCOPE:
@@ -360,6 +363,9 @@ def _actual(version: Version, name: str) -> Any:
     """The value a gate saw for field ``name`` (``None`` when the version lacks it)."""
     head, _, key = name.partition(".")
     head = head.lower()
+    if head == "model" and key.startswith("tags."):
+        wanted = key.removeprefix("tags.")
+        return next((t.value for t in version.model.tags if t.key == wanted), None)
     if key and head in ("metrics", "params", "tags"):
         tables: dict[str, list[Any]] = {
             "metrics": list(version.metrics),
@@ -376,6 +382,7 @@ def _actual(version: Version, name: str) -> Any:
         "status": version.status.value,
         "owner": version.model.owner,
         "created_by": version.created_by,
+        "run_id": version.run_id,
         "created_at": version.created_at.isoformat() if version.created_at else None,
         "alias": sorted(a.name for a in version.aliases),
     }

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, selectinload
 from modelreg.db.base import utcnow
 from modelreg.db.tables import (
     Alias,
+    HistoryEntry,
+    HistoryKind,
     Model,
     Tombstone,
     Version,
@@ -551,6 +553,20 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
         },
         reason=reason,
     )
+    for alias in aliases:
+        # The alias goes with the version; its history says so, so `--at` never names a
+        # version after the moment it stopped holding the alias.
+        session.add(
+            HistoryEntry(
+                model_id=model.id,
+                kind=HistoryKind.ALIAS,
+                key=alias,
+                from_version=number,
+                to_version=None,
+                actor=actor.name,
+                reason=f"version {number} deleted",
+            )
+        )
     session.delete(version)
     session.flush()
     return number
