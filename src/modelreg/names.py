@@ -428,8 +428,19 @@ def parse_instant(text: str) -> datetime:
         raise InvalidReference("a moment is an ISO time such as 2026-11-01T12:00Z", detail={})
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        # Inside the try: a zone offset can push year 1 or 9999 out of range.
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidReference(
             f"{text!r} is not an ISO time such as 2026-11-01T12:00Z", detail={"at": text}
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def parse_target(text: str) -> str:
+    """The canonical promotion target of ``text``: a stage value, or ``@alias``."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidReference("a target is a stage or @alias", detail={"target": text})
+    text = text.strip()
+    if text.startswith("@"):
+        return "@" + validate_alias(text[1:])
+    return Stage.parse(text).value

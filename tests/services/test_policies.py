@@ -441,7 +441,10 @@ def test_effective_policy_names_the_source_of_each_rule(reg):
     default = reg.run(policies.effective_policy, "*", actor=ALICE)
     assert default == {
         "scope": "*",
-        "rules": {"production": rule(approvals=1), "staging": rule()},
+        "rules": {
+            "production": {**rule(approvals=1), "source": "*"},
+            "staging": {**rule(), "source": "*"},
+        },
     }
     # A model with no rules of its own (or no model yet) sees the default, marked as such.
     other = reg.run(policies.effective_policy, "not-yet", actor=ALICE)

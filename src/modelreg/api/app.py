@@ -16,7 +16,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelreg import __version__
 from modelreg.api import errors as api_errors
 from modelreg.api.deps import Registry
-from modelreg.api.routes import admin, aliases, audit, blobs, health, models, versions
+from modelreg.api.routes import (
+    admin,
+    aliases,
+    audit,
+    blobs,
+    health,
+    lifecycle,
+    models,
+    policies,
+    versions,
+)
 from modelreg.config import Settings
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
@@ -85,7 +95,10 @@ def _document_errors(app: FastAPI) -> None:
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
-                responses.pop("422", None)
+                # FastAPI's own 422 goes (validation errors answer 400 here); a route's
+                # declared 422 (a policy refusal) stays.
+                if responses.get("422", {}).get("description") == "Validation Error":
+                    del responses["422"]
                 if path.startswith("/api/"):
                     for status, description in ERROR_STATUSES.items():
                         responses.setdefault(
@@ -210,8 +223,9 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last, so it is the outermost layer: every answer gets the headers, even the
     # ones the inner middlewares send on their own (413, 415, 400 for a bad Host).
     app.add_middleware(SecurityHeaders)
-    # versions first: its /models/{name}/versions… routes are more specific than /models/{name}.
-    for module in (health, versions, aliases, models, blobs, audit, admin):
+    # The /models/{name}/… routes of versions, aliases, lifecycle and policies come before
+    # models': /models/{name} would also match "fraud/policy" (such names are reserved).
+    for module in (health, versions, aliases, lifecycle, policies, models, blobs, audit, admin):
         app.include_router(module.router)
 
     return app

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from modelreg.config import Settings
 from modelreg.db.session import transaction
-from modelreg.errors import Unauthenticated
+from modelreg.errors import InvalidInput, Unauthenticated
+from modelreg.names import MAX_VERSION
 from modelreg.services import auth
 from modelreg.services.actor import Actor
 from modelreg.storage import BlobStore
@@ -71,5 +73,42 @@ def _actor(request: Request) -> Actor:
         return auth.authenticate(session, secret, source=f"api:{client}")
 
 
+_ENTITY_TAG = re.compile(r'^"?(none|[0-9]{1,10})"?$')
+
+
+def _if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=32,
+            description='the version that must hold the target now: "3", or "none" ("0")',
+        ),
+    ] = None,
+) -> int | None:
+    """The ``If-Match`` header as an expected holder (``0``: nothing holds it)."""
+    if if_match is None:
+        return None
+    match = _ENTITY_TAG.fullmatch(if_match.strip())
+    number = None if match is None else 0 if match[1] == "none" else int(match[1])
+    if number is None or number > MAX_VERSION:
+        raise InvalidInput(
+            'If-Match takes a version number or "none", e.g. If-Match: "3"',
+            detail={"if_match": if_match},
+        )
+    return number
+
+
+def expect_current(given: int | None, if_match: int | None) -> int | None:
+    """The expected holder from a body or query value and/or ``If-Match``; they must agree."""
+    if given is not None and if_match is not None and given != if_match:
+        raise InvalidInput(
+            f"If-Match says {if_match} but expect_current says {given}",
+            detail={"if_match": if_match, "expect_current": given},
+        )
+    return given if given is not None else if_match
+
+
 RegistryDep = Annotated[Registry, Depends(_registry)]
 ActorDep = Annotated[Actor, Depends(_actor)]
+IfMatchDep = Annotated[int | None, Depends(_if_match)]

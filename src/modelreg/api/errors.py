@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from modelreg import errors
+from modelreg.api.schemas import ErrorEnvelope, PromotionRead
 
 # Most specific first: the first class an error is an instance of decides its status.
 STATUS: list[tuple[type[errors.RegistryError], int]] = [
@@ -39,6 +40,31 @@ def envelope(code: str, message: str, detail: Any = None, status: int = 400) -> 
     """``{"error": {"code", "message", "detail"}}`` with ``status``."""
     body = {"error": {"code": code, "message": message, "detail": detail or {}}}
     return JSONResponse(body, status_code=status)
+
+
+# The statuses ``promotion_answer`` adds to a route's 200, for its OpenAPI document.
+PROMOTION_ANSWERS: dict[int | str, dict[str, Any]] = {
+    202: {"model": PromotionRead, "description": "Stored; waits for approvals"},
+    422: {
+        "model": ErrorEnvelope,
+        "description": "Refused by a policy gate (`policy_violation`); the refusal is stored "
+        "and `detail` holds `failed_criteria` and the `promotion`",
+    },
+}
+
+
+def promotion_answer(promotion: dict[str, Any]) -> Any:
+    """The answer for a promotion request, once its transaction has committed.
+
+    ``pending`` is 202 with the request. ``refused`` (not a dry run) raises the
+    ``policy_violation`` error, 422, whose detail holds the failed criteria and the stored
+    request; everything else (applied, a dry run's outcome) is 200 with the request.
+    """
+    if promotion["state"] == "refused" and not promotion.get("dry_run"):
+        raise errors.refused(promotion)
+    if promotion["state"] == "pending" and not promotion.get("dry_run"):
+        return JSONResponse(promotion, status_code=202)
+    return promotion
 
 
 async def registry_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from modelreg.names import MAX_VERSION
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# A version number, or 0 for "nothing holds it": the compare-and-set of every move.
+ExpectCurrent = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        le=MAX_VERSION,
+        strict=True,
+        description="the version that must hold the target now (0: nothing), else 409",
+    ),
+]
 
 
 class ModelCreate(_Strict):
@@ -66,6 +80,62 @@ class AliasSet(_Strict):
 
     version: int = Field(ge=1, le=2**31 - 1)
     reason: str = ""
+    expect_current: ExpectCurrent = None
+
+
+class PromotionCreate(_Strict):
+    """Body of ``POST /models/{name}/promotions``: move a version into a stage or ``@alias``."""
+
+    version: int = Field(ge=1, le=MAX_VERSION, strict=True)
+    to: str = Field(max_length=80, description="a stage, or @alias")
+    reason: str = ""
+    dry_run: bool = False
+    expect_current: ExpectCurrent = None
+
+
+class PromotionApprove(_Strict):
+    """Body of ``POST /promotions/{id}/approve``."""
+
+    reason: str = ""
+
+
+class PromotionReject(_Strict):
+    """Body of ``POST /promotions/{id}/reject``: a rejection always says why."""
+
+    reason: str
+
+
+class RollbackCreate(_Strict):
+    """Body of ``POST /models/{name}/rollback``."""
+
+    stage: str = Field(default="production", max_length=80, description="a stage, or @alias")
+    to: int | None = Field(default=None, ge=1, le=MAX_VERSION, strict=True)
+    reason: str
+    expect_current: ExpectCurrent = None
+
+
+class RuleSet(_Strict):
+    """One rule: the gates and approvals for moving a version into one target.
+
+    The same keys as a policy file; the service validates the values (gates are compiled).
+    """
+
+    requires: list[str] | str = Field(
+        default_factory=list, description="gates in the search language"
+    )
+    from_stages: list[str] | str = Field(default_factory=list)
+    required_tags: dict[str, str | None] | list[str] = Field(
+        default_factory=dict, description="tag keys (any value, null) or key: value"
+    )
+    approvals: int = Field(default=0, strict=True)
+    approver_role: str | None = Field(default=None, max_length=32)
+    previous_to: str | None = Field(default=None, max_length=32)
+
+
+class PolicyDocument(_Strict):
+    """Body of ``PUT /policies``: each listed scope's rules become exactly these."""
+
+    scopes: dict[str, dict[str, RuleSet | None]]
 
 
 class TagsUpdate(_Strict):
@@ -170,6 +240,100 @@ class VerifyRead(BaseModel):
     first_bad_seq: int | None
     problem: str | None
     last_hash: str | None
+
+
+class PromotionRead(BaseModel):
+    """A promotion request and where it stands."""
+
+    id: int | None
+    name: str
+    version: int
+    target: str
+    to_stage: str | None
+    to_alias: str | None
+    state: str
+    dry_run: bool
+    requested_by: str
+    requested_at: str | None
+    reason: str
+    from_version: int | None
+    expect_current: int | None
+    approvals_required: int
+    approver_role: str
+    approvals: list[dict[str, Any]]
+    rejections: list[dict[str, Any]]
+    failed_criteria: list[dict[str, Any]]
+    decided_by: str | None
+    decided_at: str | None
+    decision_reason: str
+
+
+class PromotionPage(BaseModel):
+    """Promotion requests, newest first."""
+
+    items: list[PromotionRead]
+
+
+class RollbackRead(BaseModel):
+    """What a rollback moved."""
+
+    name: str
+    target: str
+    from_version: int
+    to_version: int
+
+
+class AliasDeleted(BaseModel):
+    """The alias removed and the version it pointed at."""
+
+    name: str
+    alias: str
+    version: int
+
+
+class RuleRead(BaseModel):
+    """A rule as stored; ``source`` (``model`` or ``*``) in a model's effective policy."""
+
+    requires: list[str]
+    from_stages: list[str]
+    required_tags: dict[str, str | None]
+    approvals: int
+    approver_role: str
+    previous_to: str | None
+    source: str | None = None
+
+
+class PolicyRead(BaseModel):
+    """The rules that govern a model (or ``*``), by target."""
+
+    scope: str
+    rules: dict[str, RuleRead]
+
+
+class PolicyScopes(BaseModel):
+    """Every written rule, by scope and target."""
+
+    scopes: dict[str, dict[str, RuleRead]]
+
+
+class ScopedRuleRead(RuleRead):
+    """The rule just written, with its scope and target."""
+
+    scope: str
+    target: str
+
+
+class RuleDeleted(BaseModel):
+    """The rule removed."""
+
+    scope: str
+    target: str
+
+
+class PolicyChanges(BaseModel):
+    """Per scope, the targets created, updated, deleted and unchanged."""
+
+    changes: dict[str, dict[str, list[str]]]
 
 
 class ErrorBody(BaseModel):

@@ -12,15 +12,38 @@ import httpx
 
 from modelreg.client._files import LocalFile, write_verified
 from modelreg.digest import CHUNK, Progress, sha256_of
-from modelreg.errors import RegistryError, Unavailable, rebuild
-from modelreg.names import parse_ref, validate_alias, validate_model_name
+from modelreg.errors import InvalidInput, RegistryError, Unavailable, rebuild
+from modelreg.names import parse_ref, parse_target, validate_alias, validate_model_name
 
 API = "/api/v1"
+DEFAULT_SCOPE = "*"
 
 
 def _model_path(name: str) -> str:
     # Validated first, so a name can never smuggle "..", "?" or "#" into the URL.
     return f"{API}/models/{quote(validate_model_name(name), safe='/')}"
+
+
+def _target(text: str) -> str:
+    """A stage or ``@alias`` as a path segment, validated as the server will."""
+    return quote(parse_target(text), safe="@")
+
+
+def _policy_path(scope: str) -> str:
+    """``/policy`` for the registry default (``*``), ``/models/NAME/policy`` for a model."""
+    return f"{API}/policy" if scope == DEFAULT_SCOPE else f"{_model_path(scope)}/policy"
+
+
+def _request_id(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput("a promotion id is a whole number", detail={"id": value})
+    return value
+
+
+def _expect(body: dict[str, Any], expect_current: int | None) -> dict[str, Any]:
+    if expect_current is not None:
+        body["expect_current"] = expect_current
+    return body
 
 
 class _Body:
@@ -206,15 +229,102 @@ class HttpBackend:
             progress=progress,
         )
 
-    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
-        """Create or move an alias; returns the version it now points at."""
-        url = f"{_model_path(name)}/aliases/{validate_alias(alias)}"
-        return self._obj("PUT", url, json={"version": version, "reason": reason})
+    def get_version_at(self, ref: str, at: str) -> dict[str, Any]:
+        """The version that held a stage or alias reference at moment ``at``."""
+        parse_ref(ref, allow_model=False)
+        return self._obj("GET", f"{API}/resolve", params={"uri": ref, "at": at})
 
-    def delete_alias(self, name: str, alias: str, reason: str) -> int:
+    def set_alias(
+        self, name: str, alias: str, version: int, reason: str, expect_current: int | None
+    ) -> dict[str, Any]:
+        """Create or move an alias: the version (200), or the request (202) when protected.
+
+        A protected alias whose gates refuse the move answers 422, raised as
+        ``PolicyViolation``.
+        """
+        url = f"{_model_path(name)}/aliases/{validate_alias(alias)}"
+        body = _expect({"version": version, "reason": reason}, expect_current)
+        return self._obj("PUT", url, json=body)
+
+    def delete_alias(self, name: str, alias: str, reason: str, expect_current: int | None) -> int:
         """Remove an alias; returns the version it pointed at."""
         url = f"{_model_path(name)}/aliases/{validate_alias(alias)}"
-        return int(self._call("DELETE", url, params={"reason": reason})["version"])
+        params = _expect({"reason": reason}, expect_current)
+        return int(self._call("DELETE", url, params=params)["version"])
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        target: str,
+        reason: str,
+        dry_run: bool,
+        expect_current: int | None,
+    ) -> dict[str, Any]:
+        """Request a move; a refusal the server stored comes back as ``PolicyViolation``."""
+        body = {"version": version, "to": target, "reason": reason, "dry_run": dry_run}
+        return self._obj(
+            "POST", f"{_model_path(name)}/promotions", json=_expect(body, expect_current)
+        )
+
+    def approve(self, request_id: int, reason: str) -> dict[str, Any]:
+        """Approve a request (applying it when the count is reached)."""
+        url = f"{API}/promotions/{_request_id(request_id)}/approve"
+        return self._obj("POST", url, json={"reason": reason})
+
+    def reject(self, request_id: int, reason: str) -> dict[str, Any]:
+        """Reject a pending request."""
+        url = f"{API}/promotions/{_request_id(request_id)}/reject"
+        return self._obj("POST", url, json={"reason": reason})
+
+    def get_promotion(self, request_id: int) -> dict[str, Any]:
+        """One request."""
+        return self._obj("GET", f"{API}/promotions/{_request_id(request_id)}")
+
+    def list_promotions(
+        self, name: str | None, state: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Requests, newest first."""
+        params: dict[str, Any] = {"limit": max(1, min(int(limit), 1000))}
+        if name is not None:
+            params["model"] = validate_model_name(name)
+        if state is not None:
+            params["state"] = state
+        items: list[dict[str, Any]] = self._call("GET", f"{API}/promotions", params=params)["items"]
+        return items
+
+    def rollback(
+        self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
+    ) -> dict[str, Any]:
+        """Put back the previous holder of a stage or alias."""
+        body: dict[str, Any] = {"stage": target, "reason": reason}
+        if to is not None:
+            body["to"] = to
+        return self._obj(
+            "POST", f"{_model_path(name)}/rollback", json=_expect(body, expect_current)
+        )
+
+    def get_policy(self, name: str) -> dict[str, Any]:
+        """The rules governing a model (or ``*``)."""
+        return self._obj("GET", _policy_path(name))
+
+    def list_policies(self) -> dict[str, Any]:
+        """Every written rule by scope."""
+        return self._obj("GET", f"{API}/policies")
+
+    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> dict[str, Any]:
+        """Write one rule."""
+        return self._obj("PUT", f"{_policy_path(scope)}/{_target(target)}", json=rule)
+
+    def delete_policy_rule(self, scope: str, target: str) -> None:
+        """Remove one rule."""
+        self._call("DELETE", f"{_policy_path(scope)}/{_target(target)}")
+
+    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Replace the listed scopes' rules in one transaction (on the server)."""
+        return self._obj("PUT", f"{API}/policies", json={"scopes": scopes})
 
     def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]:
         """Tag a model (``NAME``) or a version."""

@@ -367,14 +367,15 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
     reason = validate_text(reason, kind="reason")
     promotion = _load(session, promotion_id, lock=True)
     _check_pending(promotion)
-    role = _decider_role(session, promotion)
-    _require_approver(actor, role, promotion, "approve")
+    # Separation of duties first: it is the rule that holds whatever role the requester has.
     if actor.name == promotion.requested_by:
         raise PermissionDenied(
             f"{actor.name} requested promotion #{promotion.id} and so cannot approve it "
             "(separation of duties): another approver must",
             detail={"id": promotion.id, "requested_by": promotion.requested_by},
         )
+    role = _decider_role(session, promotion)
+    _require_approver(actor, role, promotion, "approve")
     if any(v.actor == actor.name for v in promotion.votes):
         raise Conflict(
             f"{actor.name} has already approved promotion #{promotion.id}",

@@ -19,7 +19,7 @@ from modelreg.errors import InvalidInput, NotFound
 from modelreg.names import (
     Stage,
     normalize_name,
-    validate_alias,
+    parse_target,
     validate_key,
     validate_model_name,
     validate_text,
@@ -33,16 +33,6 @@ DEFAULT_SCOPE = "*"
 MAX_APPROVALS = 10
 MAX_GATES = 50
 _REPLACED_TO = (Stage.ARCHIVED, Stage.STAGING, Stage.NONE)
-
-
-def parse_target(text: str) -> str:
-    """The canonical target of ``text``: a stage value, or ``@alias`` for an alias."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("a target is a stage or @alias", detail={"target": text})
-    text = text.strip()
-    if text.startswith("@"):
-        return "@" + validate_alias(text[1:])
-    return Stage.parse(text).value
 
 
 def parse_scope(scope: str) -> str:
@@ -344,7 +334,11 @@ def effective_rule(session: Session, model: Model, target: str) -> PolicyRule | 
 def effective_policy(session: Session, name: str, *, actor: Actor) -> dict[str, Any]:
     """What governs each target of model ``name``, and where each rule comes from."""
     if name == DEFAULT_SCOPE:
-        return {"scope": DEFAULT_SCOPE, "rules": get_rules(session, DEFAULT_SCOPE, actor=actor)}
+        written = get_rules(session, DEFAULT_SCOPE, actor=actor)
+        return {
+            "scope": DEFAULT_SCOPE,
+            "rules": {t: {**r, "source": "*"} for t, r in written.items()},
+        }
     scope = parse_scope(name)
     model = find_model(session, name)
     actor.require(Permission.READ, model.id if model is not None else None)

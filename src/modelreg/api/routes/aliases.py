@@ -1,4 +1,8 @@
-"""``/api/v1/models/{name}/aliases/{alias}``: point an alias at a version, or remove it."""
+"""``/api/v1/models/{name}/aliases/{alias}``: point an alias at a version, or remove it.
+
+An alias a policy protects moves through a promotion request, as ``POST …/promotions`` does:
+202 while it waits for approvals, 422 (after the refusal is stored) when a gate refuses it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from modelreg.api.deps import ActorDep, RegistryDep
-from modelreg.api.schemas import AliasSet, VersionRead
-from modelreg.services import aliases, serialize
+from modelreg.api.deps import ActorDep, IfMatchDep, RegistryDep, expect_current
+from modelreg.api.errors import PROMOTION_ANSWERS, promotion_answer
+from modelreg.api.schemas import AliasDeleted, AliasSet, VersionRead
+from modelreg.db.tables import Promotion, PromotionState
+from modelreg.names import MAX_VERSION, Ref
+from modelreg.services import lifecycle, serialize, versions
 
 router = APIRouter(prefix="/api/v1", tags=["aliases"])
 
@@ -17,24 +24,65 @@ router = APIRouter(prefix="/api/v1", tags=["aliases"])
     "/models/{name:model}/aliases/{alias}",
     response_model=VersionRead,
     operation_id="aliases-set",
+    responses=PROMOTION_ANSWERS,
 )
-def set_alias(name: str, alias: str, body: AliasSet, registry: RegistryDep, actor: ActorDep) -> Any:
+def set_alias(
+    name: str,
+    alias: str,
+    body: AliasSet,
+    registry: RegistryDep,
+    actor: ActorDep,
+    if_match: IfMatchDep,
+) -> Any:
     """Point an alias at a version (create or move); answers the version."""
+    expected = expect_current(body.expect_current, if_match)
     with registry.write() as session:
-        row = aliases.set_alias(session, name, alias, body.version, actor=actor, reason=body.reason)
-        session.refresh(row.version)
-        return serialize.version_to_dict(row.version)
+        row = lifecycle.set_alias(
+            session,
+            name,
+            alias,
+            body.version,
+            actor=actor,
+            reason=body.reason,
+            expect_current=expected,
+        )
+        if not isinstance(row, Promotion):
+            session.refresh(row.version)
+            return serialize.version_to_dict(row.version)
+        if row.state is PromotionState.APPLIED:
+            moved = versions.read_version(
+                session, Ref(row.model.name, version=row.number), actor=actor
+            )
+            session.refresh(moved)
+            return serialize.version_to_dict(moved)
+        answer = serialize.promotion_to_dict(row)
+    return promotion_answer(answer)
 
 
-@router.delete("/models/{name:model}/aliases/{alias}", operation_id="aliases-delete")
+@router.delete(
+    "/models/{name:model}/aliases/{alias}",
+    response_model=AliasDeleted,
+    operation_id="aliases-delete",
+)
 def delete_alias(
     name: str,
     alias: str,
     registry: RegistryDep,
     actor: ActorDep,
+    if_match: IfMatchDep,
     reason: str = Query(default="", max_length=5000),
-) -> dict[str, Any]:
+    expect: int | None = Query(
+        default=None,
+        alias="expect_current",
+        ge=0,
+        le=MAX_VERSION,
+        description="the version the alias must point at now, else 409",
+    ),
+) -> Any:
     """Remove an alias; answers the version it pointed at."""
+    expected = expect_current(expect, if_match)
     with registry.write() as session:
-        number = aliases.delete_alias(session, name, alias, actor=actor, reason=reason)
+        number = lifecycle.delete_alias(
+            session, name, alias, actor=actor, reason=reason, expect_current=expected
+        )
     return {"name": name, "alias": alias, "version": number}

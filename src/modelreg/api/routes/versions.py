@@ -16,8 +16,8 @@ from modelreg.api.schemas import (
     VersionRead,
 )
 from modelreg.errors import VersionNotFound
-from modelreg.names import Ref, validate_manifest_path
-from modelreg.services import compare, serialize, versions
+from modelreg.names import Ref, parse_instant, validate_manifest_path
+from modelreg.services import compare, lifecycle, serialize, versions
 
 router = APIRouter(prefix="/api/v1", tags=["versions"])
 
@@ -201,9 +201,26 @@ def search_versions(
 
 
 @router.get("/resolve", response_model=VersionRead, operation_id="versions-resolve")
-def resolve(registry: RegistryDep, actor: ActorDep, uri: str = Query(max_length=512)) -> Any:
-    """The version any reference points at (``models:/fraud@champion``, ``fraud/production``…)."""
+def resolve(
+    registry: RegistryDep,
+    actor: ActorDep,
+    uri: str = Query(max_length=512),
+    at: str | None = Query(
+        default=None,
+        max_length=64,
+        description="an ISO time: the version a stage or alias reference named then",
+    ),
+) -> Any:
+    """The version any reference points at (``models:/fraud@champion``, ``fraud/production``…).
+
+    With ``at``, the version that held the stage or alias at that moment.
+    """
+    moment = parse_instant(at) if at is not None else None
     with registry.read() as session:
+        if moment is not None:
+            return serialize.version_to_dict(
+                lifecycle.version_at(session, uri, moment, actor=actor)
+            )
         return serialize.version_to_dict(versions.read_version(session, uri, actor=actor))
 
 

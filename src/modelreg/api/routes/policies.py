@@ -1,0 +1,126 @@
+"""``/api/v1/policies`` and ``…/policy``: the rules (gates, approvals) for each target.
+
+``/policy`` is the registry default (scope ``*``) and ``/models/{name}/policy`` a model's
+effective policy, which answers for a model that does not exist yet too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from modelreg.api.deps import ActorDep, Registry, RegistryDep
+from modelreg.api.schemas import (
+    PolicyChanges,
+    PolicyDocument,
+    PolicyRead,
+    PolicyScopes,
+    RuleDeleted,
+    RuleSet,
+    ScopedRuleRead,
+)
+from modelreg.services import policies
+from modelreg.services.actor import Actor
+
+router = APIRouter(prefix="/api/v1", tags=["policies"])
+DEFAULT = policies.DEFAULT_SCOPE
+
+
+def _spec(rule: RuleSet | None) -> dict[str, Any]:
+    # Only what the caller wrote: the service fills in defaults, as for a policy file.
+    return rule.model_dump(exclude_unset=True) if rule is not None else {}
+
+
+def _set(registry: Registry, actor: Actor, scope: str, target: str, body: RuleSet) -> Any:
+    spec = policies.RuleSpec.from_dict(_spec(body))
+    with registry.write() as session:
+        row = policies.set_rule(session, scope, target, spec, actor=actor)
+        return {"scope": row.scope, "target": row.target, **policies.rule_to_dict(row)}
+
+
+def _delete(registry: Registry, actor: Actor, scope: str, target: str) -> Any:
+    with registry.write() as session:
+        policies.delete_rule(session, scope, target, actor=actor)
+    return {"scope": policies.parse_scope(scope), "target": policies.parse_target(target)}
+
+
+@router.get("/policies", response_model=PolicyScopes, operation_id="policies-list")
+def list_policies(registry: RegistryDep, actor: ActorDep) -> Any:
+    """Every written rule, by scope (``*`` and model names) and target."""
+    with registry.read() as session:
+        return {"scopes": policies.list_scopes(session, actor=actor)}
+
+
+@router.put("/policies", response_model=PolicyChanges, operation_id="policies-apply")
+def apply_policies(body: PolicyDocument, registry: RegistryDep, actor: ActorDep) -> Any:
+    """Make each listed scope's rules exactly as given, in one transaction (policy as code)."""
+    specs = policies.parse_policy_document(
+        {scope: {t: _spec(r) for t, r in rules.items()} for scope, rules in body.scopes.items()}
+    )
+    with registry.write() as session:
+        return {"changes": policies.apply_policies(session, specs, actor=actor)}
+
+
+@router.get(
+    "/policy",
+    response_model=PolicyRead,
+    response_model_exclude_unset=True,
+    operation_id="policies-get-default",
+)
+def get_default_policy(registry: RegistryDep, actor: ActorDep) -> Any:
+    """The registry-wide default rules (scope ``*``)."""
+    with registry.read() as session:
+        return policies.effective_policy(session, DEFAULT, actor=actor)
+
+
+@router.put(
+    "/policy/{target}",
+    response_model=ScopedRuleRead,
+    response_model_exclude_unset=True,
+    operation_id="policies-set-default",
+)
+def set_default_rule(target: str, body: RuleSet, registry: RegistryDep, actor: ActorDep) -> Any:
+    """Create or replace the default rule for a stage or ``@alias``."""
+    return _set(registry, actor, DEFAULT, target, body)
+
+
+@router.delete(
+    "/policy/{target}", response_model=RuleDeleted, operation_id="policies-delete-default"
+)
+def delete_default_rule(target: str, registry: RegistryDep, actor: ActorDep) -> Any:
+    """Remove the default rule for a target."""
+    return _delete(registry, actor, DEFAULT, target)
+
+
+@router.get(
+    "/models/{name:model}/policy",
+    response_model=PolicyRead,
+    response_model_exclude_unset=True,
+    operation_id="policies-get",
+)
+def get_policy(name: str, registry: RegistryDep, actor: ActorDep) -> Any:
+    """What governs each target of a model: its own rules and the defaults it inherits."""
+    with registry.read() as session:
+        return policies.effective_policy(session, name, actor=actor)
+
+
+@router.put(
+    "/models/{name:model}/policy/{target}",
+    response_model=ScopedRuleRead,
+    response_model_exclude_unset=True,
+    operation_id="policies-set",
+)
+def set_rule(name: str, target: str, body: RuleSet, registry: RegistryDep, actor: ActorDep) -> Any:
+    """Create or replace a model's own rule for a stage or ``@alias``."""
+    return _set(registry, actor, name, target, body)
+
+
+@router.delete(
+    "/models/{name:model}/policy/{target}",
+    response_model=RuleDeleted,
+    operation_id="policies-delete",
+)
+def delete_rule(name: str, target: str, registry: RegistryDep, actor: ActorDep) -> Any:
+    """Remove a model's own rule for a target (the default, if any, governs it again)."""
+    return _delete(registry, actor, name, target)
