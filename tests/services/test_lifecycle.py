@@ -960,7 +960,7 @@ def test_rolling_back_staging_never_takes_the_production_version(reg):
     assert reg.holder("production") == 1
 
 
-def test_rollback_to_a_deleted_version_names_the_choices(reg):
+def test_rollback_steps_past_a_deleted_version(reg):
     for _ in range(3):
         reg.register()
     for number in (1, 2, 3):
@@ -968,10 +968,10 @@ def test_rollback_to_a_deleted_version_names_the_choices(reg):
     with pytest.raises(errors.Conflict, match="in production"):
         reg.run(versions.delete_version, "m:3", actor=ADMIN, reason="leak")
     reg.run(versions.delete_version, "m:2", actor=ADMIN, reason="leak")
-    with pytest.raises(errors.NotFound, match="deleted") as info:
-        reg.rollback(actor=BOB)
-    assert info.value.detail == {"version": 2, "earlier": [2, 1]}
-    assert reg.rollback(actor=BOB, to=1)["to_version"] == 1
+    # A deleted earlier holder cannot come back: the rollback steps past it, and says where to.
+    with pytest.raises(errors.InvalidInput, match="never held"):
+        reg.rollback(actor=BOB, to=2)
+    assert reg.rollback(actor=BOB)["to_version"] == 1
 
 
 def test_rollback_of_a_protected_alias(reg):
@@ -1332,3 +1332,107 @@ def test_concurrent_identical_requests_make_one_pending_request(reg):
     assert [kind for kind, _ in results] == ["ok"] * len(requesters), results
     assert len({value for _, value in results}) == 1
     assert reg.counts()[0][0] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Regressions from the adversarial review
+
+
+def test_an_approval_never_takes_a_version_out_of_production(reg):
+    reg.register()
+    reg.rule("staging", approvals=1, approver_role="contributor")
+    request = reg.promote(1, "staging", actor=ALICE)
+    reg.promote(1, "production")  # it reached production while the request waited
+    decided = reg.approve(request.id, ERIN)
+    assert decided.state == "refused"
+    assert decided.failed[-1]["criterion"] == "not in production"
+    assert reg.stages() == {1: "production"}
+
+
+def test_a_contributor_may_point_an_alias_at_the_production_version(reg):
+    reg.register()
+    reg.promote(1, "production")
+    assert reg.promote(1, "@champion", actor=ALICE).state == "applied"
+    assert reg.holder("@champion") == 1
+    with pytest.raises(errors.PermissionDenied, match="out of production"):
+        reg.promote(1, "staging", actor=ALICE)
+
+
+def test_deleting_a_version_closes_its_stage_history(reg):
+    for _ in range(2):
+        reg.register()
+    reg.promote(1, "staging")
+    reg.promote(2, "staging")
+    reg.run(versions.delete_version, "m:2", actor=ADMIN, reason="bad data")
+    now = utcnow()
+    assert reg.run(lifecycle.holder_at, "m", "staging", now, actor=VIEWER) == 1
+    deleted = reg.history()[-1]
+    assert (deleted.to_version, deleted.from_stage, deleted.key) == (2, "staging", "none")
+
+
+def test_a_protected_alias_cannot_be_removed_by_deleting_its_version(reg):
+    reg.register()
+    reg.register()
+    reg.rule("@champion", approver_role="admin")
+    reg.set_alias("champion", 2)
+    with pytest.raises(errors.PermissionDenied, match="protected alias @champion"):
+        reg.run(versions.delete_version, "m:2", actor=BOB, reason="cleanup")
+    assert reg.holder("@champion") == 2
+    reg.run(versions.delete_version, "m:2", actor=DAVE, reason="cleanup")
+    assert reg.holder("@champion") is None
+
+
+def test_the_moment_a_history_line_prints_answers_the_state_after_that_move(reg):
+    reg.register()
+    reg.register()
+    reg.promote(1, "production")
+    reg.promote(2, "production")
+    reg.rollback(actor=BOB)
+    for entry in reg.history():
+        holder = reg.run(lifecycle.holder_at, "m", "production", entry.at, actor=VIEWER)
+        assert holder is not None, entry
+    replaced = next(e for e in reg.history() if e.action == "replaced")
+    assert reg.run(lifecycle.holder_at, "m", "production", replaced.at, actor=VIEWER) == 2
+    assert (
+        reg.run(
+            lifecycle.holder_at,
+            "m",
+            "production",
+            replaced.at - timedelta(microseconds=1),
+            actor=VIEWER,
+        )
+        == 1
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**31, 10**20, True])
+def test_promotion_ids_out_of_range_are_invalid_input(reg, bad):
+    with pytest.raises(errors.InvalidInput):
+        reg.get(bad)
+
+
+def test_gates_nested_too_deeply_are_refused_when_written(reg):
+    deep = "NOT " * 40 + "version = 1"
+    with pytest.raises(errors.InvalidQuery, match="levels"):
+        reg.rule("staging", requires=[deep])
+    assert reg.run(policies.get_rules, "*", actor=ADMIN) == {}
+
+
+def test_a_rule_cannot_require_coming_from_its_own_stage(reg):
+    with pytest.raises(errors.InvalidInput, match="nothing could pass"):
+        reg.rule("production", from_stages=["production"])
+
+
+@pytest.mark.parametrize("target", ["archived", "none"])
+def test_rollback_applies_to_active_stages_and_aliases_only(reg, target):
+    with pytest.raises(errors.InvalidInput, match="rollback applies"):
+        reg.rollback(actor=BOB, target=target)
+
+
+def test_history_keeps_the_newest_entries(reg):
+    reg.register()
+    reg.register()
+    for number in (1, 2, 1, 2):
+        reg.set_alias("champion", number)
+    newest = reg.run(aliases.history, "m", actor=VIEWER, limit=2)
+    assert [(h.from_version, h.to_version) for h in newest] == [(2, 1), (1, 2)]

@@ -73,7 +73,7 @@ def _actor(request: Request) -> Actor:
         return auth.authenticate(session, secret, source=f"api:{client}")
 
 
-_ENTITY_TAG = re.compile(r'^"?(none|[0-9]{1,10})"?$')
+_ENTITY_TAG = re.compile(r'^(?:"(none|[0-9]{1,10})"|(none|[0-9]{1,10}))$', re.IGNORECASE)
 
 
 def _if_match(
@@ -90,7 +90,8 @@ def _if_match(
     if if_match is None:
         return None
     match = _ENTITY_TAG.fullmatch(if_match.strip())
-    number = None if match is None else 0 if match[1] == "none" else int(match[1])
+    value = None if match is None else (match[1] or match[2]).lower()
+    number = None if value is None else 0 if value == "none" else int(value)
     if number is None or number > MAX_VERSION:
         raise InvalidInput(
             'If-Match takes a version number or "none", e.g. If-Match: "3"',

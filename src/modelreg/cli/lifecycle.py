@@ -14,6 +14,7 @@ import click
 
 from modelreg.cli.output import Ctx, console, emit, json_option
 from modelreg.errors import InvalidInput
+from modelreg.names import MAX_VERSION
 from modelreg.types import Promotion
 
 
@@ -24,7 +25,7 @@ def _expected(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     text = value.strip().lower()
     if text in ("none", "0"):
         return 0
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_VERSION:
         raise click.BadParameter(f"{value!r} is not a version number or 'none'")
     return int(text)
 
@@ -45,11 +46,14 @@ def _where(p: Promotion) -> str:
 
 
 def _print_criteria(criteria: list[dict[str, Any]]) -> None:
+    from rich.markup import escape
+
     screen = console()
     for item in criteria:
         mark = "[green]✓[/green]" if item.get("passed") else "[red]✗[/red]"
         message = f"  {item['message']}" if item.get("message") else ""
-        screen.print(f"  {mark} {item['criterion']}{message}")
+        # Criteria and messages carry user data (tag values, gate text): never markup.
+        screen.print(f"  {mark} " + escape(f"{item['criterion']}{message}"))
 
 
 def report(promotion: Promotion, *, as_json: bool) -> None:
@@ -126,7 +130,7 @@ def promote(
 
 
 @click.command()
-@click.argument("request_id", type=click.IntRange(1))
+@click.argument("request_id", type=click.IntRange(1, MAX_VERSION))
 @click.option("--reason", default="", help="Why you approve (kept in the audit log).")
 @json_option
 @click.pass_obj
@@ -145,7 +149,7 @@ def approve(obj: Ctx, request_id: int, reason: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("request_id", type=click.IntRange(1))
+@click.argument("request_id", type=click.IntRange(1, MAX_VERSION))
 @click.option("--reason", required=True, help="Why (required).")
 @json_option
 @click.pass_obj
@@ -361,19 +365,24 @@ def policy_delete(
 
 
 def _print_rule(target: str, rule: dict[str, Any]) -> None:
-    screen = console()
-    source = f"  (from {rule['source']})" if rule.get("source") == "*" else ""
-    screen.print(f"[bold]{target}[/bold]{source}")
+    from rich.markup import escape
+
+    lines = []
     for gate in rule["requires"]:
-        screen.print(f"  require {gate}")
+        lines.append(f"  require {gate}")
     if rule["from_stages"]:
-        screen.print("  from stage " + " or ".join(rule["from_stages"]))
+        lines.append("  from stage " + " or ".join(rule["from_stages"]))
     for key, value in rule["required_tags"].items():
-        screen.print(f"  tag {key}" + (f" = {value!r}" if value is not None else ""))
+        lines.append(f"  tag {key}" + (f" = {value!r}" if value is not None else ""))
     if rule["approvals"]:
-        screen.print(f"  {rule['approvals']} approval(s) by role {rule['approver_role']}")
+        lines.append(f"  {rule['approvals']} approval(s) by role {rule['approver_role']}")
     if rule.get("previous_to"):
-        screen.print(f"  replaced version goes to {rule['previous_to']}")
+        lines.append(f"  replaced version goes to {rule['previous_to']}")
+    screen = console()
+    source = "  (from *)" if rule.get("source") == "*" else ""
+    screen.print(f"[bold]{escape(target)}[/bold]{source}")
+    for line in lines:
+        screen.print(escape(line))
 
 
 @policy.command("show")
@@ -457,13 +466,44 @@ def policy_apply(obj: Ctx, file: Path, as_json: bool) -> None:
 
 
 def load_policy_file(path: Path) -> dict[str, Any]:
-    """Read a policy file's ``scopes`` mapping (YAML is a superset of JSON)."""
+    """Read a policy file's ``scopes`` mapping (YAML is a superset of JSON).
+
+    Stricter than ``yaml.safe_load``: a repeated key, an anchor or alias, or a key that is not
+    a string is an error, so a copy-paste slip can never silently replace or drop a gate.
+    """
     import yaml
 
+    class StrictLoader(yaml.SafeLoader):
+        """A safe loader that refuses what would make a policy file mean something unseen."""
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:str":
+                raise InvalidInput(
+                    f"{path} line {key_node.start_mark.line + 1}: key {key_node.value!r} must "
+                    "be a string (quote it; YAML reads on/off/yes/no as booleans)",
+                    detail={"path": str(path)},
+                )
+            key = loader.construct_scalar(key_node)
+            if key in out:
+                raise InvalidInput(
+                    f"{path} line {key_node.start_mark.line + 1}: {key!r} appears twice",
+                    detail={"path": str(path), "key": key},
+                )
+            out[str(key)] = loader.construct_object(value_node, deep=True)
+        return out
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}", detail={"path": str(path)}) from None
+    # Aliases can expand a small file into gigabytes, and hide what a rule really says.
+    if any(isinstance(e, yaml.AliasEvent) for e in _events(yaml, text)):
+        raise InvalidInput(f"{path}: YAML anchors and aliases are not allowed", detail={})
+    try:
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{path} is not valid YAML: {exc}", detail={"path": str(path)}) from None
     if not isinstance(data, dict) or not isinstance(data.get("scopes"), dict):
@@ -476,3 +516,10 @@ def load_policy_file(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path}: unknown top-level key(s) {', '.join(unknown)}", detail={})
     scopes: dict[str, Any] = data["scopes"]
     return scopes
+
+
+def _events(yaml: Any, text: str) -> list[Any]:
+    try:
+        return list(yaml.parse(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return []  # the load below reports the syntax error with its position

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
@@ -105,14 +105,24 @@ def alias_holder(session: Session, model: Model, alias: str) -> int | None:
 
 
 def history(session: Session, name: str, *, actor: Actor, limit: int = 1000) -> list[HistoryEntry]:
-    """Every stage change and alias move of a model, oldest first."""
+    """The latest ``limit`` stage changes and alias moves of a model, oldest first."""
     model = get_model(session, name)
     actor.require(Permission.READ, model.id)
-    return list(
-        session.scalars(
-            select(HistoryEntry)
-            .where(HistoryEntry.model_id == model.id)
-            .order_by(HistoryEntry.at, HistoryEntry.id)
-            .limit(limit)
-        )
+    newest = session.scalars(
+        select(HistoryEntry)
+        .where(HistoryEntry.model_id == model.id)
+        .order_by(*history_order(descending=True))
+        .limit(limit)
     )
+    return list(reversed(list(newest)))
+
+
+def history_order(*, descending: bool = False) -> list[Any]:
+    """Oldest first: by time, and within one move the version leaving before the one arriving.
+
+    Both halves of a move share one timestamp, so no moment shows two holders or none; the
+    second key keeps their order readable and stable (an arrival is into an active stage).
+    """
+    arriving = case((HistoryEntry.key.in_(["production", "staging"]), 1), else_=0)
+    keys = [HistoryEntry.at, arriving, HistoryEntry.id]
+    return [k.desc() for k in keys] if descending else keys

@@ -9,7 +9,7 @@ every move, and a partial unique index keeps one production version per model ev
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -38,10 +38,10 @@ from modelreg.errors import (
     PromotionNotFound,
     VersionNotFound,
 )
-from modelreg.names import Ref, Stage, parse_ref, validate_alias, validate_text
+from modelreg.names import MAX_VERSION, Ref, Stage, parse_ref, validate_alias, validate_text
 from modelreg.services import policies
 from modelreg.services.actor import Actor, Permission
-from modelreg.services.aliases import alias_holder, check_expected, move_alias
+from modelreg.services.aliases import alias_holder, check_expected, history_order, move_alias
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import get_model
 from modelreg.services.versions import resolve
@@ -59,9 +59,6 @@ __all__ = [
     "set_alias",
     "version_at",
 ]
-
-
-_TICK = timedelta(microseconds=1)
 
 
 def _describe(model: Model, target: str) -> str:
@@ -144,8 +141,8 @@ def _apply(
     action: HistoryAction = HistoryAction.PROMOTE,
 ) -> None:
     """Move ``version`` into ``target``; a production move first moves the old holder out."""
-    # One move, one moment: the old holder leaves at ``now`` and the new one arrives a
-    # microsecond later, so history replays in order and no instant shows both or neither.
+    # One move, one moment: the old holder leaves and the new one arrives at the same ``now``,
+    # so no instant shows both or neither (``history_order`` lists the leaving one first).
     now = utcnow()
     if target.startswith("@"):
         move_alias(
@@ -190,7 +187,7 @@ def _apply(
         reason=reason,
         action=action,
         request_id=request_id,
-        at=now + _TICK,
+        at=now,
     )
 
 
@@ -235,7 +232,7 @@ def promote(
     version = _locked_version(session, model, number)
     holder = current_holder(session, model, target)
     check_expected(holder, expect_current, _describe(model, target))
-    if version.stage is Stage.PRODUCTION and target != Stage.PRODUCTION.value:
+    if _demotes(version, target):
         _require_demoter(session, model, actor)
     rule = policies.effective_rule(session, model, target)
     promotion = Promotion(
@@ -308,6 +305,15 @@ def promote(
     return promotion
 
 
+def _demotes(version: Version, target: str) -> bool:
+    """Whether moving ``version`` into ``target`` takes it out of production (aliases never do)."""
+    return (
+        not target.startswith("@")
+        and version.stage is Stage.PRODUCTION
+        and target != Stage.PRODUCTION.value
+    )
+
+
 def _require_demoter(session: Session, model: Model, actor: Actor) -> None:
     """Taking a version out of production stops it serving: as strong a right as rollback."""
     rule = policies.effective_rule(session, model, Stage.PRODUCTION.value)
@@ -321,7 +327,11 @@ def _require_demoter(session: Session, model: Model, actor: Actor) -> None:
 
 
 def _load(session: Session, promotion_id: int, *, lock: bool) -> Promotion:
-    if isinstance(promotion_id, bool) or not isinstance(promotion_id, int) or promotion_id < 1:
+    if (
+        isinstance(promotion_id, bool)
+        or not isinstance(promotion_id, int)
+        or not 1 <= promotion_id <= MAX_VERSION
+    ):
         raise InvalidInput("a promotion id is a whole number", detail={"id": promotion_id})
     promotion = session.get(Promotion, promotion_id)
     if promotion is None:
@@ -446,6 +456,17 @@ def _decide(
         _refuse(session, promotion, [missing], actor=actor)
         return
     failures = policies.failed(policies.evaluate(session, version, rule))
+    if _demotes(version, promotion.target):
+        # It reached production while the request waited; an approval is no demotion right.
+        failures.append(
+            {
+                "criterion": "not in production",
+                "passed": False,
+                "actual": {"stage": version.stage.value},
+                "message": "the version went to production while the request waited; "
+                "taking it out is a rollback or a new request",
+            }
+        )
     holder = current_holder(session, model, promotion.target)
     if promotion.expect_current is not None and (holder or 0) != promotion.expect_current:
         failures.append(
@@ -639,7 +660,7 @@ def _entries(
         query = query.where(HistoryEntry.key == target[1:])
     if at is not None:
         query = query.where(HistoryEntry.at <= at)
-    return list(session.scalars(query.order_by(HistoryEntry.at, HistoryEntry.id)))
+    return list(session.scalars(query.order_by(*history_order())))
 
 
 def _earlier_holders(
@@ -654,7 +675,16 @@ def _earlier_holders(
     is_alias = target.startswith("@")
     rolled_out: set[int] = set()
     held: list[int] = []
-    for entry in _entries(session, model, target):
+    entries = _entries(session, model, target)
+    # Only what held it before the current holder's latest arrival (a stage may have several);
+    # rollbacks after that arrival still count.
+    arrivals = [
+        i
+        for i, e in enumerate(entries)
+        if e.to_version == current and (is_alias or e.key == target)
+    ]
+    cut = arrivals[-1] if arrivals else len(entries)
+    for index, entry in enumerate(entries):
         if is_alias:
             entered, left = entry.to_version, entry.from_version
         else:
@@ -664,48 +694,28 @@ def _earlier_holders(
             rolled_out.add(left)
         if entered is not None:
             rolled_out.discard(entered)
-            held.append(entered)
+            if index < cut:
+                held.append(entered)
+    existing = set(
+        session.scalars(
+            select(Version.number).where(Version.model_id == model.id, Version.number.in_(held))
+        )
+    )
     out: list[int] = []
     for number in reversed(held):
+        if number not in existing:
+            continue  # deleted since; its history stays, but it cannot come back
         skipped = skip_rolled_out and number in rolled_out
         if number != current and not skipped and number not in out:
             out.append(number)
     return out
 
 
-def rollback(
-    session: Session,
-    name: str,
-    *,
-    actor: Actor,
-    reason: str,
-    target: str = Stage.PRODUCTION.value,
-    to: int | None = None,
-    expect_current: int | None = None,
-) -> dict[str, Any]:
-    """Put back the version that held ``target`` before the current one (or ``to``).
-
-    The emergency brake: approvers may do it without an approval round and without the gates;
-    the version rolled back from is archived (stages) and the move is recorded as a rollback.
-    """
-    target = policies.parse_target(target)
-    reason = validate_text(reason, kind="reason").strip()
-    if not reason:
-        raise InvalidInput("a rollback needs a reason (--reason)", detail={"name": name})
-    model = get_model(session, name, lock=True)
-    rule = policies.effective_rule(session, model, target)
-    needed = rule.approver_role if rule is not None else Role.APPROVER
-    actor.require(Permission.ROLLBACK, model.id)
-    if not actor.has_role(needed, model.id):
-        raise PermissionDenied(
-            f"rolling back {_describe(model, target)} needs the {needed.value} role",
-            detail={"role_needed": needed.value},
-        )
-    current = current_holder(session, model, target)
+def _rollback_choice(
+    session: Session, model: Model, target: str, current: int, to: int | None
+) -> int:
+    """The version a rollback of ``target`` puts back: ``to``, or the last earlier holder."""
     what = _describe(model, target)
-    if current is None:
-        raise Conflict(f"nothing holds {what}, so there is nothing to roll back", detail={})
-    check_expected(current, expect_current, what)
     earlier = _earlier_holders(session, model, target, current)
     if not target.startswith("@") and target != Stage.PRODUCTION.value:
         # Rolling back staging must never pull the production version out of production.
@@ -746,13 +756,48 @@ def rollback(
             f"back to{hint}",
             detail={"current": current, "rolled_back": removed},
         )
-    try:
-        restored = _locked_version(session, model, chosen)
-    except VersionNotFound:
-        raise NotFound(
-            f"version {chosen} held {what} before but has been deleted; choose --to",
-            detail={"version": chosen, "earlier": earlier},
-        ) from None
+    return chosen
+
+
+def rollback(
+    session: Session,
+    name: str,
+    *,
+    actor: Actor,
+    reason: str,
+    target: str = Stage.PRODUCTION.value,
+    to: int | None = None,
+    expect_current: int | None = None,
+) -> dict[str, Any]:
+    """Put back the version that held ``target`` before the current one (or ``to``).
+
+    The emergency brake: approvers may do it without an approval round and without the gates;
+    the version rolled back from is archived (stages) and the move is recorded as a rollback.
+    """
+    target = policies.parse_target(target)
+    if target in (Stage.NONE.value, Stage.ARCHIVED.value):
+        raise InvalidInput(
+            "rollback applies to production, staging or an @alias", detail={"target": target}
+        )
+    reason = validate_text(reason, kind="reason").strip()
+    if not reason:
+        raise InvalidInput("a rollback needs a reason (--reason)", detail={"name": name})
+    model = get_model(session, name, lock=True)
+    rule = policies.effective_rule(session, model, target)
+    needed = rule.approver_role if rule is not None else Role.APPROVER
+    actor.require(Permission.ROLLBACK, model.id)
+    if not actor.has_role(needed, model.id):
+        raise PermissionDenied(
+            f"rolling back {_describe(model, target)} needs the {needed.value} role",
+            detail={"role_needed": needed.value},
+        )
+    current = current_holder(session, model, target)
+    what = _describe(model, target)
+    if current is None:
+        raise Conflict(f"nothing holds {what}, so there is nothing to roll back", detail={})
+    check_expected(current, expect_current, what)
+    chosen = _rollback_choice(session, model, target, current, to)
+    restored = _locked_version(session, model, chosen)
     leaving = _locked_version(session, model, current)
     if target.startswith("@"):
         move_alias(
@@ -787,7 +832,7 @@ def rollback(
             reason=reason,
             action=HistoryAction.ROLLBACK,
             request_id=None,
-            at=now + _TICK,
+            at=now,
         )
     result = {"name": model.name, "target": target, "from_version": current, "to_version": chosen}
     record(
@@ -818,12 +863,14 @@ def holder_at(
     entries = _entries(session, model, target, at)
     if target.startswith("@"):
         return entries[-1].to_version if entries else None
-    stage_of: dict[int, str] = {}
-    for entry in entries:
+    # Each version's stage at ``at`` is the one its last move gave it; of several holders, the
+    # one that arrived last answers (production has one).
+    stage_of: dict[int, tuple[str, int]] = {}
+    for index, entry in enumerate(entries):
         if entry.to_version is not None:
-            stage_of[entry.to_version] = entry.key
-    holders = [v for v, s in stage_of.items() if s == target]
-    return max(holders) if holders else None
+            stage_of[entry.to_version] = (entry.key, index)
+    holders = [(i, v) for v, (s, i) in stage_of.items() if s == target]
+    return max(holders)[1] if holders else None
 
 
 def version_at(session: Session, ref: Ref | str, at: datetime, *, actor: Actor) -> Version:

@@ -118,6 +118,11 @@ def _clean(target: str, spec: RuleSpec) -> dict[str, Any]:
         search.version_condition(text)
         requires.append(text.strip())
     from_stages = sorted({Stage.parse(s).value for s in spec.from_stages})
+    if target in from_stages:
+        raise InvalidInput(
+            f"a rule for {target} cannot require coming from {target}: nothing could pass",
+            detail={"target": target},
+        )
     tags = {validate_key(k, kind="tag"): v for k, v in spec.required_tags.items()}
     for key, value in tags.items():
         if value is not None:

@@ -206,8 +206,12 @@ _KEYWORDS = {
 }
 
 
+MAX_DEPTH = 32
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
+        self.depth = 0
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
@@ -268,12 +272,27 @@ class _Parser:
             operands.append(self.factor())
         return operands[0] if len(operands) == 1 else BoolOp("and", tuple(operands))
 
+    def _nest(self) -> None:
+        # A bound on nesting keeps hostile input from exhausting the stack here or in SQL.
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            pos = self.tok.pos
+            raise InvalidQuery(
+                f"more than {MAX_DEPTH} levels of NOT and parentheses at position {pos}",
+                position=pos,
+            )
+
     def factor(self) -> Node:
         if self._take_kw("not"):
-            return Not(self.factor())
+            self._nest()
+            negated = Not(self.factor())
+            self.depth -= 1
+            return negated
         if self.tok.kind == "lparen":
+            self._nest()
             self.i += 1
             node = self.expr()
+            self.depth -= 1
             if self.tok.kind != "rparen":
                 raise self._fail("')'")
             self.i += 1

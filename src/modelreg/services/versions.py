@@ -33,6 +33,7 @@ from modelreg.errors import (
     Conflict,
     InvalidInput,
     InvalidPath,
+    PermissionDenied,
     VersionNotFound,
 )
 from modelreg.names import (
@@ -48,7 +49,7 @@ from modelreg.names import (
     validate_metric,
     validate_text,
 )
-from modelreg.services import search
+from modelreg.services import policies, search
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import check_tags, ensure_model, get_model
@@ -526,6 +527,15 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
             "version first",
             detail={"version": version.number, "stage": version.stage.value},
         )
+    for held in version.aliases:
+        rule = policies.effective_rule(session, model, "@" + held.name)
+        if rule is not None and not actor.has_role(rule.approver_role, model.id):
+            # Deleting the version would remove a protected alias by the back door.
+            raise PermissionDenied(
+                f"{model.name}:{version.number} holds the protected alias @{held.name}; "
+                f"deleting it needs the {rule.approver_role.value} role",
+                detail={"alias": held.name, "role_needed": rule.approver_role.value},
+            )
     files = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in version.files]
     aliases = [a.name for a in version.aliases]
     session.add(
@@ -553,6 +563,19 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
         },
         reason=reason,
     )
+    if version.stage is not Stage.NONE:
+        # Its stage ends with it: `--at` and rollback replay the history and must see that.
+        session.add(
+            HistoryEntry(
+                model_id=model.id,
+                kind=HistoryKind.STAGE,
+                key=Stage.NONE.value,
+                from_stage=version.stage.value,
+                to_version=number,
+                actor=actor.name,
+                reason=f"version {number} deleted",
+            )
+        )
     for alias in aliases:
         # The alias goes with the version; its history says so, so `--at` never names a
         # version after the moment it stopped holding the alias.
