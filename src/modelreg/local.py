@@ -293,14 +293,19 @@ class LocalBackend:
             return serialize.promotion_to_dict(promotion)
 
     def list_promotions(
-        self, name: str | None, state: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """Requests, newest first."""
+        self, name: str | None, state: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of requests, newest first."""
         with self._read() as session:
-            rows = lifecycle.list_promotions(
-                session, actor=self.actor, name=name, state=state, limit=limit
+            page = lifecycle.list_promotions(
+                session,
+                actor=self.actor,
+                name=name,
+                state=state,
+                page_size=page_size,
+                page_token=page_token,
             )
-            return [serialize.promotion_to_dict(p) for p in rows]
+            return [serialize.promotion_to_dict(p) for p in page], page.next_page_token
 
     def rollback(
         self, name: str, target: str, to: int | None, reason: str, expect_current: int | None

@@ -379,7 +379,8 @@ class TestApprovals:
         ("params", "status", "code"),
         [
             ({"state": "sleeping"}, 400, "invalid_input"),
-            ({"limit": 0}, 400, "invalid_input"),
+            ({"page_size": 0}, 400, "invalid_input"),
+            ({"page_token": "garbage"}, 400, "invalid_input"),
             ({"model": "ghost"}, 404, "model_not_found"),
             ({"model": "../x"}, 400, "invalid_name"),
         ],
@@ -397,7 +398,7 @@ class TestApprovals:
         _ok(team["carol"].post(PROMOTE, json={"version": 2, "to": "production"}), 202)
         states = [p["state"] for p in _promotions(team)]
         assert states == ["pending", "refused", "applied"]
-        assert [p["state"] for p in _promotions(team, limit=1)] == ["pending"]
+        assert [p["state"] for p in _promotions(team, page_size=1)] == ["pending"]
         assert [p["version"] for p in _promotions(team, state="refused")] == [3]
         _error(team[None].get(f"{API}/promotions"), 401, "unauthenticated")
 
@@ -692,7 +693,7 @@ class TestClient:
         assert applied.state == "applied"
         assert fraud.get_version("fraud/production").version == 2
         assert [p.state for p in fraud.promotions("fraud")] == ["applied", "refused"]
-        assert [p.version for p in fraud.promotions(state="refused", limit=5)] == [3]
+        assert [p.version for p in fraud.promotions(state="refused", page_size=5)] == [3]
         with pytest.raises(errors.ConcurrentChange):
             fraud.promote("fraud", 1, "production", expect_current=0)
 

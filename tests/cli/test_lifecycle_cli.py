@@ -109,7 +109,7 @@ def test_dry_run_exit_codes_say_what_would_happen(run):
     code, out, _ = run("promote", "m", "1", "--to", "production", "--dry-run", "--json")
     assert (code, json.loads(out)["state"], json.loads(out)["id"]) == (4, "pending", None)
     code, out, _ = run("promotions", "--json")
-    assert json.loads(out) == {"items": []}
+    assert json.loads(out) == {"items": [], "next_page_token": None}
 
 
 def test_the_policy_file_round_trips_through_policy_list(run, tmp_path: Path):

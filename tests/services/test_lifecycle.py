@@ -679,7 +679,17 @@ def test_reading_and_listing_requests(reg):
         assert ids(actor=VIEWER, state="rejected") == [b.id]
         assert ids(actor=VIEWER, name="m") == [a.id]
         assert ids(actor=on_m, name="m", state="pending") == [a.id]
-        assert ids(actor=VIEWER, limit=1) == [b.id]
+        assert ids(actor=VIEWER, page_size=1) == [b.id]
+        first = lifecycle.list_promotions(session, actor=VIEWER, page_size=1)
+        rest = lifecycle.list_promotions(
+            session, actor=VIEWER, page_size=1, page_token=first.next_page_token
+        )
+        assert [p.id for p in rest] == [a.id]
+        assert rest.next_page_token is None
+        with pytest.raises(errors.InvalidInput):
+            lifecycle.list_promotions(
+                session, actor=VIEWER, state="pending", page_token=first.next_page_token
+            )
         with pytest.raises(errors.InvalidInput, match="unknown state"):
             ids(actor=VIEWER, state="approved")
         with pytest.raises(errors.PermissionDenied):

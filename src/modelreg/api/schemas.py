@@ -272,6 +272,7 @@ class PromotionPage(BaseModel):
     """Promotion requests, newest first."""
 
     items: list[PromotionRead]
+    next_page_token: str | None
 
 
 class RollbackRead(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from modelreg.cli.output import Ctx, console, emit, json_option
+from modelreg.cli.output import Ctx, console, emit, json_option, page_options
 from modelreg.errors import InvalidInput
 from modelreg.names import MAX_VERSION
 from modelreg.types import Promotion
@@ -175,11 +175,17 @@ def reject(obj: Ctx, request_id: int, reason: str, as_json: bool) -> None:
     type=click.Choice(["pending", "applied", "refused", "rejected"]),
     help="Only requests in this state.",
 )
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@page_options
 @json_option
 @click.pass_obj
 def promotions(
-    obj: Ctx, name: str | None, pending: bool, state: str | None, limit: int, as_json: bool
+    obj: Ctx,
+    name: str | None,
+    pending: bool,
+    state: str | None,
+    limit: int,
+    page_token: str | None,
+    as_json: bool,
 ) -> None:
     """List promotion requests, newest first.
 
@@ -190,9 +196,11 @@ def promotions(
     """
     if pending and state not in (None, "pending"):
         raise InvalidInput("--pending and --state disagree", detail={"state": state})
-    items = obj.registry.promotions(name, state="pending" if pending else state, limit=limit)
+    items = obj.registry.promotions(
+        name, state="pending" if pending else state, page_size=limit, page_token=page_token
+    )
     if as_json:
-        emit({"items": [p.to_dict() for p in items]})
+        emit({"items": [p.to_dict() for p in items], "next_page_token": items.next_page_token})
         return
     screen = console()
     if not items:
@@ -207,6 +215,8 @@ def promotions(
             f"by {p.requested_by}  {(p.requested_at or '')[:16].replace('T', ' ')}"
         )
         screen.print(escape(line))
+    if items.next_page_token:
+        screen.print(f"more: --page-token {items.next_page_token}", style="dim")
 
 
 @click.command()

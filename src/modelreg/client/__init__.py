@@ -61,8 +61,8 @@ class Backend(Protocol):
     def reject(self, request_id: int, reason: str) -> dict[str, Any]: ...
     def get_promotion(self, request_id: int) -> dict[str, Any]: ...
     def list_promotions(
-        self, name: str | None, state: str | None, limit: int
-    ) -> list[dict[str, Any]]: ...
+        self, name: str | None, state: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
     def rollback(
         self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
     ) -> dict[str, Any]: ...
@@ -300,12 +300,16 @@ class Registry:
         return Promotion.from_dict(self.backend.get_promotion(int(request_id)))
 
     def promotions(
-        self, name: str | None = None, *, state: str | None = None, limit: int = 100
-    ) -> list[Promotion]:
-        """Promotion requests, newest first (``state="pending"`` for those awaiting approval)."""
-        return [
-            Promotion.from_dict(p) for p in self.backend.list_promotions(name, state, int(limit))
-        ]
+        self,
+        name: str | None = None,
+        *,
+        state: str | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> Page[Promotion]:
+        """One page of promotion requests, newest first (``state="pending"``: awaiting approval)."""
+        items, token = self.backend.list_promotions(name, state, int(page_size), page_token)
+        return Page([Promotion.from_dict(p) for p in items], token)
 
     def rollback(
         self,

@@ -284,16 +284,13 @@ class HttpBackend:
         return self._obj("GET", f"{API}/promotions/{_request_id(request_id)}")
 
     def list_promotions(
-        self, name: str | None, state: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """Requests, newest first."""
-        params: dict[str, Any] = {"limit": max(1, min(int(limit), 1000))}
+        self, name: str | None, state: str | None, page_size: int, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of requests, newest first."""
+        params: dict[str, Any] = {"page_size": page_size, "page_token": page_token, "state": state}
         if name is not None:
             params["model"] = validate_model_name(name)
-        if state is not None:
-            params["state"] = state
-        items: list[dict[str, Any]] = self._call("GET", f"{API}/promotions", params=params)["items"]
-        return items
+        return self._page(f"{API}/promotions", params)
 
     def rollback(
         self, name: str, target: str, to: int | None, reason: str, expect_current: int | None

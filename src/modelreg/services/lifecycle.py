@@ -44,7 +44,9 @@ from modelreg.services.actor import Actor, Permission
 from modelreg.services.aliases import alias_holder, check_expected, history_order, move_alias
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import get_model
+from modelreg.services.pages import paginate
 from modelreg.services.versions import resolve
+from modelreg.types import Page
 
 __all__ = [
     "approve",
@@ -545,9 +547,10 @@ def list_promotions(
     actor: Actor,
     name: str | None = None,
     state: str | None = None,
-    limit: int = 100,
-) -> list[Promotion]:
-    """Requests, newest first, optionally of one model and in one state."""
+    page_size: int = 100,
+    page_token: str | None = None,
+) -> Page[Promotion]:
+    """Requests, newest first, optionally of one model and in one state (keyset pages)."""
     query = select(Promotion).options(selectinload(Promotion.votes))
     if name is not None:
         model = get_model(session, name)
@@ -566,8 +569,14 @@ def list_promotions(
             raise InvalidInput(
                 f"unknown state {state!r}; expected one of {choices}", detail={"state": state}
             ) from None
-    limit = max(1, min(int(limit), 1000))
-    return list(session.scalars(query.order_by(Promotion.id.desc()).limit(limit)))
+    return paginate(
+        session,
+        query,
+        order=[(Promotion.id, True)],
+        page_size=page_size,
+        page_token=page_token,
+        context=f"promotions\n{name}\n{state}",
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -62,18 +62,23 @@ def list_promotions(
     actor: ActorDep,
     model: str | None = Query(default=None, max_length=200),
     state: PromotionState | None = None,
-    limit: int = Query(default=100, ge=1, le=1000),
+    page_size: int = Query(default=100, ge=1, le=1000),
+    page_token: str | None = Query(default=None, max_length=4096),
 ) -> Any:
     """Requests, newest first, optionally of one model and in one state."""
     with registry.read() as session:
-        rows = lifecycle.list_promotions(
+        page = lifecycle.list_promotions(
             session,
             actor=actor,
             name=model,
             state=state.value if state is not None else None,
-            limit=limit,
+            page_size=page_size,
+            page_token=page_token,
         )
-        return {"items": [serialize.promotion_to_dict(p) for p in rows]}
+        return {
+            "items": [serialize.promotion_to_dict(p) for p in page],
+            "next_page_token": page.next_page_token,
+        }
 
 
 @router.get(
