@@ -16,14 +16,14 @@ install: ## Create the venv if needed and pip install -e '.[dev]' into it
 test: ## Run the tests (SQLite and a real PostgreSQL) with pytest -n 2
 	$(BIN)/pytest -n 2
 
-lint: ## ruff check, ruff format --check and lint-imports
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: ## ruff check, ruff format --check (src, tests, bench) and lint-imports
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
 
 fmt: ## Format and autofix: ruff format, then ruff check --fix
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 typecheck: ## Type-check with mypy (strict, configured in pyproject.toml)
 	$(BIN)/mypy
@@ -37,6 +37,5 @@ db-upgrade: ## Migrate the configured registry database to the latest schema
 ci: ## Run the full CI pipeline locally (bash .ci/run; installs packages as root)
 	bash .ci/run
 
-bench: ## Run the benchmarks (bench/run.py)
-	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \
-	else echo "bench/run.py not yet written"; fi
+bench: ## modelreg vs MLflow side by side (bench/compare.py; e.g. ARGS="--quick --json out.json")
+	$(BIN)/python bench/compare.py $(ARGS)

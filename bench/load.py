@@ -16,123 +16,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from _common import ServerProcess, measure, stderr, timed_readers
 
 import modelreg
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def start_server(home: Path, workers: int, db: str | None) -> ServerProcess:
+    def command(port: int) -> list[str]:
+        cmd = [sys.executable, "-m", "modelreg.cli.main", "--registry", str(home), "server"]
+        cmd += ["--port", str(port), "--workers", str(workers)]
+        return cmd + (["--db", db] if db else [])
 
-
-def start_server(home: Path, workers: int, db: str | None) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "modelreg.cli.main",
-        "--registry",
-        str(home),
-        "server",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    if db:
-        cmd += ["--db", db]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(0.02)
-    print(
-        f"server ready in {time.perf_counter() - started:.2f} s ({workers} workers)",
-        file=sys.stderr,
+    home.mkdir(parents=True, exist_ok=True)
+    server = ServerProcess(
+        "modelreg", command, ready_path="/readyz", log=home.parent / "server.log"
     )
-    return proc, url
+    server.start()
+    stderr(f"server ready in {server.ready_s:.2f} s ({workers} workers)")
+    return server
 
 
-def measure(label: str, op: Callable[[], object], count: int, threads: int) -> dict[str, object]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def one(_: int) -> None:
-        start = time.perf_counter()
-        op()
-        elapsed = time.perf_counter() - start
-        with lock:
-            latencies.append(elapsed)
-
-    started = time.perf_counter()
-    if threads == 1:
-        for i in range(count):
-            one(i)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, range(count)))
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "workload": label,
-        "ops": count,
-        "ops_per_s": round(count / wall, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
-    }
-
-
-def timed_readers(
-    label: str, op: Callable[[], object], seconds: float, threads: int
-) -> dict[str, object]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
-
-    def reader() -> None:
-        local: list[float] = []
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            op()
-            local.append(time.perf_counter() - start)
-        with lock:
-            latencies.extend(local)
-
-    started = time.perf_counter()
-    workers = [threading.Thread(target=reader) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "workload": label,
-        "ops": len(latencies),
-        "ops_per_s": round(len(latencies) / wall, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
-    }
+def row(label: str, stats: dict[str, object]) -> dict[str, object]:
+    if stats["errors"]:  # measure() counts failed calls instead of stopping at the first
+        stderr(f"{label}: {stats['errors']} calls failed, first: {stats.get('first_error')}")
+    keys = ("ops", "errors", "ops_per_s", "p50_ms", "p99_ms")
+    return {"workload": label, **{k: stats[k] for k in keys}}
 
 
 def main() -> None:
@@ -153,49 +68,44 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="modelreg-bench-"))
     artifact = tmp / "model.bin"
     artifact.write_bytes(os.urandom(4096))
-    proc, url = start_server(tmp / "registry", args.workers, args.db)
+    server = start_server(tmp / "registry", args.workers, args.db)
+    url = server.url
     rows = []
     try:
         client = modelreg.Registry(url)
         counter = iter(range(10**9))
         lock = threading.Lock()
 
-        def register() -> None:
+        def register(_i: int) -> None:
             with lock:
                 i = next(counter)
             client.register("bench", artifact, metrics={"i": float(i)}, capture=False)
 
-        rows.append(measure("register (sequential)", register, args.registrations, 1))
-        rows.append(measure("register (8 clients)", register, args.registrations, 8))
+        rows.append(row("register (sequential)", measure(register, args.registrations)))
+        rows.append(row("register (8 clients)", measure(register, args.registrations, 8)))
         numbers = sorted(v.version for v in client.list_versions("bench", page_size=1000))
         assert numbers == list(range(1, len(numbers) + 1)), "versions are not contiguous"
         client.set_alias("bench", "champion", 1)
-        http = httpx.Client(base_url=url)
 
-        def resolve() -> None:
-            response = http.get("/api/v1/resolve", params={"uri": "models:/bench@champion"})
-            response.raise_for_status()
+        def resolver() -> Callable[[int], None]:
+            http = httpx.Client(base_url=url)
 
-        rows.append(measure("resolve @alias (sequential)", resolve, args.resolves, 1))
-        readers = [httpx.Client(base_url=url) for _ in range(5)]
-        local = threading.local()
+            def resolve(_i: int) -> None:
+                response = http.get("/api/v1/resolve", params={"uri": "models:/bench@champion"})
+                response.raise_for_status()
 
-        def resolve_pooled() -> None:
-            if not hasattr(local, "client"):
-                local.client = readers.pop()
-            local.client.get(
-                "/api/v1/resolve", params={"uri": "models:/bench@champion"}
-            ).raise_for_status()
+            return resolve
 
+        rows.append(row("resolve @alias (sequential)", measure(resolver(), args.resolves)))
         rows.append(
-            timed_readers(
-                f"resolve @alias (5 readers, {args.seconds:g} s)", resolve_pooled, args.seconds, 5
+            row(
+                f"resolve @alias (5 readers, {args.seconds:g} s)",
+                timed_readers(resolver, args.seconds, 5),
             )
         )
         client.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
     width = max(len(str(r["workload"])) for r in rows)
     print(f"{'workload':<{width}}  {'ops':>6}  {'ops/s':>8}  {'p50 ms':>8}  {'p99 ms':>8}")
     for r in rows:
