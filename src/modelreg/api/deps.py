@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -13,11 +14,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from modelreg.config import Settings
+from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
 from modelreg.errors import InvalidInput, Unauthenticated
 from modelreg.names import MAX_VERSION
 from modelreg.services import auth
 from modelreg.services.actor import Actor
+from modelreg.services.stamp import StampedCache
+from modelreg.services.stamp import current as stamp_of
 from modelreg.storage import BlobStore
 
 
@@ -29,6 +33,8 @@ class Registry:
     engine: Engine
     store: BlobStore
     owner: str
+    # Answers valid while the registry's change stamp stands still (``services.stamp``).
+    cache: StampedCache = field(default_factory=StampedCache)
 
     def read(self) -> contextlib.AbstractContextManager[Session]:
         """A read-only transaction."""
@@ -60,17 +66,35 @@ def _actor(request: Request) -> Actor:
     """
     registry: Registry = request.app.state.registry
     client = request.client.host if request.client else None
+    header = request.headers.get("authorization", "")
+    loopback = _is_loopback(client)
+    # Keyed by a digest, so no token secret is kept in memory longer than the request.
+    key = ("actor", hashlib.sha256(header.encode()).hexdigest(), loopback)
     with registry.read() as session:
-        if not auth.has_principals(session):
-            if not _is_loopback(client):
-                raise Unauthenticated(
-                    "this registry has no users yet, so it only answers loopback clients",
-                    detail={},
-                )
-            return Actor(registry.owner, source="api", superuser=True)
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        secret = token.strip() if scheme.lower() == "bearer" else None
-        return auth.authenticate(session, secret, source=f"api:{client}")
+        stamp = stamp_of(session)
+        request.state.stamp = stamp
+        known: Actor | None = registry.cache.get(key, stamp)
+        if known is not None and (known.expires_at is None or utcnow() < known.expires_at):
+            return known if known.superuser else replace(known, source=f"api:{client}")
+        actor = _authenticate(session, registry, header, loopback, client)
+    # Creating a user, granting, revoking: each is audited, so each moves the stamp.
+    registry.cache.put(key, stamp, actor)
+    return actor
+
+
+def _authenticate(
+    session: Session, registry: Registry, header: str, loopback: bool, client: str | None
+) -> Actor:
+    if not auth.has_principals(session):
+        if not loopback:
+            raise Unauthenticated(
+                "this registry has no users yet, so it only answers loopback clients",
+                detail={},
+            )
+        return Actor(registry.owner, source="api", superuser=True)
+    scheme, _, token = header.partition(" ")
+    secret = token.strip() if scheme.lower() == "bearer" else None
+    return auth.authenticate(session, secret, source=f"api:{client}")
 
 
 _ENTITY_TAG = re.compile(r'^(?:"(none|[0-9]{1,10})"|(none|[0-9]{1,10}))$', re.IGNORECASE)

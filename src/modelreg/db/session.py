@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -61,6 +63,31 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Session]:
     ``write=True`` takes SQLite's write lock up front, which is what makes version allocation
     and the audit chain race-free across processes.
     """
-    bind = engine.execution_options(modelreg_write=True) if write else engine
-    with Session(bind=bind, expire_on_commit=False) as session, session.begin():
+    if not write:
+        with Session(bind=engine, expire_on_commit=False) as session, session.begin():
+            yield session
+        return
+    bind = engine.execution_options(modelreg_write=True)
+    # SQLite admits one writer; threads of one process queue on a lock here instead of in
+    # SQLite's busy handler, whose growing sleeps gave concurrent writers a long tail.
+    with (
+        _writer_lock(engine),
+        Session(bind=bind, expire_on_commit=False) as session,
+        session.begin(),
+    ):
         yield session
+
+
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _writer_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.setdefault(engine, threading.RLock())
+    with lock:
+        yield

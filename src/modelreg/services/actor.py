@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from modelreg.db.tables import Role
@@ -65,6 +66,8 @@ class Actor:
     principal_id: uuid.UUID | None = None
     token_id: uuid.UUID | None = None
     grants: dict[uuid.UUID | None, Role] = field(default_factory=dict)
+    # When the token this actor authenticated with stops working (``None``: never).
+    expires_at: datetime | None = None
 
     def role_on(self, model_id: uuid.UUID | None) -> Role | None:
         """The strongest role this actor holds on ``model_id`` (registry-wide included)."""

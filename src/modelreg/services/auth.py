@@ -224,6 +224,7 @@ def authenticate(session: Session, secret: str | None, *, source: str) -> Actor:
         principal_id=token.principal_id,
         token_id=token.id,
         grants=roles,
+        expires_at=token.expires_at,
     )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Path, Query
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import (
@@ -18,6 +18,8 @@ from modelreg.api.schemas import (
 from modelreg.errors import VersionNotFound
 from modelreg.names import Ref, parse_instant, validate_manifest_path
 from modelreg.services import compare, lifecycle, serialize, versions
+from modelreg.services.actor import Permission
+from modelreg.services.stamp import current as stamp_of
 
 router = APIRouter(prefix="/api/v1", tags=["versions"])
 
@@ -70,7 +72,9 @@ def list_versions(
             session, name, actor=actor, filter=filter, page_size=page_size, page_token=page_token
         )
         items = [serialize.version_to_dict(v) for v in page]
-        return {"items": items, "next_page_token": page.next_page_token}
+    # Built by the service's serializer, so re-validating it through the pydantic model (the
+    # OpenAPI schema) would only cost time: the drift and fuzz tests keep the two in step.
+    return JSONResponse({"items": items, "next_page_token": page.next_page_token})
 
 
 @router.get(
@@ -197,11 +201,14 @@ def search_versions(
             session, filter, actor=actor, page_size=page_size, page_token=page_token
         )
         items = [serialize.version_to_dict(v) for v in page]
-        return {"items": items, "next_page_token": page.next_page_token}
+    # Built by the service's serializer, so re-validating it through the pydantic model (the
+    # OpenAPI schema) would only cost time: the drift and fuzz tests keep the two in step.
+    return JSONResponse({"items": items, "next_page_token": page.next_page_token})
 
 
 @router.get("/resolve", response_model=VersionRead, operation_id="versions-resolve")
 def resolve(
+    request: Request,
     registry: RegistryDep,
     actor: ActorDep,
     uri: str = Query(max_length=512),
@@ -216,12 +223,23 @@ def resolve(
     With ``at``, the version that held the stage or alias at that moment.
     """
     moment = parse_instant(at) if at is not None else None
-    with registry.read() as session:
-        if moment is not None:
-            return serialize.version_to_dict(
-                lifecycle.version_at(session, uri, moment, actor=actor)
-            )
-        return serialize.version_to_dict(versions.read_version(session, uri, actor=actor))
+    # The serving hot path: answered from memory while the registry's change stamp (read by
+    # the actor dependency in this request) stands still; every worker checks it on its own.
+    key = ("resolve", uri, moment)
+    stamp: int = request.state.stamp
+    cached = registry.cache.get(key, stamp)
+    if cached is None:
+        with registry.read() as session:
+            stamp = stamp_of(session)  # before the data, never after
+            if moment is not None:
+                version = lifecycle.version_at(session, uri, moment, actor=actor)
+            else:
+                version = versions.read_version(session, uri, actor=actor)
+            cached = (version.model_id, JSONResponse(serialize.version_to_dict(version)).body)
+        registry.cache.put(key, stamp, cached)
+    model_id, body = cached
+    actor.require(Permission.READ, model_id)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/models/{name:model}/compare", operation_id="versions-compare")
