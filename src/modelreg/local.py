@@ -193,7 +193,7 @@ class LocalBackend:
                 page_size=page_size,
                 page_token=page_token,
             )
-            return [serialize.version_to_dict(v) for v in page], page.next_page_token
+            return serialize.versions_to_dicts(session, list(page)), page.next_page_token
 
     def search(
         self, query: str | None, page_size: int, page_token: str | None
@@ -203,7 +203,7 @@ class LocalBackend:
             page = versions.search_versions(
                 session, query, actor=self.actor, page_size=page_size, page_token=page_token
             )
-            return [serialize.version_to_dict(v) for v in page], page.next_page_token
+            return serialize.versions_to_dicts(session, list(page)), page.next_page_token
 
     def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]:
         """Copy a version's files into ``out_dir``, each verified against the manifest."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
 from modelreg.db.tables import (
@@ -375,18 +375,6 @@ def resolve(session: Session, ref: Ref | str) -> Version:
     return version
 
 
-def _loaded(query: Any) -> Any:
-    return query.options(
-        selectinload(Version.files),
-        selectinload(Version.metrics),
-        selectinload(Version.params),
-        selectinload(Version.tags),
-        selectinload(Version.datasets),
-        selectinload(Version.parents),
-        selectinload(Version.aliases),
-    )
-
-
 def read_version(session: Session, ref: Ref | str, *, actor: Actor) -> Version:
     """The version ``ref`` points at, if ``actor`` may read its model."""
     parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
@@ -406,7 +394,8 @@ def list_versions(
     """A model's versions matching ``filter``, newest first unless it orders otherwise."""
     model = get_model(session, name)
     actor.require(Permission.READ, model.id)
-    query = _loaded(select(Version).join(Model).where(Version.model_id == model.id))
+    # Only the rows: the doors serialize a page with `serialize.versions_to_dicts`.
+    query = select(Version).join(Model).where(Version.model_id == model.id)
     query, order = search.apply(
         query, filter, scope="versions", default_order=[(Version.number, True)]
     )
@@ -429,7 +418,7 @@ def search_versions(
     page_token: str | None = None,
 ) -> Page[Version]:
     """Versions of every model matching ``query_text``, newest first unless it orders otherwise."""
-    query = _loaded(select(Version).join(Model))
+    query = select(Version).join(Model)
     readable = actor.readable_models()
     if readable is not None:
         query = query.where(Version.model_id.in_(readable))

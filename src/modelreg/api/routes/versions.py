@@ -71,7 +71,7 @@ def list_versions(
         page = versions.list_versions(
             session, name, actor=actor, filter=filter, page_size=page_size, page_token=page_token
         )
-        items = [serialize.version_to_dict(v) for v in page]
+        items = serialize.versions_to_dicts(session, list(page))
     # Built by the service's serializer, so re-validating it through the pydantic model (the
     # OpenAPI schema) would only cost time: the drift and fuzz tests keep the two in step.
     return JSONResponse({"items": items, "next_page_token": page.next_page_token})
@@ -200,7 +200,7 @@ def search_versions(
         page = versions.search_versions(
             session, filter, actor=actor, page_size=page_size, page_token=page_token
         )
-        items = [serialize.version_to_dict(v) for v in page]
+        items = serialize.versions_to_dicts(session, list(page))
     # Built by the service's serializer, so re-validating it through the pydantic model (the
     # OpenAPI schema) would only cost time: the drift and fuzz tests keep the two in step.
     return JSONResponse({"items": items, "next_page_token": page.next_page_token})
