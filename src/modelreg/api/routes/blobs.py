@@ -49,16 +49,15 @@ class _BodyReader:
         self._buffer = b""
         self._done = False
 
-    async def _next(self) -> bytes:
-        try:
-            return await self._chunks.__anext__()
-        except StopAsyncIteration:
-            return b""
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._done and (size < 0 or len(self._buffer) < size):
-            chunk = anyio.from_thread.run(self._next)
-            if not chunk:
+    async def _gather(self, want: int) -> bytes:
+        # One hop from the worker thread into the event loop per megabyte or so, not per
+        # ASGI message (~64 KiB): the hops, not the hashing, bounded upload speed.
+        parts: list[bytes] = []
+        have = 0
+        while want < 0 or have < want:
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
                 self._done = True
                 break
             self._seen += len(chunk)
@@ -67,12 +66,23 @@ class _BodyReader:
                     f"upload is larger than the limit of {self._limit} bytes",
                     detail={"limit": self._limit},
                 )
-            self._buffer += chunk
-        if size < 0:
+            parts.append(chunk)
+            have += len(chunk)
+        return b"".join(parts)
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._done and (size < 0 or len(self._buffer) < size):
+            want = -1 if size < 0 else max(size - len(self._buffer), _GATHER)
+            self._buffer += anyio.from_thread.run(self._gather, want)
+        if size < 0 or len(self._buffer) <= size:
             data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
+            return data
+        data = self._buffer[:size]
+        self._buffer = self._buffer[size:]
         return data
+
+
+_GATHER = 1024 * 1024
 
 
 @router.head("/blobs/sha256:{digest}", operation_id="blobs-exists")
