@@ -236,7 +236,12 @@ class VersionMetric(Base):
     """A metric recorded at registration, immutable once the version is ready."""
 
     __tablename__ = "version_metrics"
-    __table_args__ = (Index("ix_version_metrics_key_value", "key", "value"),)
+    __table_args__ = (
+        Index("ix_version_metrics_key_value", "key", "value"),
+        # Covering: a gate or filter probing one version's metric reads the value from the
+        # index alone (measured at 1,000,000 versions: the probes dominated filtered search).
+        Index("ix_version_metrics_version_id_key_value", "version_id", "key", "value"),
+    )
 
     version_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
