@@ -9,9 +9,7 @@ production versions of one model, whatever the service layer does.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
-import shutil
 import threading
 from datetime import timedelta
 from types import SimpleNamespace
@@ -22,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 
 from modelreg import errors
 from modelreg.db.base import utcnow
-from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import (
     Alias,
@@ -37,7 +34,7 @@ from modelreg.db.tables import (
 from modelreg.services import aliases, audit, lifecycle, models, policies, versions
 from modelreg.services.actor import Actor
 from modelreg.services.policies import RuleSpec
-from modelreg.storage.memory import MemoryBlobStore
+from service_db import ServiceRegistry, engine_for, migrated_template
 
 ADMIN = Actor("admin")  # the registry owner acting locally (superuser)
 
@@ -68,19 +65,12 @@ ALIAS_DELETE = "registry:alias:delete"
 
 @pytest.fixture(scope="module")
 def sqlite_template(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lifecycle-template") / "registry.db"
-    eng = make_engine(f"sqlite:///{path}")
-    ensure_schema(eng)
-    eng.dispose()
-    return path
+    return migrated_template(tmp_path_factory.mktemp("lifecycle-template"))
 
 
 @pytest.fixture
 def reg(db_url, sqlite_template):
-    if db_url.startswith("sqlite:///"):
-        shutil.copyfile(sqlite_template, db_url.removeprefix("sqlite:///"))
-    eng = make_engine(db_url)
-    ensure_schema(eng)
+    eng = engine_for(db_url, sqlite_template)
     yield Reg(eng, db_url)
     eng.dispose()
 
@@ -104,28 +94,12 @@ def snapshot(promotion):
     )
 
 
-class Reg:
-    """A registry database and shortcuts, each one call in its own transaction."""
+class Reg(ServiceRegistry):
+    """The shared shortcuts, plus the lifecycle's own."""
 
     def __init__(self, engine, url):
-        self.engine = engine
+        super().__init__(engine)
         self.url = url
-        self.store = MemoryBlobStore()
-        info = self.store.put(io.BytesIO(b"weights"))
-        self.blob = versions.FileSpec("model.bin", info.sha256, info.size)
-
-    def run(self, fn, *args, **kwargs):
-        with transaction(self.engine, write=True) as session:
-            return fn(session, *args, **kwargs)
-
-    def register(self, name="m", **kwargs):
-        with transaction(self.engine, write=True) as session:
-            return versions.register_version(
-                session, self.store, name=name, files=[self.blob], actor=ADMIN, **kwargs
-            ).number
-
-    def model_id(self, name="m"):
-        return self.run(lambda s: models.get_model(s, name).id)
 
     def rule(self, target, scope="*", **spec):
         self.run(policies.set_rule, scope, target, RuleSpec(**spec), actor=ADMIN)

@@ -8,21 +8,18 @@ never reaches the rows, on SQLite only.
 
 from __future__ import annotations
 
-import io
-import shutil
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select, update
 
 from modelreg import errors
-from modelreg.db.schema import ensure_schema
-from modelreg.db.session import make_engine, transaction
+from modelreg.db.session import transaction
 from modelreg.db.tables import AuditEvent, PolicyRule, Role, Version, VersionStatus
 from modelreg.services import audit, auth, lifecycle, models, policies, versions
 from modelreg.services.actor import Actor
 from modelreg.services.policies import RuleSpec
-from modelreg.storage.memory import MemoryBlobStore
+from service_db import ServiceRegistry, engine_for, migrated_template
 
 ADMIN = Actor("admin")  # the registry owner acting locally (superuser)
 DAVE = Actor("dave", superuser=False, grants={None: Role.ADMIN})
@@ -38,56 +35,25 @@ POLICY_EVENTS = ("registry:policy:set", "registry:policy:delete")
 
 @pytest.fixture(scope="module")
 def sqlite_template(tmp_path_factory):
-    path = tmp_path_factory.mktemp("policies-template") / "registry.db"
-    eng = make_engine(f"sqlite:///{path}")
-    ensure_schema(eng)
-    eng.dispose()
-    return path
-
-
-def _engine_for(url, template):
-    if url.startswith("sqlite:///"):
-        shutil.copyfile(template, url.removeprefix("sqlite:///"))
-    eng = make_engine(url)
-    ensure_schema(eng)
-    return eng
+    return migrated_template(tmp_path_factory.mktemp("policies-template"))
 
 
 @pytest.fixture
 def reg(db_url, sqlite_template):
-    eng = _engine_for(db_url, sqlite_template)
+    eng = engine_for(db_url, sqlite_template)
     yield Reg(eng)
     eng.dispose()
 
 
 @pytest.fixture
 def sqlite_reg(tmp_path, sqlite_template):
-    eng = _engine_for(f"sqlite:///{tmp_path / 'registry.db'}", sqlite_template)
+    eng = engine_for(f"sqlite:///{tmp_path / 'registry.db'}", sqlite_template)
     yield Reg(eng)
     eng.dispose()
 
 
-class Reg:
-    """A registry database and shortcuts, each one call in its own transaction."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.store = MemoryBlobStore()
-        info = self.store.put(io.BytesIO(b"weights"))
-        self.blob = versions.FileSpec("model.bin", info.sha256, info.size)
-
-    def run(self, fn, *args, **kwargs):
-        with transaction(self.engine, write=True) as session:
-            return fn(session, *args, **kwargs)
-
-    def register(self, name="m", **kwargs):
-        with transaction(self.engine, write=True) as session:
-            return versions.register_version(
-                session, self.store, name=name, files=[self.blob], actor=ADMIN, **kwargs
-            ).number
-
-    def model_id(self, name="m"):
-        return self.run(lambda s: models.get_model(s, name).id)
+class Reg(ServiceRegistry):
+    """The shared shortcuts, plus the policies' own."""
 
     def set(self, scope, target, *, actor=ADMIN, **spec):
         def call(session):

@@ -1,0 +1,66 @@
+"""A migrated registry database for tests that call the service layer directly.
+
+Migrating a database costs more than most of those tests; on SQLite a migrated file is made
+once per module and copied, on PostgreSQL each test gets a fresh database (``db_url``).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from modelreg.db.schema import ensure_schema
+from modelreg.db.session import make_engine, transaction
+from modelreg.services import models, versions
+from modelreg.services.actor import Actor
+from modelreg.storage.memory import MemoryBlobStore
+
+OWNER = Actor("admin")  # the registry owner acting locally (superuser)
+
+
+def migrated_template(folder: Path) -> Path:
+    """A migrated, empty SQLite registry in ``folder``, to copy for each test."""
+    path = folder / "registry.db"
+    engine = make_engine(f"sqlite:///{path}")
+    ensure_schema(engine)
+    engine.dispose()
+    return path
+
+
+def engine_for(url: str, template: Path) -> Engine:
+    """An engine on ``url``, a copy of ``template`` when it is SQLite, migrated."""
+    if url.startswith("sqlite:///"):
+        shutil.copyfile(template, url.removeprefix("sqlite:///"))
+    engine = make_engine(url)
+    ensure_schema(engine)
+    return engine
+
+
+class ServiceRegistry:
+    """A registry database and shortcuts, each one call in its own transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.store = MemoryBlobStore()
+        info = self.store.put(io.BytesIO(b"weights"))
+        self.blob = versions.FileSpec("model.bin", info.sha256, info.size)
+
+    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(session, *args, **kwargs)`` in one write transaction."""
+        with transaction(self.engine, write=True) as session:
+            return fn(session, *args, **kwargs)
+
+    def register(self, name: str = "m", **kwargs: Any) -> int:
+        """Register a version of ``name`` (one small file) as the owner; its number."""
+        with transaction(self.engine, write=True) as session:
+            return versions.register_version(
+                session, self.store, name=name, files=[self.blob], actor=OWNER, **kwargs
+            ).number
+
+    def model_id(self, name: str = "m") -> Any:
+        """The id of model ``name``."""
+        return self.run(lambda s: models.get_model(s, name).id)
