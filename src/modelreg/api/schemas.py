@@ -48,6 +48,8 @@ class LineageIn(_Strict):
     git_repo: str | None = None
     git_commit: str | None = None
     git_dirty: bool | None = None
+    source: str | None = Field(default=None, max_length=2048)
+    imported_from: str | None = Field(default=None, max_length=2048)
     datasets: list[str] = Field(default_factory=list, max_length=1000)
     parents: list[str] = Field(default_factory=list, max_length=1000)
 

@@ -147,6 +147,10 @@ def show_version(v: dict[str, Any]) -> None:
         screen.print(f"git: {lineage.get('git_repo')} @ {lineage['git_commit'][:12]}{dirty}")
     if lineage.get("run_id"):
         screen.print(f"run: {lineage['run_id']}")
+    if lineage.get("source"):
+        screen.print(f"source: {lineage['source']}")
+    if lineage.get("imported_from"):
+        screen.print(f"imported from: {lineage['imported_from']}")
     if lineage.get("datasets"):
         screen.print(
             "datasets: " + ", ".join(f"{d['name']}@{d['ref']}" for d in lineage["datasets"])

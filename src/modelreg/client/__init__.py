@@ -163,6 +163,8 @@ class Registry:
         datasets: Sequence[str] = (),
         parents: Sequence[str] = (),
         run_id: str | None = None,
+        source: str | None = None,
+        imported_from: str | None = None,
         framework: str | None = None,
         idempotency_key: str | None = None,
         capture: bool = True,
@@ -185,6 +187,8 @@ class Registry:
             datasets: ``NAME@VERSION_OR_DIGEST`` entries.
             parents: ``NAME:VERSION`` of versions this one derives from.
             run_id: the training run's id.
+            source: where the files came from, e.g. an MLflow ``runs:/…`` URI (recorded only).
+            imported_from: the version this one copies in another registry (set by imports).
             framework: e.g. ``sklearn``, ``pytorch``.
             idempotency_key: retrying with the same key returns the same version.
             capture: record git state and installed packages.
@@ -200,6 +204,8 @@ class Registry:
         files = collect_files(items)
         lineage: dict[str, Any] = {
             "run_id": run_id,
+            "source": source,
+            "imported_from": imported_from,
             "datasets": list(datasets),
             "parents": list(parents),
         }

@@ -76,6 +76,10 @@ class Lineage:
     git_repo: str | None = None
     git_commit: str | None = None
     git_dirty: bool | None = None
+    # Where the files came from as the client named it (e.g. an MLflow ``runs:/…`` URI).
+    source: str | None = None
+    # For ``modelreg import``: the version this one copies, in the registry it came from.
+    imported_from: str | None = None
     datasets: list[str] = field(default_factory=list)
     parents: list[str] = field(default_factory=list)
 
@@ -96,6 +100,8 @@ class Lineage:
             git_repo=data.get("git_repo"),
             git_commit=data.get("git_commit"),
             git_dirty=data.get("git_dirty"),
+            source=data.get("source"),
+            imported_from=data.get("imported_from"),
             datasets=datasets,
             parents=[str(p) for p in data.get("parents") or []],
         )
@@ -216,6 +222,8 @@ def register_version(
         ("run_id", lineage.run_id, 256),
         ("git_repo", lineage.git_repo, 1024),
         ("git_commit", lineage.git_commit, 64),
+        ("source", lineage.source, 2048),
+        ("imported_from", lineage.imported_from, 2048),
         ("framework", framework, 64),
     ):
         if text is not None and (not isinstance(text, str) or len(text) > limit or "\x00" in text):
@@ -279,6 +287,8 @@ def register_version(
         git_repo=lineage.git_repo,
         git_commit=lineage.git_commit,
         git_dirty=lineage.git_dirty,
+        source_uri=lineage.source,
+        imported_from=lineage.imported_from,
         environment=env,
         idempotency_key=idempotency_key,
         total_size=sum(f.size for f in clean_files),
