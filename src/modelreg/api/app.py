@@ -16,6 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelreg import __version__
 from modelreg.api import errors as api_errors
 from modelreg.api.deps import Registry
+from modelreg.api.mlflow import artifacts as mlflow_artifacts
+from modelreg.api.mlflow import registry as mlflow_registry
+from modelreg.api.mlflow import tracking as mlflow_tracking
 from modelreg.api.routes import (
     admin,
     aliases,
@@ -42,6 +45,8 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Bodies that are file bytes, not JSON: blob uploads and MLflow artifact uploads.
+RAW_BODY_PREFIXES = ("/api/v1/blobs/", "/api/2.0/mlflow-artifacts/artifacts/")
 
 
 class SecurityHeaders:
@@ -126,7 +131,9 @@ class JsonBodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/api/v1/blobs/"):
+        if scope["type"] != "http" or (
+            scope["path"].startswith(RAW_BODY_PREFIXES) and scope["method"] == "PUT"
+        ):
             await self.app(scope, receive, send)
             return
         seen = 0
@@ -144,7 +151,11 @@ class JsonBodyLimit:
                     # tries to send is dropped.
                     refused = True
                     response = api_errors.envelope(
-                        "too_large", f"request bodies are limited to {self.limit} bytes", None, 413
+                        "too_large",
+                        f"request bodies are limited to {self.limit} bytes",
+                        None,
+                        413,
+                        path=scope["path"],
                     )
                     await response(scope, receive, send)
                     return {"type": "http.disconnect"}
@@ -197,7 +208,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if request.method in WRITE_METHODS and not request.url.path.startswith("/api/v1/blobs/"):
+        path = request.url.path
+        raw = path.startswith(RAW_BODY_PREFIXES) and request.method == "PUT"
+        if request.method in WRITE_METHODS and not raw:
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             length = request.headers.get("content-length")
             if kind != "application/json" and (length not in (None, "0") or kind):
@@ -207,6 +220,7 @@ def create_app(settings: Settings) -> FastAPI:
                     "send JSON (Content-Type: application/json)",
                     None,
                     415,
+                    path=path,
                 )
             if length is not None and length.isdigit() and int(length) > settings.max_json_bytes:
                 return api_errors.envelope(
@@ -214,6 +228,7 @@ def create_app(settings: Settings) -> FastAPI:
                     f"JSON bodies are limited to {settings.max_json_bytes} bytes",
                     None,
                     413,
+                    path=path,
                 )
         return await call_next(request)
 
@@ -227,6 +242,14 @@ def create_app(settings: Settings) -> FastAPI:
     # models': /models/{name} would also match "fraud/policy" (such names are reserved).
     for module in (health, versions, aliases, lifecycle, policies, models, blobs, audit, admin):
         app.include_router(module.router)
+    # The MLflow door (MLFLOW-PROTOCOL.md): the same service layer and authentication.
+    for router in (
+        mlflow_registry.router,
+        mlflow_tracking.router,
+        mlflow_tracking.info_router,
+        mlflow_artifacts.router,
+    ):
+        app.include_router(router)
 
     return app
 

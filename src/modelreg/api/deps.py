@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import ipaddress
@@ -94,6 +95,14 @@ def _authenticate(
         return Actor(registry.owner, source="api", superuser=True)
     scheme, _, token = header.partition(" ")
     secret = token.strip() if scheme.lower() == "bearer" else None
+    if scheme.lower() == "basic":
+        # MLflow clients send MLFLOW_TRACKING_USERNAME/PASSWORD as Basic auth; the password
+        # is a modelreg token and the user name is ignored (the token names its user).
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            decoded = ""
+        secret = decoded.partition(":")[2] or None
     return auth.authenticate(session, secret, source=f"api:{client}")
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from modelreg import errors
+from modelreg.api.mlflow import _common as mlflow_common
 from modelreg.api.schemas import ErrorEnvelope, PromotionRead
 
 # Most specific first: the first class an error is an instance of decides its status.
@@ -36,8 +37,12 @@ def status_for(exc: errors.RegistryError) -> int:
     raise AssertionError(exc)  # pragma: no cover - RegistryError is the last entry
 
 
-def envelope(code: str, message: str, detail: Any = None, status: int = 400) -> JSONResponse:
-    """``{"error": {"code", "message", "detail"}}`` with ``status``."""
+def envelope(
+    code: str, message: str, detail: Any = None, status: int = 400, *, path: str = ""
+) -> JSONResponse:
+    """``{"error": {"code", "message", "detail"}}`` with ``status`` (MLflow's body on its paths)."""
+    if mlflow_common.is_mlflow_path(path):
+        return mlflow_common.answer_status(status, message)
     body = {"error": {"code": code, "message": message, "detail": detail or {}}}
     return JSONResponse(body, status_code=status)
 
@@ -67,13 +72,15 @@ def promotion_answer(promotion: dict[str, Any]) -> Any:
     return promotion
 
 
-async def registry_error(_request: Request, exc: Exception) -> JSONResponse:
+async def registry_error(request: Request, exc: Exception) -> JSONResponse:
     """Answer a ``RegistryError`` raised anywhere below a route."""
     assert isinstance(exc, errors.RegistryError)
+    if mlflow_common.is_mlflow_path(request.url.path):
+        return mlflow_common.answer_registry_error(exc)
     return envelope(exc.code, exc.message, exc.detail, status_for(exc))
 
 
-async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """Answer a request that does not match the schema: 400 ``invalid_input``."""
     assert isinstance(exc, RequestValidationError)
     problems = [
@@ -82,12 +89,16 @@ async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     ]
     first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
     message = f"{'.'.join(first['loc'])}: {first['msg']}"
+    if mlflow_common.is_mlflow_path(request.url.path):
+        return mlflow_common.mlflow_error("INVALID_PARAMETER_VALUE", message, 400)
     return envelope("invalid_input", message, {"problems": problems}, 400)
 
 
-async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Answer routing errors (unknown path, wrong method) in the same envelope."""
     assert isinstance(exc, HTTPException)
+    if mlflow_common.is_mlflow_path(request.url.path):
+        return mlflow_common.answer_status(exc.status_code, str(exc.detail))
     code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
         exc.status_code, "http_error"
     )

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelreg.db.tables import VersionFile
+from modelreg.services import tracking
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.storage.base import BlobStore
@@ -44,6 +45,8 @@ def collect(
     actor.require(Permission.BLOB_COLLECT)
     cutoff = time.time() - grace_seconds
     referenced = set(session.scalars(select(VersionFile.sha256).distinct()))
+    # Files an MLflow client logged but has not registered yet are referenced too.
+    referenced |= tracking.referenced_digests(session)
     unreferenced = [d for d, mtime in store.iter_blobs() if d not in referenced and mtime < cutoff]
     freed = 0
     removed = 0

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from modelreg.db.base import utcnow
-from modelreg.db.tables import Model, ModelTag, Tombstone, Version
+from modelreg.db.tables import Model, ModelTag, PolicyRule, Tombstone, Version
 from modelreg.errors import AlreadyExists, ModelNotFound
 from modelreg.names import (
     MAX_DESCRIPTION,
@@ -253,3 +253,58 @@ def delete_model(session: Session, name: str, *, actor: Actor, reason: str = "")
     )
     session.delete(model)
     session.flush()
+
+
+def rename_model(session: Session, name: str, new_name: str, *, actor: Actor) -> Model:
+    """Give a model a new name (admin only: every ``models:/OLD…`` reference stops working).
+
+    The old name keeps a tombstone holding the model's counter, so ``OLD:3`` can never come
+    to mean a different version, and the model's policy rules move with it, so a rename is no
+    way around a gate.
+    """
+    model = get_model(session, name, lock=True)
+    actor.require(Permission.ADMIN, model.id)
+    validate_model_name(new_name)
+    old, normalized = model.name, normalize_name(new_name)
+    if normalized != model.normalized_name and find_model(session, new_name) is not None:
+        raise AlreadyExists(f"a model named {new_name!r} exists already", detail={"name": new_name})
+    if normalized != model.normalized_name:
+        if session.scalar(select(PolicyRule.id).where(PolicyRule.scope == normalized).limit(1)):
+            raise AlreadyExists(
+                f"policy rules exist for {new_name!r}; delete them or rename elsewhere",
+                detail={"name": new_name},
+            )
+        for rule in session.scalars(
+            select(PolicyRule).where(PolicyRule.scope == model.normalized_name)
+        ):
+            rule.scope = normalized
+        session.add(
+            Tombstone(
+                normalized_name=model.normalized_name,
+                name=old,
+                number=None,
+                last_version=model.last_version,
+                files=[],
+                deleted_by=actor.name,
+                reason=f"renamed to {new_name}",
+            )
+        )
+        # A model deleted under the new name numbered versions too; never hand those out again.
+        previous = session.scalar(
+            select(func.max(Tombstone.last_version)).where(Tombstone.normalized_name == normalized)
+        )
+        model.last_version = max(model.last_version, previous or 0)
+    model.name = new_name
+    model.normalized_name = normalized
+    model.updated_at = utcnow()
+    session.flush()
+    record(
+        session,
+        EventTag.MODEL_UPDATE,
+        actor=actor,
+        target=new_name,
+        model_key=normalized,
+        before={"name": old},
+        after={"name": new_name},
+    )
+    return model

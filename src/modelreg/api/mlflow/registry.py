@@ -1,0 +1,444 @@
+"""MLflow's model-registry RPCs under ``/api/2.0/mlflow/``, translated onto the service layer."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from modelreg import errors
+from modelreg.api.deps import Registry
+from modelreg.api.mlflow._common import (
+    STAGE_NAMES,
+    add_route,
+    as_list,
+    key_values,
+    latest_per_stage,
+    max_results,
+    model_json,
+    page_offset,
+    page_token,
+    required,
+    text,
+    version_json,
+    version_number,
+)
+from modelreg.db.tables import Model, Promotion, Version, VersionStatus
+from modelreg.errors import InvalidInput
+from modelreg.names import Stage, validate_key
+from modelreg.services import lifecycle, mlflow_filter, models, serialize, tracking, versions
+from modelreg.services.actor import Actor
+from modelreg.services.versions import Lineage
+
+router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"])
+_KEY_SPILL = re.compile(r"[^A-Za-z0-9_.:/-]")
+
+
+def _stage(value: Any) -> Stage:
+    names = {v.lower(): k for k, v in STAGE_NAMES.items()}
+    stage = names.get(str(value).strip().lower()) if isinstance(value, str) else None
+    if stage is None:
+        raise InvalidInput(
+            f"invalid stage {value!r}: one of None, Staging, Production, Archived",
+            detail={"stage": value},
+        )
+    return stage
+
+
+def _model_answer(registry: Registry, actor: Actor, name: str) -> dict[str, Any]:
+    with registry.read() as session:
+        model = models.read_model(session, name, actor=actor)
+        latest = latest_per_stage(session, [model]).get(model.id, [])
+        return {"registered_model": model_json(model, latest)}
+
+
+def _version_answer(registry: Registry, actor: Actor, name: str, number: int) -> dict[str, Any]:
+    with registry.read() as session:
+        version = versions.read_version(session, f"{name}:{number}", actor=actor)
+        return {"model_version": version_json(version)}
+
+
+# -- registered models ------------------------------------------------------------------------
+
+
+def create_registered_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/create``."""
+    name = text(p, "name")
+    with registry.write() as session:
+        model = models.create_model(
+            session,
+            name,
+            actor=actor,
+            description=text(p, "description"),
+            tags=key_values(p.get("tags"), "tag"),
+        )
+        return {"registered_model": model_json(model)}
+
+
+def get_registered_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/get`` (every mutating MLflow call is preceded by one)."""
+    return _model_answer(registry, actor, text(p, "name"))
+
+
+def update_registered_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/update``: the description."""
+    name = text(p, "name")
+    if "description" in p:
+        with registry.write() as session:
+            models.update_model(session, name, actor=actor, description=text(p, "description"))
+    return _model_answer(registry, actor, name)
+
+
+def rename_registered_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/rename`` (admin only in modelreg)."""
+    new_name = text(p, "new_name")
+    with registry.write() as session:
+        models.rename_model(session, text(p, "name"), new_name, actor=actor)
+    return _model_answer(registry, actor, new_name)
+
+
+def delete_registered_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/delete`` (its numbers stay used, as for every modelreg delete)."""
+    with registry.write() as session:
+        models.delete_model(session, text(p, "name"), actor=actor, reason="deleted via MLflow API")
+    return {}
+
+
+def set_registered_model_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/set-tag``."""
+    with registry.write() as session:
+        models.set_model_tags(
+            session,
+            text(p, "name"),
+            actor=actor,
+            set_tags={text(p, "key"): text(p, "value")},
+        )
+    return {}
+
+
+def delete_registered_model_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/delete-tag``."""
+    with registry.write() as session:
+        models.set_model_tags(session, text(p, "name"), actor=actor, delete=[text(p, "key")])
+    return {}
+
+
+def search_registered_models(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/search``: MLflow's filter on name and tags, paged."""
+    limit = max_results(p, 100, 1000)
+    offset = page_offset(p.get("page_token"))
+    condition = mlflow_filter.models_condition(text(p, "filter") or None)
+    order = []
+    for item in as_list(p.get("order_by")):
+        field, _, direction = str(item).strip().partition(" ")
+        column = {
+            "name": Model.normalized_name,
+            "timestamp": Model.updated_at,
+            "last_updated_timestamp": Model.updated_at,
+            "creation_timestamp": Model.created_at,
+        }.get(field.removeprefix("attributes.").removeprefix("attribute.").lower())
+        if column is None:
+            raise InvalidInput(f"cannot order registered models by {field!r}", detail={})
+        order.append(column.desc() if direction.strip().upper() == "DESC" else column.asc())
+    query = select(Model).options(selectinload(Model.tags), selectinload(Model.aliases))
+    with registry.read() as session:
+        readable = actor.readable_models()
+        if readable is not None:
+            query = query.where(Model.id.in_(readable))
+        if condition is not None:
+            query = query.where(condition)
+        query = query.order_by(*order, Model.normalized_name).offset(offset).limit(limit + 1)
+        rows = list(session.scalars(query))
+        page = rows[:limit]
+        latest = latest_per_stage(session, page)
+        answer: dict[str, Any] = {
+            "registered_models": [model_json(m, latest.get(m.id, [])) for m in page]
+        }
+    if len(rows) > limit:
+        answer["next_page_token"] = page_token(offset + limit)
+    return answer
+
+
+def get_latest_versions(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/get-latest-versions``: the newest version in each asked stage."""
+    stages = [_stage(s) for s in as_list(p.get("stages"))] or None
+    with registry.read() as session:
+        model = models.read_model(session, text(p, "name"), actor=actor)
+        latest = latest_per_stage(session, [model], stages).get(model.id, [])
+        return {"model_versions": [version_json(v) for v in latest]}
+
+
+def set_alias(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/alias`` (POST): through modelreg's policy for protected aliases."""
+    number = version_number(p)
+    with registry.write() as session:
+        result = lifecycle.set_alias(
+            session, text(p, "name"), text(p, "alias"), number, actor=actor
+        )
+        promotion = serialize.promotion_to_dict(result) if isinstance(result, Promotion) else None
+    _raise_unless_applied(promotion)
+    return {}
+
+
+def delete_alias(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/alias`` (DELETE)."""
+    with registry.write() as session:
+        lifecycle.delete_alias(session, text(p, "name"), text(p, "alias"), actor=actor)
+    return {}
+
+
+def get_by_alias(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``registered-models/alias`` (GET): the version an alias names."""
+    name, alias = text(p, "name"), text(p, "alias")
+    with registry.read() as session:
+        version = versions.read_version(session, f"{name}@{alias}", actor=actor)
+        return {"model_version": version_json(version)}
+
+
+# -- model versions ---------------------------------------------------------------------------
+
+
+def _spill_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """MLflow keys may hold spaces and more; modelreg keys are stricter. Map, never drop."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        clean = _KEY_SPILL.sub("_", key)[:250]
+        if clean and not clean[0].isalnum():
+            clean = "k" + clean[:249]
+        try:
+            validate_key(clean)
+        except errors.InvalidName:
+            continue
+        out.setdefault(clean, value)
+    return out
+
+
+def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/create``: a new version from artifacts this server holds.
+
+    The source's files become the version's immutable manifest (the same blobs, nothing is
+    copied) and its run's params and metrics become the version's, with the source URI and
+    run id as lineage.
+    """
+    name = text(p, "name")
+    source_uri = text(p, "source")
+    with registry.write() as session:
+        source = tracking.resolve_source(
+            session, source_uri, actor=actor, model_id=p.get("model_id") or None
+        )
+        if not source.files:
+            raise InvalidInput(
+                f"source {source_uri!r} holds no files: log the model's artifacts first",
+                detail={"source": source_uri},
+            )
+        metrics, params = tracking.registration_lineage(source)
+        run_id = text(p, "run_id") or (source.run.id if source.run is not None else None)
+        if run_id and source.run is not None and run_id != source.run.id:
+            raise InvalidInput(
+                f"run_id {run_id!r} is not the run that produced {source_uri!r}",
+                detail={"run_id": run_id},
+            )
+        version = versions.register_version(
+            session,
+            registry.store,
+            name=name,
+            files=source.files,
+            actor=actor,
+            metrics=_spill_keys(metrics),
+            params=_spill_keys(params),
+            tags=key_values(p.get("tags"), "tag"),
+            description=text(p, "description"),
+            lineage=Lineage(run_id=run_id or None, source=source_uri),
+            framework=_framework(source),
+        )
+        return {"model_version": version_json(version)}
+
+
+def _framework(source: tracking.Source) -> str | None:
+    # The logged model's flavor is named in its MLmodel file, which the server must not parse
+    # (SECURITY.md rule 3 forbids deserialising model files; MLmodel is YAML). The model file's
+    # name is a safe, cheap hint.
+    names = {f.path.rsplit("/", 1)[-1] for f in source.files}
+    for suffix, framework in ((".skops", "sklearn"), (".onnx", "onnx"), (".pt", "pytorch")):
+        if any(n.endswith(suffix) for n in names):
+            return framework
+    return None
+
+
+def get_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/get``."""
+    return _version_answer(registry, actor, text(p, "name"), version_number(p))
+
+
+def update_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/update``: the description."""
+    name, number = text(p, "name"), version_number(p)
+    if "description" in p:
+        with registry.write() as session:
+            versions.update_version(
+                session, f"{name}:{number}", actor=actor, description=text(p, "description")
+            )
+    return _version_answer(registry, actor, name, number)
+
+
+def delete_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/delete`` (the number is never reused)."""
+    with registry.write() as session:
+        versions.delete_version(
+            session,
+            f"{text(p, 'name')}:{version_number(p)}",
+            actor=actor,
+            reason="deleted via MLflow API",
+        )
+    return {}
+
+
+def set_model_version_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/set-tag``."""
+    with registry.write() as session:
+        versions.set_version_tags(
+            session,
+            f"{text(p, 'name')}:{version_number(p)}",
+            actor=actor,
+            set_tags={text(p, "key"): text(p, "value")},
+        )
+    return {}
+
+
+def delete_model_version_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/delete-tag``."""
+    with registry.write() as session:
+        versions.set_version_tags(
+            session,
+            f"{text(p, 'name')}:{version_number(p)}",
+            actor=actor,
+            delete=[text(p, "key")],
+        )
+    return {}
+
+
+def search_model_versions(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/search``: MLflow's filter on name, version, run id, source and tags."""
+    limit = max_results(p, 10_000, 200_000)
+    offset = page_offset(p.get("page_token"))
+    condition = mlflow_filter.versions_condition(text(p, "filter") or None)
+    order = []
+    for item in as_list(p.get("order_by")):
+        field, _, direction = str(item).strip().partition(" ")
+        column = {
+            "name": Model.normalized_name,
+            "version_number": Version.number,
+            "creation_timestamp": Version.created_at,
+            "timestamp": Version.updated_at,
+            "last_updated_timestamp": Version.updated_at,
+        }.get(field.removeprefix("attributes.").removeprefix("attribute.").lower())
+        if column is None:
+            raise InvalidInput(f"cannot order model versions by {field!r}", detail={})
+        order.append(column.desc() if direction.strip().upper() == "DESC" else column.asc())
+    query = select(Version).join(Model).where(Version.status == VersionStatus.READY)
+    with registry.read() as session:
+        readable = actor.readable_models()
+        if readable is not None:
+            query = query.where(Version.model_id.in_(readable))
+        if condition is not None:
+            query = query.where(condition)
+        query = query.order_by(*order, Model.normalized_name, Version.number.desc())
+        rows = list(
+            session.scalars(
+                query.options(selectinload(Version.tags), selectinload(Version.aliases))
+                .offset(offset)
+                .limit(limit + 1)
+            )
+        )
+        answer: dict[str, Any] = {"model_versions": [version_json(v) for v in rows[:limit]]}
+    if len(rows) > limit:
+        answer["next_page_token"] = page_token(offset + limit)
+    return answer
+
+
+def get_download_uri(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/get-download-uri``: the version's own, immutable files."""
+    name, number = text(p, "name"), version_number(p)
+    with registry.read() as session:
+        version = versions.read_version(session, f"{name}:{number}", actor=actor)
+        path = tracking.version_view_path(version.model.name, version.number)
+    return {"artifact_uri": f"mlflow-artifacts:/{path}"}
+
+
+def _raise_unless_applied(promotion: dict[str, Any] | None) -> None:
+    if promotion is None or promotion["state"] == "applied":
+        return
+    if promotion["state"] == "pending":
+        raise errors.awaiting(promotion)
+    raise errors.refused(promotion)
+
+
+def transition_stage(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``model-versions/transition-stage``: a modelreg promotion, gates and approvals included.
+
+    A refusal answers with the failed criteria; a move that needs approval is stored as a
+    pending request and answered with its id (MLflow's client only accepts 200 as success).
+    ``archive_existing_versions`` archives the other versions in the target stage; production
+    always replaces its previous holder (the policy's ``previous_to``, archived by default).
+    """
+    name, number = text(p, "name"), version_number(p)
+    stage = _stage(required(p, "stage"))
+    archive = p.get("archive_existing_versions") in (True, "true", "True", "1")
+    promotion: dict[str, Any] | None = None
+    with registry.write() as session:
+        result = lifecycle.promote(
+            session, name, number, stage.value, actor=actor, reason="transition via MLflow API"
+        )
+        promotion = serialize.promotion_to_dict(result)
+        if promotion["state"] == "applied" and archive and stage is Stage.STAGING:
+            others = session.scalars(
+                select(Version.number).where(
+                    Version.model_id == result.model_id,
+                    Version.stage == Stage.STAGING,
+                    Version.number != number,
+                )
+            ).all()
+            for other in others:
+                archived = lifecycle.promote(
+                    session,
+                    name,
+                    other,
+                    Stage.ARCHIVED.value,
+                    actor=actor,
+                    reason=f"archive_existing_versions: version {number} entered staging",
+                )
+                if archived.state.value != "applied":
+                    # All or nothing: the staging move is undone with this transaction.
+                    _raise_unless_applied(serialize.promotion_to_dict(archived))
+    _raise_unless_applied(promotion)
+    return _version_answer(registry, actor, name, number)
+
+
+ROUTES: list[tuple[str, list[str], Any]] = [
+    ("/registered-models/create", ["POST"], create_registered_model),
+    ("/registered-models/get", ["GET"], get_registered_model),
+    ("/registered-models/update", ["PATCH"], update_registered_model),
+    ("/registered-models/rename", ["POST"], rename_registered_model),
+    ("/registered-models/delete", ["DELETE"], delete_registered_model),
+    ("/registered-models/search", ["GET"], search_registered_models),
+    ("/registered-models/set-tag", ["POST"], set_registered_model_tag),
+    ("/registered-models/delete-tag", ["DELETE"], delete_registered_model_tag),
+    ("/registered-models/get-latest-versions", ["GET", "POST"], get_latest_versions),
+    ("/registered-models/alias", ["POST"], set_alias),
+    ("/registered-models/alias", ["DELETE"], delete_alias),
+    ("/registered-models/alias", ["GET"], get_by_alias),
+    ("/model-versions/create", ["POST"], create_model_version),
+    ("/model-versions/get", ["GET"], get_model_version),
+    ("/model-versions/update", ["PATCH"], update_model_version),
+    ("/model-versions/delete", ["DELETE"], delete_model_version),
+    ("/model-versions/set-tag", ["POST"], set_model_version_tag),
+    ("/model-versions/delete-tag", ["DELETE"], delete_model_version_tag),
+    ("/model-versions/search", ["GET"], search_model_versions),
+    ("/model-versions/get-download-uri", ["GET"], get_download_uri),
+    ("/model-versions/transition-stage", ["POST"], transition_stage),
+]
+for _path, _methods, _handler in ROUTES:
+    add_route(router, _path, _methods, _handler)
