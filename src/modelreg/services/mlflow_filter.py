@@ -137,6 +137,8 @@ def parse(text: str | None) -> list[Clause]:
             kind, word = take()
             if word.upper() != "AND":
                 raise InvalidQuery(f"expected AND, got {word!r} (MLflow has no OR)", position=0)
+            if i >= len(tokens):
+                raise InvalidQuery("the filter ends after AND", position=len(text))
     return clauses
 
 
