@@ -30,7 +30,7 @@ from modelreg.db.tables import Model, Promotion, Version, VersionStatus
 from modelreg.errors import InvalidInput
 from modelreg.names import Stage, validate_key
 from modelreg.services import lifecycle, mlflow_filter, models, serialize, tracking, versions
-from modelreg.services.actor import Actor
+from modelreg.services.actor import Actor, Permission
 from modelreg.services.versions import Lineage
 
 router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"])
@@ -68,6 +68,13 @@ def create_registered_model(registry: Registry, actor: Actor, p: dict[str, Any])
     """``registered-models/create``."""
     name = text(p, "name")
     with registry.write() as session:
+        existing = models.find_model(session, name)
+        if existing is not None and actor.can(Permission.READ, existing.id):
+            # Before the permission check: mlflow.register_model always asks to create the
+            # model and goes on only on this answer, also for contributors of just this model.
+            raise errors.AlreadyExists(
+                f"a model named {existing.name!r} exists already", detail={"name": existing.name}
+            )
         model = models.create_model(
             session,
             name,
