@@ -104,9 +104,12 @@ def test_latest_metric_is_the_highest_step_and_params_are_immutable(reg):
         for v, step in ((0.9, 0), (0.3, 2), (0.5, 1))
     ]
     reg.run(lambda s: tracking.log_batch(s, run_id, actor=OWNER, metrics=points, params={"lr": 1}))
-    run = reg.run(tracking.get_run, run_id)
+    run = reg.run(lambda s: tracking.get_run(s, run_id, actor=OWNER))
     assert run.metrics["loss"][0] == 0.3
-    assert [p["value"] for p in reg.run(tracking.metric_history, run_id, "loss")] == [0.9, 0.3, 0.5]
+    assert [
+        p["value"]
+        for p in reg.run(lambda s: tracking.metric_history(s, run_id, "loss", actor=OWNER))
+    ] == [0.9, 0.3, 0.5]
     # Same value again: fine. A different value: refused, and nothing of that batch applies.
     reg.run(lambda s: tracking.log_batch(s, run_id, actor=OWNER, params={"lr": "1"}))
     with pytest.raises(errors.InvalidInput, match="immutable"):
@@ -115,14 +118,14 @@ def test_latest_metric_is_the_highest_step_and_params_are_immutable(reg):
                 s, run_id, actor=OWNER, params={"lr": "2"}, tags={"late": "x"}
             )
         )
-    assert "late" not in reg.run(tracking.get_run, run_id).tags
+    assert "late" not in reg.run(lambda s: tracking.get_run(s, run_id, actor=OWNER)).tags
 
 
 def test_nan_metrics_are_kept_as_mlflow_spells_them(reg):
     run_id = reg.run(lambda s: tracking.create_run(s, actor=OWNER, experiment="0").id)
     points = [tracking.metric_point({"key": "x", "value": "NaN"})]
     reg.run(lambda s: tracking.log_batch(s, run_id, actor=OWNER, metrics=points))
-    assert reg.run(tracking.get_run, run_id).metrics["x"][0] == "NaN"
+    assert reg.run(lambda s: tracking.get_run(s, run_id, actor=OWNER)).metrics["x"][0] == "NaN"
     with pytest.raises(errors.InvalidInput):
         tracking.metric_point({"key": "x", "value": True})
 
@@ -150,7 +153,7 @@ def test_concurrent_log_batches_lose_nothing(reg):
     for thread in threads:
         thread.join()
     assert failures == []
-    history = reg.run(tracking.get_run, run_id).history
+    history = reg.run(lambda s: tracking.get_run(s, run_id, actor=OWNER)).history
     assert {k: len(v) for k, v in history.items()} == {f"m{n}": 5 for n in range(6)}
 
 

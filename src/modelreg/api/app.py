@@ -201,6 +201,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RegistryError, api_errors.registry_error)
     app.add_exception_handler(RequestValidationError, api_errors.validation_error)
     app.add_exception_handler(HTTPException, api_errors.http_error)
+    app.add_exception_handler(Exception, api_errors.unexpected_error)
 
     _document_errors(app)
 

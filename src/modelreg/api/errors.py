@@ -103,3 +103,11 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
         exc.status_code, "http_error"
     )
     return envelope(code, str(exc.detail), None, exc.status_code)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: still a JSON answer in the route family's format (the traceback goes to the log).
+
+    Without it the client gets plain text, and MLflow's client a body it cannot parse.
+    """
+    return envelope("internal_error", "internal server error", None, 500, path=request.url.path)

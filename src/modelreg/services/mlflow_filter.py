@@ -206,10 +206,11 @@ def versions_condition(text: str | None) -> ColumnElement[bool] | None:
             parts.append(_compare(Version.source_uri, clause.op, clause.value))
         elif clause.field in ("version_number", "version"):
             values = clause.value if isinstance(clause.value, list) else [clause.value]
-            try:
-                numbers = [int(v) for v in values]
-            except ValueError:
-                raise InvalidQuery("version_number compares with numbers", position=0) from None
+            if not all(re.fullmatch(r"[0-9]{1,9}", str(v)) for v in values):
+                raise InvalidQuery(
+                    "version_number compares with whole numbers of up to 9 digits", position=0
+                )
+            numbers = [int(v) for v in values]
             value = numbers if isinstance(clause.value, list) else numbers[0]
             parts.append(_compare(Version.number, clause.op, value))
         else:

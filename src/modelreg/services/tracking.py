@@ -83,9 +83,11 @@ def _ms(value: Any, what: str) -> int | None:
     if value is None or value == "":
         return None
     try:
+        if isinstance(value, bool):
+            raise TypeError(value)
         number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{what} must be an integer (epoch milliseconds)", detail={}) from None
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"{what} must be an integer", detail={}) from None
     if not 0 <= number < 2**62:
         raise InvalidInput(f"{what} is out of range", detail={})
     return number
@@ -94,6 +96,25 @@ def _ms(value: Any, what: str) -> int | None:
 def _require_writer(actor: Actor) -> None:
     # Logging is the first step of registering: the same contributor right that uploads blobs.
     artifacts.require_upload(actor)
+
+
+def _check_access(actor: Actor, owner: str, *, write: bool, what: str) -> None:
+    """Runs and logged models belong to whoever created them.
+
+    A registry-wide viewer reads, and a registry-wide contributor writes, every team's tracking
+    data; a principal whose roles are per model reaches only what it created itself (one
+    team's runs are not another's to read, extend or register).
+    """
+    if write:
+        _require_writer(actor)
+    wide = actor.can(Permission.VERSION_REGISTER if write else Permission.READ)
+    if wide or owner == actor.name:
+        return
+    raise PermissionDenied(
+        f"{what} belongs to {owner or 'another user'}; {actor.name} may "
+        f"{'change' if write else 'read'} only its own runs and logged models",
+        detail={"owner": owner},
+    )
 
 
 # -- experiments ------------------------------------------------------------------------------
@@ -211,12 +232,15 @@ def run_artifact_uri(run: MlflowRun) -> str:
     return f"mlflow-artifacts:/{run.experiment_id}/{run.id}/artifacts"
 
 
-def get_run(session: Session, run_id: Any, *, lock: bool = False) -> MlflowRun:
-    """The run ``run_id`` (``NotFound`` if none)."""
+def get_run(
+    session: Session, run_id: Any, *, actor: Actor, write: bool = False, lock: bool = False
+) -> MlflowRun:
+    """The run ``run_id`` if ``actor`` may read it (or, with ``write``, change it)."""
     text = run_id if isinstance(run_id, str) else ""
     run = session.get(MlflowRun, text, with_for_update=lock) if _RUN_ID.fullmatch(text) else None
     if run is None:
-        raise NotFound(f"run {run_id!r} not found", detail={"run_id": run_id})
+        raise NotFound(f"run {str(run_id)[:64]!r} not found", detail={"run_id": text})
+    _check_access(actor, run.created_by, write=write, what=f"run {run.id}")
     return run
 
 
@@ -260,8 +284,7 @@ def create_run(
 
 
 def _writable_run(session: Session, run_id: Any, actor: Actor) -> MlflowRun:
-    _require_writer(actor)
-    run = get_run(session, run_id, lock=True)
+    run = get_run(session, run_id, actor=actor, write=True, lock=True)
     if run.lifecycle_stage != "active":
         raise InvalidInput(f"run {run.id} is deleted", detail={"run_id": run.id})
     return run
@@ -279,7 +302,7 @@ def update_run(
     """Change a run's status, end time or name."""
     run = _writable_run(session, run_id, actor)
     if status not in (None, ""):
-        if status not in RUN_STATUSES:
+        if not isinstance(status, str) or status not in RUN_STATUSES:
             raise InvalidInput(f"invalid run status {status!r}", detail={"status": status})
         run.status = status
     end = _ms(end_time, "end_time")
@@ -293,8 +316,7 @@ def update_run(
 
 def set_run_lifecycle(session: Session, run_id: Any, *, actor: Actor, deleted: bool) -> None:
     """Delete (softly, as MLflow does) or restore a run."""
-    _require_writer(actor)
-    run = get_run(session, run_id, lock=True)
+    run = get_run(session, run_id, actor=actor, write=True, lock=True)
     run.lifecycle_stage = "deleted" if deleted else "active"
 
 
@@ -317,15 +339,23 @@ def metric_point(data: dict[str, Any]) -> MetricPoint:
         if raw is None or isinstance(raw, bool):
             raise TypeError(raw)
         value = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInput(f"metric {key!r} needs a numeric value", detail={"key": key}) from None
     return MetricPoint(
         key=key,
         value=value,
         timestamp=_ms(data.get("timestamp"), "timestamp") or now_ms(),
         step=int(_ms(data.get("step"), "step") or 0),
-        model_id=data.get("model_id") or None,
+        model_id=_model_ref(data.get("model_id")),
     )
+
+
+def _model_ref(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not _MODEL_ID.fullmatch(value):
+        raise InvalidInput(f"invalid model_id {str(value)[:80]!r}", detail={})
+    return value
 
 
 def _finite(value: float) -> float | str:
@@ -387,7 +417,7 @@ def log_batch(
         if "mlflow.runName" in tags:
             run.name = run.tags["mlflow.runName"][:250]
     for model_id, points in touched_models.items():
-        logged = get_logged_model(session, model_id, lock=True)
+        logged = get_logged_model(session, model_id, actor=actor, write=True, lock=True)
         logged.metrics = [
             *logged.metrics,
             *(
@@ -422,7 +452,7 @@ def log_outputs(session: Session, run_id: Any, models: Iterable[Any], *, actor: 
     for item in models:
         if not isinstance(item, dict):
             raise InvalidInput("each output is {model_id, step}", detail={})
-        model = get_logged_model(session, item.get("model_id"))
+        model = get_logged_model(session, item.get("model_id"), actor=actor)
         entry = {"model_id": model.id, "step": int(_ms(item.get("step"), "step") or 0)}
         if entry not in outputs:
             outputs.append(entry)
@@ -440,9 +470,11 @@ def log_inputs(session: Session, run_id: Any, inputs: dict[str, Any], *, actor: 
     run.inputs = merged
 
 
-def metric_history(session: Session, run_id: Any, key: Any) -> list[dict[str, Any]]:
+def metric_history(
+    session: Session, run_id: Any, key: Any, *, actor: Actor
+) -> list[dict[str, Any]]:
     """Every logged point of one metric, in logging order."""
-    run = get_run(session, run_id)
+    run = get_run(session, run_id, actor=actor)
     key = _key(key, "metric key")
     return [
         {"key": key, "value": v, "timestamp": t, "step": s}
@@ -458,8 +490,10 @@ def logged_model_artifact_uri(model: MlflowLoggedModel) -> str:
     return f"mlflow-artifacts:/{model.experiment_id}/models/{model.id}/artifacts"
 
 
-def get_logged_model(session: Session, model_id: Any, *, lock: bool = False) -> MlflowLoggedModel:
-    """The logged model ``model_id`` (``m-…``)."""
+def get_logged_model(
+    session: Session, model_id: Any, *, actor: Actor, write: bool = False, lock: bool = False
+) -> MlflowLoggedModel:
+    """The logged model ``model_id`` (``m-…``) if ``actor`` may read (or ``write``) it."""
     text = model_id if isinstance(model_id, str) else ""
     model = (
         session.get(MlflowLoggedModel, text, with_for_update=lock)
@@ -467,7 +501,8 @@ def get_logged_model(session: Session, model_id: Any, *, lock: bool = False) -> 
         else None
     )
     if model is None:
-        raise NotFound(f"logged model {model_id!r} not found", detail={"model_id": text})
+        raise NotFound(f"logged model {str(model_id)[:64]!r} not found", detail={"model_id": text})
+    _check_access(actor, model.created_by, write=write, what=f"logged model {model.id}")
     return model
 
 
@@ -487,7 +522,9 @@ def create_logged_model(
     exp = get_experiment(session, experiment if experiment not in (None, "") else 0)
     run_id = None
     if source_run_id not in (None, ""):
-        run_id = get_run(session, source_run_id).id
+        # Attaching a model to a run is writing to that run (else one team could plant a
+        # model that another team's runs:/RUN/NAME would then register).
+        run_id = get_run(session, source_run_id, actor=actor, write=True).id
     model_id = "m-" + uuid.uuid4().hex
     stamp = now_ms()
     model = MlflowLoggedModel(
@@ -516,9 +553,8 @@ def finalize_logged_model(
     session: Session, model_id: Any, status: Any, *, actor: Actor
 ) -> MlflowLoggedModel:
     """Mark a logged model ready (or failed)."""
-    _require_writer(actor)
-    model = get_logged_model(session, model_id, lock=True)
-    if status not in MODEL_STATUSES:
+    model = get_logged_model(session, model_id, actor=actor, write=True, lock=True)
+    if not isinstance(status, str) or status not in MODEL_STATUSES:
         raise InvalidInput(f"invalid logged model status {status!r}", detail={"status": status})
     model.status = status
     model.updated_ms = now_ms()
@@ -529,8 +565,7 @@ def set_logged_model_tags(
     session: Session, model_id: Any, tags: dict[str, Any], *, actor: Actor
 ) -> MlflowLoggedModel:
     """Set tags on a logged model."""
-    _require_writer(actor)
-    model = get_logged_model(session, model_id, lock=True)
+    model = get_logged_model(session, model_id, actor=actor, write=True, lock=True)
     model.tags = {**model.tags, **check_tags(tags)}
     model.updated_ms = now_ms()
     return model
@@ -538,8 +573,7 @@ def set_logged_model_tags(
 
 def delete_logged_model_tag(session: Session, model_id: Any, key: Any, *, actor: Actor) -> None:
     """Remove one tag from a logged model."""
-    _require_writer(actor)
-    model = get_logged_model(session, model_id, lock=True)
+    model = get_logged_model(session, model_id, actor=actor, write=True, lock=True)
     key = _key(key, "tag key")
     model.tags = {k: v for k, v in model.tags.items() if k != key}
 
@@ -556,6 +590,7 @@ def search_logged_models(
     filter: str | None = None,
     max_results: int = 100,
     offset: int = 0,
+    actor: Actor,
 ) -> tuple[list[MlflowLoggedModel], bool]:
     """Logged models of the experiments, newest first.
 
@@ -563,6 +598,9 @@ def search_logged_models(
     model_type and status: what MLflow's client sends.
     """
     query = select(MlflowLoggedModel)
+    if not actor.can(Permission.READ):
+        # Per-model principals see the logged models they made (see ``_check_access``).
+        query = query.where(MlflowLoggedModel.created_by == actor.name)
     ids = [experiment_id(e) for e in experiment_ids]
     if ids:
         query = query.where(MlflowLoggedModel.experiment_id.in_(ids))
@@ -578,7 +616,7 @@ def search_logged_models(
             )
         column = getattr(MlflowLoggedModel, match[1])
         query = query.where(column == match[3])
-    limit = max(1, min(int(max_results or 100), 1000))
+    limit = max(1, min(max_results, 1000))
     rows = list(
         session.scalars(
             query.order_by(MlflowLoggedModel.created_ms.desc(), MlflowLoggedModel.id)
@@ -630,7 +668,7 @@ def parse_view(path: str) -> VersionView | None:
     parts = path.split("/")
     if parts[0] != VERSION_VIEW:
         return None
-    if len(parts) < 3 or not parts[2].isdigit() or len(parts[2]) > 9:
+    if len(parts) < 3 or not re.fullmatch(r"[0-9]{1,9}", parts[2]):
         raise InvalidPath(
             f"{path!r}: registry paths are {VERSION_VIEW}/NAME/VERSION/…", detail={"path": path}
         )
@@ -638,23 +676,50 @@ def parse_view(path: str) -> VersionView | None:
     return VersionView(name, int(parts[2]), "/".join(parts[3:]))
 
 
-def _check_owner(session: Session, path: str) -> None:
-    """Writes go only into an existing run's or logged model's ``artifacts/`` folder."""
+def _owner(
+    session: Session, path: str, *, actor: Actor, write: bool
+) -> MlflowRun | MlflowLoggedModel | None:
+    """The run or logged model whose folder holds ``path`` (``None`` above them), access checked.
+
+    ``EXPERIMENT/RUN_ID/…`` is a run's, ``EXPERIMENT/models/MODEL_ID/…`` a logged model's; the
+    experiment in the path must be the owner's.
+    """
     parts = path.split("/")
-    if len(parts) >= 4 and parts[1] == "models" and parts[3] == "artifacts":
-        model = get_logged_model(session, parts[2])
-        owner_ok = str(model.experiment_id) == parts[0]
-    elif len(parts) >= 3 and parts[2] == "artifacts":
-        run = get_run(session, parts[1])
-        owner_ok = str(run.experiment_id) == parts[0]
+    owner: MlflowRun | MlflowLoggedModel
+    if len(parts) >= 3 and parts[1] == "models":
+        owner = get_logged_model(session, parts[2], actor=actor, write=write, lock=write)
+    elif len(parts) >= 2 and parts[1] != "models":
+        owner = get_run(session, parts[1], actor=actor, write=write, lock=write)
     else:
-        owner_ok = False
-    if not owner_ok or len(parts) < (5 if parts[1:2] == ["models"] else 4):
+        return None
+    if str(owner.experiment_id) != parts[0]:
+        raise NotFound(f"no artifact folder {path!r}", detail={"path": path})
+    return owner
+
+
+def _check_owner(session: Session, path: str, actor: Actor) -> None:
+    """Writes go only into an existing run's or logged model's ``artifacts/`` folder.
+
+    The owner's row stays locked until the write commits, so two writers of one folder take
+    turns (the file-versus-folder check below is then never raced).
+    """
+    parts = path.split("/")
+    owner = _owner(session, path, actor=actor, write=True)
+    depth = 4 if isinstance(owner, MlflowLoggedModel) else 3
+    if owner is None or len(parts) <= depth or parts[depth - 1] != "artifacts":
         raise InvalidPath(
             f"{path!r} is not inside a run's or logged model's artifacts folder "
             "(EXPERIMENT/RUN_ID/artifacts/… or EXPERIMENT/models/MODEL_ID/artifacts/…)",
             detail={"path": path},
         )
+
+
+def _check_tree_read(session: Session, path: str, actor: Actor) -> None:
+    if actor.can(Permission.READ):
+        return
+    if _owner(session, path, actor=actor, write=False) is None:
+        # Above the runs: every team's folders at once, which is registry-wide reading.
+        actor.require(Permission.READ)
 
 
 def check_writable(session: Session, path: Any, *, actor: Actor) -> str:
@@ -666,7 +731,7 @@ def check_writable(session: Session, path: Any, *, actor: Actor) -> str:
             "registered versions are immutable; their files cannot be written",
             detail={"path": clean},
         )
-    _check_owner(session, clean)
+    _check_owner(session, clean, actor)
     return clean
 
 
@@ -675,7 +740,7 @@ def put_artifact(
 ) -> MlflowArtifact:
     """Point ``path`` at a stored blob (replacing what it named before, as MLflow allows)."""
     clean = check_writable(session, path, actor=actor)
-    row = session.get(MlflowArtifact, clean, with_for_update=True)
+    row = session.get(MlflowArtifact, clean)
     if row is None:
         # A path that is already a folder (or under a file) would make the tree ambiguous.
         clash = session.scalar(
@@ -719,6 +784,7 @@ def _version_files(session: Session, view: VersionView, actor: Actor) -> list[tu
 def _files_under(session: Session, path: str, actor: Actor) -> list[tuple[str, int, str]]:
     view = parse_view(path) if path else None
     if view is None:
+        _check_tree_read(session, path, actor)
         return _tree_files(session, path)
     files = _version_files(session, view, actor)
     if not view.rest:
@@ -752,6 +818,7 @@ def open_artifact(session: Session, path: Any, *, actor: Actor) -> tuple[str, in
             if rel == view.rest:
                 return digest, size, rel.rsplit("/", 1)[-1]
     else:
+        _check_tree_read(session, clean, actor)
         row = session.get(MlflowArtifact, clean)
         if row is not None:
             return row.sha256, row.size, clean.rsplit("/", 1)[-1]
@@ -834,7 +901,7 @@ def resolve_source(session: Session, source: Any, *, actor: Actor, model_id: Any
     if scheme == "models":
         body = rest.lstrip("/")
         if _MODEL_ID.fullmatch(body):
-            return _logged_source(session, get_logged_model(session, body))
+            return _logged_source(session, get_logged_model(session, body, actor=actor))
         if model_id not in (None, "") and body != model_id:
             raise _bad_source(source, "it does not name the given model_id")
         # A registry URI (copy_model_version sends models:/NAME/VERSION).
@@ -850,7 +917,7 @@ def resolve_source(session: Session, source: Any, *, actor: Actor, model_id: Any
     if scheme == "runs":
         body = rest.lstrip("/")
         run_id, _, sub = body.partition("/")
-        run = get_run(session, run_id)
+        run = get_run(session, run_id, actor=actor)
         sub = _clean_tree_path(sub)
         prefix = f"{run.experiment_id}/{run.id}/artifacts" + (f"/{sub}" if sub else "")
         files = _from_tree(session, prefix)
@@ -864,6 +931,7 @@ def resolve_source(session: Session, source: Any, *, actor: Actor, model_id: Any
                 .limit(1)
             ).first()
             if logged is not None:
+                get_logged_model(session, logged.id, actor=actor)  # the same access check
                 return _logged_source(session, logged)
         return Source(files, run=run)
     if scheme == "mlflow-artifacts":
@@ -875,15 +943,18 @@ def resolve_source(session: Session, source: Any, *, actor: Actor, model_id: Any
         view = parse_view(clean)
         if view is not None:
             return Source([FileSpec(p, d, s) for p, s, d in _files_under(session, clean, actor)])
+        # Only one run's or one logged model's artifacts (or a folder inside them): never an
+        # experiment's worth of every team's files bundled into one version.
+        owner = _owner(session, clean, actor=actor, write=False)
         parts = clean.split("/")
-        tree_run: MlflowRun | None = None
-        if len(parts) >= 3 and parts[2] == "artifacts" and _RUN_ID.fullmatch(parts[1]):
-            tree_run = session.get(MlflowRun, parts[1])
-        if len(parts) >= 4 and parts[1] == "models" and _MODEL_ID.fullmatch(parts[2]):
-            logged = session.get(MlflowLoggedModel, parts[2])
-            if logged is not None and len(parts) == 4:
-                return _logged_source(session, logged)
-        return Source(_from_tree(session, clean), run=tree_run)
+        depth = 4 if isinstance(owner, MlflowLoggedModel) else 3
+        if owner is None or len(parts) < depth or parts[depth - 1] != "artifacts":
+            raise _bad_source(source, "it is not inside a run's or logged model's artifacts")
+        if isinstance(owner, MlflowLoggedModel):
+            if len(parts) == depth:
+                return _logged_source(session, owner)
+            return Source(_from_tree(session, clean))
+        return Source(_from_tree(session, clean), run=owner)
     raise _bad_source(source, f"the {scheme}: scheme points outside this registry")
 
 

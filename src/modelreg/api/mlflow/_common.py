@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,8 @@ from modelreg.db.tables import Model, Version, VersionStatus
 from modelreg.errors import InvalidInput
 from modelreg.names import Stage
 from modelreg.services.actor import Actor
+
+DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts "²"
 
 # MLflow's spelling of each stage, both ways.
 STAGE_NAMES = {
@@ -56,6 +59,7 @@ HTTP_CODES = {
     405: "ENDPOINT_NOT_FOUND",
     413: "INVALID_PARAMETER_VALUE",
     415: "BAD_REQUEST",
+    500: "INTERNAL_ERROR",
 }
 PREFIXES = ("/api/2.0/mlflow", "/api/3.0/mlflow", "/api/2.0/mlflow-artifacts")
 
@@ -102,8 +106,10 @@ async def read_params(request: Request) -> dict[str, Any]:
         raw = await request.body()
         if raw.strip():
             try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+                # NaN and Infinity (which MLflow's client may send for metrics) stay strings,
+                # so no JSON column ever holds a float that JSON cannot spell.
+                body = json.loads(raw, parse_constant=str)
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise InvalidInput("the request body is not valid JSON", detail={}) from None
             if not isinstance(body, dict):
                 raise InvalidInput("the request body must be a JSON object", detail={})
@@ -137,20 +143,52 @@ def as_list(value: Any) -> list[Any]:
 
 
 def key_values(items: Any, what: str) -> dict[str, Any]:
-    """MLflow's ``[{"key": k, "value": v}, …]`` as a dict."""
+    """MLflow's ``[{"key": k, "value": v}, …]`` as a dict; a key given twice must agree."""
     out: dict[str, Any] = {}
     for item in as_list(items):
         if not isinstance(item, dict) or not isinstance(item.get("key"), str):
             raise InvalidInput(f"each {what} is {{key, value}}", detail={})
-        out[item["key"]] = item.get("value", "")
+        key, value = item["key"], item.get("value", "")
+        if key in out and out[key] != value:
+            # MLflow refuses this too; keeping either value would silently lose the other.
+            raise InvalidInput(
+                f"{what} {key[:100]!r} is given twice with different values", detail={"key": key}
+            )
+        out[key] = value
+    return out
+
+
+def objects(items: Any, what: str) -> list[dict[str, Any]]:
+    """A repeated field of JSON objects (metrics), refusing anything else."""
+    found = as_list(items)
+    if not all(isinstance(item, dict) for item in found):
+        raise InvalidInput(f"each {what} is a JSON object", detail={})
+    return found
+
+
+MAX_ORDER_BY = 10
+
+
+def order_by(params: dict[str, Any]) -> list[tuple[str, bool]]:
+    """``order_by`` as ``(field, descending)`` pairs (at most ``MAX_ORDER_BY``)."""
+    items = as_list(params.get("order_by"))
+    if len(items) > MAX_ORDER_BY:
+        raise InvalidInput(f"order_by takes at most {MAX_ORDER_BY} fields", detail={})
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidInput("order_by entries are strings like 'name ASC'", detail={})
+        field, _, direction = item.strip().partition(" ")
+        field = field.removeprefix("attributes.").removeprefix("attribute.").lower()
+        out.append((field, direction.strip().upper() == "DESC"))
     return out
 
 
 def version_number(params: dict[str, Any]) -> int:
     """The ``version`` field (MLflow sends it as a string)."""
     value = required(params, "version")
-    raw = str(value)
-    if isinstance(value, bool) or not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
+    raw = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if not DIGITS.fullmatch(raw) or int(raw) < 1:
         raise InvalidInput(f"invalid version {value!r}", detail={"version": value})
     return int(raw)
 
@@ -161,8 +199,10 @@ def page_offset(token: Any) -> int:
         return 0
     try:
         data = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        offset = int(data["offset"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        offset = data["offset"]
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise TypeError(offset)
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         raise InvalidInput("invalid page_token", detail={}) from None
     if not 0 <= offset <= 10**9:
         raise InvalidInput("invalid page_token", detail={})
@@ -179,8 +219,8 @@ def max_results(params: dict[str, Any], default: int, limit: int) -> int:
     value = params.get("max_results", default)
     try:
         number = int(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"invalid max_results {value!r}", detail={}) from None
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"invalid max_results {str(value)[:40]!r}", detail={}) from None
     if not 1 <= number <= limit:
         raise InvalidInput(
             f"max_results must be between 1 and {limit} (got {number})", detail={"max": limit}

@@ -19,6 +19,7 @@ from modelreg.api.mlflow._common import (
     latest_per_stage,
     max_results,
     model_json,
+    order_by,
     page_offset,
     page_token,
     required,
@@ -139,17 +140,16 @@ def search_registered_models(registry: Registry, actor: Actor, p: dict[str, Any]
     offset = page_offset(p.get("page_token"))
     condition = mlflow_filter.models_condition(text(p, "filter") or None)
     order = []
-    for item in as_list(p.get("order_by")):
-        field, _, direction = str(item).strip().partition(" ")
+    for field, descending in order_by(p):
         column = {
             "name": Model.normalized_name,
             "timestamp": Model.updated_at,
             "last_updated_timestamp": Model.updated_at,
             "creation_timestamp": Model.created_at,
-        }.get(field.removeprefix("attributes.").removeprefix("attribute.").lower())
+        }.get(field)
         if column is None:
-            raise InvalidInput(f"cannot order registered models by {field!r}", detail={})
-        order.append(column.desc() if direction.strip().upper() == "DESC" else column.asc())
+            raise InvalidInput(f"cannot order registered models by {field[:100]!r}", detail={})
+        order.append(column.desc() if descending else column.asc())
     query = select(Model).options(selectinload(Model.tags), selectinload(Model.aliases))
     with registry.read() as session:
         readable = actor.readable_models()
@@ -333,18 +333,17 @@ def search_model_versions(registry: Registry, actor: Actor, p: dict[str, Any]) -
     offset = page_offset(p.get("page_token"))
     condition = mlflow_filter.versions_condition(text(p, "filter") or None)
     order = []
-    for item in as_list(p.get("order_by")):
-        field, _, direction = str(item).strip().partition(" ")
+    for field, descending in order_by(p):
         column = {
             "name": Model.normalized_name,
             "version_number": Version.number,
             "creation_timestamp": Version.created_at,
             "timestamp": Version.updated_at,
             "last_updated_timestamp": Version.updated_at,
-        }.get(field.removeprefix("attributes.").removeprefix("attribute.").lower())
+        }.get(field)
         if column is None:
-            raise InvalidInput(f"cannot order model versions by {field!r}", detail={})
-        order.append(column.desc() if direction.strip().upper() == "DESC" else column.asc())
+            raise InvalidInput(f"cannot order model versions by {field[:100]!r}", detail={})
+        order.append(column.desc() if descending else column.asc())
     query = select(Version).join(Model).where(Version.status == VersionStatus.READY)
     with registry.read() as session:
         readable = actor.readable_models()

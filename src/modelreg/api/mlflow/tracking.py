@@ -16,6 +16,7 @@ from modelreg.api.mlflow._common import (
     as_list,
     key_values,
     max_results,
+    objects,
     page_offset,
     page_token,
     pairs,
@@ -173,7 +174,7 @@ def create_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def get_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/get``."""
     with registry.read() as session:
-        return {"run": run_json(tracking.get_run(session, _run_id(p)))}
+        return {"run": run_json(tracking.get_run(session, _run_id(p), actor=actor))}
 
 
 def update_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
@@ -206,7 +207,7 @@ def restore_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 
 def log_batch(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/log-batch``: metrics, params and tags, all or nothing."""
-    metrics = [tracking.metric_point(m) for m in as_list(p.get("metrics")) if isinstance(m, dict)]
+    metrics = [tracking.metric_point(m) for m in objects(p.get("metrics"), "metric")]
     with registry.write() as session:
         tracking.log_batch(
             session,
@@ -277,7 +278,9 @@ def log_inputs(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def metric_history(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``metrics/get-history``."""
     with registry.read() as session:
-        points = tracking.metric_history(session, _run_id(p), required(p, "metric_key"))
+        points = tracking.metric_history(
+            session, _run_id(p), required(p, "metric_key"), actor=actor
+        )
     return {"metrics": points}
 
 
@@ -303,7 +306,8 @@ def create_logged_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> 
 def get_logged_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``logged-models/{model_id}`` (GET)."""
     with registry.read() as session:
-        return {"model": logged_model_json(tracking.get_logged_model(session, p.get("model_id")))}
+        model = tracking.get_logged_model(session, p.get("model_id"), actor=actor)
+        return {"model": logged_model_json(model)}
 
 
 def finalize_logged_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
@@ -341,6 +345,7 @@ def search_logged_models(registry: Registry, actor: Actor, p: dict[str, Any]) ->
             filter=text(p, "filter") or None,
             max_results=max_results(p, 100, 1000),
             offset=offset,
+            actor=actor,
         )
         answer: dict[str, Any] = {"models": [logged_model_json(m) for m in found]}
     if more:
