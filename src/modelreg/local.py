@@ -148,6 +148,8 @@ class LocalBackend:
                 environment=meta.get("environment"),
                 framework=meta.get("framework"),
                 idempotency_key=meta.get("idempotency_key"),
+                number=meta.get("number"),
+                stage=meta.get("stage"),
             )
             return serialize.version_to_dict(version)
 

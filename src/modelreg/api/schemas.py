@@ -75,6 +75,19 @@ class VersionCreate(_Strict):
     environment: EnvironmentIn = Field(default_factory=EnvironmentIn)
     framework: str | None = None
     idempotency_key: str | None = None
+    number: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_VERSION,
+        strict=True,
+        description="imports only (admin): this number instead of the next one; it must be "
+        "above every number the model used",
+    )
+    stage: str | None = Field(
+        default=None,
+        pattern="^(none|staging|production|archived)$",
+        description="imports only (admin): the version's first stage",
+    )
 
 
 class AliasSet(_Strict):

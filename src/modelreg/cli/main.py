@@ -7,7 +7,7 @@ import sys
 import click
 
 from modelreg import __version__
-from modelreg.cli import admin, insight, labels, lifecycle, versions
+from modelreg.cli import admin, imports, insight, labels, lifecycle, versions
 from modelreg.cli.db import db
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.server import server
@@ -68,6 +68,7 @@ for command in (
     admin.users,
     admin.tokens,
     admin.grant,
+    imports.import_group,
     db,
     server,
 ):

@@ -13,7 +13,14 @@ from modelreg import errors
 from modelreg.client._files import LocalFile, capture_environment, capture_git, collect_files
 from modelreg.errors import InvalidInput
 from modelreg.location import is_remote, resolve_uri
-from modelreg.names import Ref, parse_instant, parse_ref, validate_metric, validate_model_name
+from modelreg.names import (
+    Ref,
+    Stage,
+    parse_instant,
+    parse_ref,
+    validate_metric,
+    validate_model_name,
+)
 from modelreg.types import AuditEvent, Model, Page, Promotion, Version
 
 __all__ = ["Registry"]
@@ -167,6 +174,8 @@ class Registry:
         imported_from: str | None = None,
         framework: str | None = None,
         idempotency_key: str | None = None,
+        number: int | None = None,
+        stage: str | None = None,
         capture: bool = True,
         progress: Progress = None,
     ) -> Version:
@@ -191,12 +200,18 @@ class Registry:
             imported_from: the version this one copies in another registry (set by imports).
             framework: e.g. ``sklearn``, ``pytorch``.
             idempotency_key: retrying with the same key returns the same version.
+            number: for imports (admin only): this version number instead of the next one; it
+                must be greater than every number the model ever used.
+            stage: for imports (admin only): the version's first stage, e.g. ``production``.
             capture: record git state and installed packages.
             progress: called with byte counts as files are stored.
 
         Raises:
             InvalidInput: bad names, paths or values; nothing is created.
-            Conflict: the semver or idempotency key is taken by different content.
+            Conflict: the semver or idempotency key is taken by different content, the
+                ``number`` is not above the model's last one, or ``stage`` is production
+                while another version holds it.
+            PermissionDenied: ``number`` or ``stage`` without the admin role.
         """
         validate_model_name(name)
         clean_metrics = {k: validate_metric(k, v) for k, v in _kv(metrics).items()}
@@ -224,6 +239,8 @@ class Registry:
             "environment": environment,
             "framework": framework,
             "idempotency_key": idempotency_key,
+            "number": number,
+            "stage": Stage.parse(stage).value if stage is not None else None,
         }
         return Version.from_dict(self.backend.register(name, files, meta, progress))
 

@@ -49,7 +49,7 @@ from modelreg.names import (
     validate_metric,
     validate_text,
 )
-from modelreg.services import policies, search
+from modelreg.services import imports, policies, search
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import check_tags, ensure_model, get_model
@@ -187,6 +187,8 @@ def register_version(
     environment: dict[str, Any] | None = None,
     framework: str | None = None,
     idempotency_key: str | None = None,
+    number: int | None = None,
+    stage: Stage | str | None = None,
 ) -> Version:
     """Create the next version of ``name`` (creating the model if needed) in one transaction.
 
@@ -194,6 +196,13 @@ def register_version(
     counter, bumped by one atomic statement under the model's row lock, so concurrent
     registrations get contiguous numbers. The same ``idempotency_key`` returns the version it
     created the first time.
+
+    ``number`` and ``stage`` exist for imports from another registry, which keep the numbers
+    (gaps included) and stages the versions had there; both need the admin role. An explicit
+    ``number`` must be above every number the model ever used (``Conflict`` otherwise) and
+    becomes the counter, so the numbers it skips are never handed out. ``stage`` is the
+    version's first stage, recorded in its history; a second production version is a
+    ``Conflict``.
     """
     clean_files = _check_files(files, store)
     clean_metrics = {k: validate_metric(k, v) for k, v in (metrics or {}).items()}
@@ -210,6 +219,8 @@ def register_version(
     env = _check_environment(environment)
     if semver is not None and bump is not None:
         raise InvalidInput("give --semver or --bump, not both", detail={})
+    imports.check_number(number)
+    initial = Stage.parse(stage) if isinstance(stage, str) else stage
     if semver is not None:
         semver = str(Semver.parse(semver))
     if idempotency_key is not None and (
@@ -218,19 +229,11 @@ def register_version(
         or not idempotency_key.isprintable()
     ):
         raise InvalidInput("an idempotency key has 1 to 256 printable characters", detail={})
-    for label, text, limit in (
-        ("run_id", lineage.run_id, 256),
-        ("git_repo", lineage.git_repo, 1024),
-        ("git_commit", lineage.git_commit, 64),
-        ("source", lineage.source, 2048),
-        ("imported_from", lineage.imported_from, 2048),
-        ("framework", framework, 64),
-    ):
-        if text is not None and (not isinstance(text, str) or len(text) > limit or "\x00" in text):
-            raise InvalidInput(f"{label} must be text of at most {limit} characters", detail={})
+    _check_lineage(lineage, framework)
 
     model = ensure_model(session, name, actor=actor, lock=True)
     actor.require(Permission.VERSION_REGISTER, model.id)
+    imports.check_rights(session, model, actor=actor, number=number, stage=initial)
     if idempotency_key is not None:
         existing = session.scalars(
             select(Version).where(
@@ -253,28 +256,16 @@ def register_version(
             return existing
 
     parents: list[tuple[Version, str, int]] = []
-    for parent_name, number in parent_refs:
-        parents.append((resolve(session, Ref(parent_name, version=number)), parent_name, number))
+    for parent_name, parent_number in parent_refs:
+        parent = resolve(session, Ref(parent_name, version=parent_number))
+        parents.append((parent, parent_name, parent_number))
     if bump is not None:
         semver = _next_semver(session, model, bump)
     if semver is not None:
-        taken = session.scalar(
-            select(Version.number).where(Version.model_id == model.id, Version.semver == semver)
-        )
-        if taken is not None:
-            raise AlreadyExists(
-                f"{model.name} already has semver {semver} (version {taken})",
-                detail={"semver": semver, "version": taken},
-            )
+        _check_semver_free(session, model, semver)
 
-    # SECURITY.md rule 8: one atomic increment; the UNIQUE(model_id, number) constraint is the
-    # backstop. A rollback of this transaction undoes the increment, so no gaps either.
-    number = session.execute(
-        update(Model)
-        .where(Model.id == model.id)
-        .values(last_version=Model.last_version + 1)
-        .returning(Model.last_version)
-    ).scalar_one()
+    explicit = number is not None
+    number = _allocate_number(session, model, number)
     version = Version(
         model_id=model.id,
         number=number,
@@ -293,6 +284,7 @@ def register_version(
         idempotency_key=idempotency_key,
         total_size=sum(f.size for f in clean_files),
         created_by=actor.name,
+        stage=initial or Stage.NONE,
     )
     version.files = [VersionFile(path=f.path, sha256=f.sha256, size=f.size) for f in clean_files]
     version.metrics = [VersionMetric(key=k, value=v) for k, v in clean_metrics.items()]
@@ -308,22 +300,81 @@ def register_version(
     session.add(version)
     model.updated_at = version.created_at = version.updated_at = utcnow()
     session.flush()
+    after: dict[str, Any] = {
+        "version": number,
+        "semver": semver,
+        "files": {f.path: f.sha256 for f in clean_files},
+        "metrics": clean_metrics,
+        "params": clean_params,
+        "tags": clean_tags,
+    }
+    _record_register(session, version, actor=actor, after=after, explicit=explicit, lineage=lineage)
+    return version
+
+
+def _record_register(
+    session: Session,
+    version: Version,
+    *,
+    actor: Actor,
+    after: dict[str, Any],
+    explicit: bool,
+    lineage: Lineage,
+) -> None:
+    if explicit:
+        after["number_given"] = True
+    if version.stage is not Stage.NONE:
+        after["stage"] = version.stage.value
+        imports.record_first_stage(
+            session, version, actor=actor, imported_from=lineage.imported_from
+        )
     record(
         session,
         EventTag.VERSION_REGISTER,
         actor=actor,
-        target=f"{model.name}:{number}",
-        model_key=model.normalized_name,
-        after={
-            "version": number,
-            "semver": semver,
-            "files": {f.path: f.sha256 for f in clean_files},
-            "metrics": clean_metrics,
-            "params": clean_params,
-            "tags": clean_tags,
-        },
+        target=f"{version.model.name}:{version.number}",
+        model_key=version.model.normalized_name,
+        after=after,
     )
-    return version
+
+
+def _check_lineage(lineage: Lineage, framework: str | None) -> None:
+    for label, text, limit in (
+        ("run_id", lineage.run_id, 256),
+        ("git_repo", lineage.git_repo, 1024),
+        ("git_commit", lineage.git_commit, 64),
+        ("source", lineage.source, 2048),
+        ("imported_from", lineage.imported_from, 2048),
+        ("framework", framework, 64),
+    ):
+        if text is not None and (not isinstance(text, str) or len(text) > limit or "\x00" in text):
+            raise InvalidInput(f"{label} must be text of at most {limit} characters", detail={})
+
+
+def _check_semver_free(session: Session, model: Model, semver: str) -> None:
+    taken = session.scalar(
+        select(Version.number).where(Version.model_id == model.id, Version.semver == semver)
+    )
+    if taken is not None:
+        raise AlreadyExists(
+            f"{model.name} already has semver {semver} (version {taken})",
+            detail={"semver": semver, "version": taken},
+        )
+
+
+def _allocate_number(session: Session, model: Model, number: int | None) -> int:
+    """The new version's number: the counter plus one, or an explicit one above the counter."""
+    if number is None:
+        # SECURITY.md rule 8: one atomic increment; the UNIQUE(model_id, number) constraint is
+        # the backstop. A rollback of this transaction undoes the increment, so no gaps either.
+        allocated: int = session.execute(
+            update(Model)
+            .where(Model.id == model.id)
+            .values(last_version=Model.last_version + 1)
+            .returning(Model.last_version)
+        ).scalar_one()
+        return allocated
+    return imports.take_number(session, model, number)
 
 
 def _version_query(model: Model) -> Any:

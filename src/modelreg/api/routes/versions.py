@@ -51,6 +51,8 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, acto
             environment=body.environment.model_dump(),
             framework=body.framework,
             idempotency_key=body.idempotency_key,
+            number=body.number,
+            stage=body.stage,
         )
         return serialize.version_to_dict(version)
 

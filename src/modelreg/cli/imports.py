@@ -1,0 +1,201 @@
+"""``modelreg import mlflow``: move an MLflow model registry into this registry."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from modelreg.cli.output import Ctx, emit, json_option
+
+WORDS = {
+    "imported": "imported",
+    "planned": "would import",
+    "skipped": "skipped",
+    "failed": "FAILED",
+}
+MODEL_WORDS = {
+    "created": "created",
+    "planned": "would be created",
+    "existing": "already here",
+    "skipped": "skipped",
+    "failed": "FAILED",
+}
+
+
+@click.group("import")
+def import_group() -> None:
+    """Copy models from another registry into this one.
+
+    \b
+    Example:
+      modelreg import mlflow --from http://127.0.0.1:5000 --dry-run
+    """
+
+
+@import_group.command("mlflow")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="URL",
+    help="The MLflow tracking server, e.g. http://mlflow:5000. Credentials come from "
+    "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.",
+)
+@click.option(
+    "--models",
+    "pattern",
+    default="*",
+    show_default=True,
+    metavar="PATTERN",
+    help="Only models whose name matches this glob, e.g. 'fraud*' (case-sensitive).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; change nothing.")
+@json_option
+@click.pass_obj
+def mlflow(obj: Ctx, source: str, pattern: str, dry_run: bool, as_json: bool) -> None:
+    """Copy an MLflow server's registered models, versions and files into this registry.
+
+    Versions keep their MLflow numbers (gaps included), description, tags and stage; files
+    are copied byte for byte; model descriptions, tags and aliases follow. Each version's
+    lineage records the MLflow run id, its source URI and the version it was imported from.
+    Run metrics and params are copied too.
+
+    \b
+    Stages: None, Staging, Archived map to none, staging, archived. MLflow allows several
+    Production versions; modelreg keeps one, so the newest is production and older ones are
+    archived (the summary says so).
+
+    Running it again imports only what is missing: a run that was interrupted is finished by
+    running it again. Nothing already in the registry is overwritten. Only files in the MLflow
+    server's own artifact store (mlflow-artifacts:/) are fetched; versions stored elsewhere
+    (s3://, file://…) are skipped with the reason. Against a server, keeping numbers and
+    stages needs an admin token.
+
+    \b
+    Example:
+      modelreg import mlflow --from http://127.0.0.1:5000 --dry-run
+      modelreg import mlflow --from http://127.0.0.1:5000 --models 'fraud*'
+      modelreg --registry http://modelreg:8080 import mlflow --from http://mlflow:5000 --json
+
+    Exit codes: 0 everything imported or already here; 6 only conflicts with versions already
+    here; 1 other failures (see the summary), an unreachable server or one that is not MLflow.
+    """
+    from modelreg.client.mlflow_import import import_mlflow
+
+    with _Bar() as progress:
+        summary = import_mlflow(
+            obj.registry, source, models=pattern, dry_run=dry_run, progress=progress
+        )
+    if as_json:
+        emit(summary.to_dict())
+    else:
+        _print_summary(summary.to_dict())
+    if summary.exit_code:
+        raise SystemExit(summary.exit_code)
+
+
+class _Bar:
+    """Versions done out of all, and the bytes of the current one, on stderr (terminals only)."""
+
+    def __init__(self) -> None:
+        self.progress: Any = None
+        self.overall: Any = None
+        self.current: Any = None
+
+    def __enter__(self) -> _Bar | None:
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            TextColumn("{task.fields[info]}", markup=False),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def start(self, versions: int) -> None:
+        self.overall = self.progress.add_task(
+            "importing", total=versions, info=f"0/{versions} versions"
+        )
+
+    def begin(self, label: str, size: int) -> Callable[[int], None] | None:
+        from rich.filesize import decimal
+
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+        task = self.progress.add_task(f"  {label}", total=max(size, 1), info="")
+        self.current = task
+        total = decimal(size)
+
+        def advance(n: int) -> None:
+            self.progress.advance(task, n)
+            done = next(t.completed for t in self.progress.tasks if t.id == task)
+            self.progress.update(task, info=f"{decimal(int(done))} / {total}")
+
+        return advance
+
+    def done(self, model: str, result: Any) -> None:
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+            self.current = None
+        self.progress.advance(self.overall)
+        task = next(t for t in self.progress.tasks if t.id == self.overall)
+        self.progress.update(
+            self.overall, info=f"{int(task.completed)}/{int(task.total or 0)} versions"
+        )
+        if result.status in ("skipped", "failed"):
+            self.progress.console.print(
+                f"{model}:{result.version} {WORDS[result.status]}: {result.reason}",
+                highlight=False,
+                markup=False,
+            )
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    dry = " (dry run: nothing was changed)" if summary["dry_run"] else ""
+    click.echo(f"MLflow {summary['source']} → {summary['target']}{dry}")
+    for model in summary["models"]:
+        reason = f" ({model['reason']})" if model["reason"] else ""
+        click.echo(f"{model['name']}: {MODEL_WORDS[model['status']]}{reason}")
+        present = [str(v["version"]) for v in model["versions"] if v["status"] == "present"]
+        if present:
+            # One line however many: a re-run of a big import stays readable.
+            click.echo(f"  already here: {', '.join(present)}")
+        for v in model["versions"]:
+            if v["status"] == "present":
+                continue
+            if v["status"] in ("skipped", "failed"):
+                detail = v["reason"]
+            else:
+                detail = f"{v['stage']:<10}  {v['files']} file(s), {v['bytes']:,} bytes"
+            click.echo(f"  {v['version']:>4}  {WORDS[v['status']]:<12}  {detail}")
+            for note in v["notes"]:
+                click.echo(f"        note: {note}")
+        for a in model["aliases"]:
+            reason = f": {a['reason']}" if a["reason"] else ""
+            click.echo(f"  @{a['alias']} → {a['version']}  {a['status']}{reason}")
+        for note in model["notes"]:
+            click.echo(f"  note: {note}")
+    t = summary["totals"]
+    moved = t["versions_planned"] if summary["dry_run"] else t["versions_imported"]
+    verb = "to import" if summary["dry_run"] else "imported"
+    click.echo(
+        f"\n{t['models']} model(s) ({t['models_skipped']} skipped, {t['models_failed']} failed); "
+        f"versions: {moved} {verb}, {t['versions_present']} already here, "
+        f"{t['versions_skipped']} skipped, {t['versions_failed']} failed; "
+        f"{t['files']} file(s), {t['bytes']:,} bytes; aliases: {t['aliases_set']} "
+        f"{'to set' if summary['dry_run'] else 'set'}, {t['aliases_present']} already here, "
+        f"{t['aliases_not_set']} not set"
+    )

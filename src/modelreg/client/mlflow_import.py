@@ -1,0 +1,517 @@
+"""``modelreg import mlflow``: copy the model registry of an MLflow server into a registry.
+
+Copies registered models (description, tags), their versions with the same numbers (gaps from
+deleted versions included), each version's description, tags, stage, run metrics and params
+and every artifact file byte for byte, then the aliases. Each version records where it came
+from as lineage: the MLflow run id, its ``source`` URI, and ``imported_from`` (the version's
+page on the MLflow server).
+
+An import only ever adds: a version whose number already holds a copy of the same MLflow
+version is left alone, so a second run imports nothing twice and a run that was killed half
+way is finished by running it again. What exists in the registry already is never
+overwritten: a model tag or alias with another value is kept and reported.
+
+Usage::
+
+    import modelreg
+    from modelreg.client.mlflow_import import import_mlflow
+
+    summary = import_mlflow(modelreg.Registry(), "http://mlflow.internal:5000", models="fraud*")
+    print(summary.totals())
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from modelreg.client._import_summary import (
+    AliasResult,
+    ImportProgress,
+    ImportSummary,
+    ModelResult,
+    VersionResult,
+)
+from modelreg.client._mlflow_source import MlflowSource, SourceError, SourceFile
+from modelreg.errors import (
+    AlreadyExists,
+    ApprovalRequired,
+    ConcurrentChange,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    PolicyViolation,
+    RegistryError,
+    SchemaOutdated,
+    StorageFailure,
+    Unavailable,
+)
+from modelreg.names import (
+    MAX_DESCRIPTION,
+    normalize_name,
+    validate_alias,
+    validate_key,
+    validate_metric,
+    validate_model_name,
+    validate_text,
+)
+
+if TYPE_CHECKING:
+    from modelreg.client import Registry
+
+__all__ = [
+    "AliasResult",
+    "ImportProgress",
+    "ImportSummary",
+    "ModelResult",
+    "VersionResult",
+    "import_mlflow",
+]
+
+# Errors after which going on would only fail the same way for every remaining version.
+FATAL = (PermissionDenied, Unavailable, StorageFailure, SchemaOutdated)
+STAGES = {"none": "none", "staging": "staging", "production": "production", "archived": "archived"}
+PARAM_LIMIT = 6000
+
+
+@dataclass(slots=True)
+class _Plan:
+    result: ModelResult
+    mlflow: dict[str, Any]
+    versions: list[dict[str, Any]]
+
+
+def import_mlflow(
+    registry: Registry,
+    source: MlflowSource | str,
+    *,
+    models: str = "*",
+    dry_run: bool = False,
+    progress: ImportProgress | None = None,
+) -> ImportSummary:
+    """Copy the MLflow registry at ``source`` into ``registry``; see the module's docstring.
+
+    Args:
+        registry: where to import (a folder registry, or a server with an admin token: keeping
+            MLflow's numbers and stages needs the admin role).
+        source: the MLflow server's URL, or an ``MlflowSource``.
+        models: a glob on model names (``fraud*``); ``*`` imports every model.
+        dry_run: list what would be imported; write nothing.
+        progress: told about each version as it is dealt with.
+
+    Returns:
+        The summary; per-version failures are in it (``exit_code`` is non-zero), not raised.
+
+    Raises:
+        Unavailable: either side cannot be reached.
+        InvalidInput: ``source`` is not an MLflow server.
+        PermissionDenied: the registry refuses the import (admin role needed).
+    """
+    own = isinstance(source, str)
+    mlflow = MlflowSource(source) if isinstance(source, str) else source
+    try:
+        return _Importer(registry, mlflow, dry_run=dry_run, progress=progress).run(models)
+    finally:
+        if own:
+            mlflow.close()
+
+
+class _Importer:
+    def __init__(
+        self,
+        registry: Registry,
+        source: MlflowSource,
+        *,
+        dry_run: bool,
+        progress: ImportProgress | None,
+    ) -> None:
+        self.registry = registry
+        self.source = source
+        self.dry_run = dry_run
+        self.progress = progress
+        self._runs: dict[str, dict[str, Any] | None] = {}
+
+    def run(self, pattern: str) -> ImportSummary:
+        self.source.check()
+        summary = ImportSummary(self.source.url, str(self.registry.uri), self.dry_run, pattern)
+        chosen = sorted(
+            (
+                m
+                for m in self.source.registered_models()
+                if fnmatchcase(str(m.get("name")), pattern)
+            ),
+            key=lambda m: str(m.get("name")),
+        )
+        seen: dict[str, str] = {}
+        plans = [self._plan(m, seen) for m in chosen]
+        summary.models = [p.result for p in plans]
+        if self.progress is not None:
+            self.progress.start(sum(len(p.versions) for p in plans))
+        for plan in plans:
+            if plan.result.status not in ("skipped", "failed"):
+                self._import_model(plan)
+        return summary
+
+    # -- models --------------------------------------------------------------------------
+
+    def _plan(self, model: dict[str, Any], seen: dict[str, str]) -> _Plan:
+        name = str(model.get("name"))
+        plan = _Plan(ModelResult(name), model, [])
+        result = plan.result
+        try:
+            validate_model_name(name)
+        except InvalidInput as exc:
+            result.status, result.reason = "skipped", f"not a valid modelreg name: {exc.message}"
+            return plan
+        if _pairs(model.get("tags")).get("mlflow.prompt.is_prompt") == "true":
+            result.status, result.reason = "skipped", "an MLflow prompt, not a model"
+            return plan
+        key = normalize_name(name)
+        if key in seen:
+            result.status = "skipped"
+            result.reason = (
+                f"modelreg treats it as the same model as {seen[key]!r} (names that differ only "
+                "in case or in . _ - are one model)"
+            )
+            return plan
+        seen[key] = name
+        try:
+            plan.versions = self.source.versions(name)
+        except SourceError as exc:
+            result.status, result.reason = "failed", f"cannot list its versions: {exc}"
+        return plan
+
+    def _import_model(self, plan: _Plan) -> None:
+        result, name = plan.result, plan.result.name
+        current = self._find_model(name)
+        present = self._present_versions(name) if current is not None else {}
+        if current is None:
+            result.status = "planned" if self.dry_run else "created"
+        production = _production_choice(plan, current)
+        for entry in plan.versions:
+            outcome = self._import_version(name, entry, present, production)
+            result.versions.append(outcome)
+            if outcome.status in ("imported", "planned") and outcome.stage == "production":
+                production.holder = outcome.version
+            if self.progress is not None:
+                self.progress.done(name, outcome)
+        moved = {v.version for v in result.versions if v.status in ("imported", "planned")}
+        if moved & set(production.numbers):
+            # Said only on the run that copies them: a re-run that copies nothing stays quiet.
+            result.notes.extend(production.notes)
+        if not self.dry_run:
+            # After the versions: the first registration creates the model in the transaction
+            # of its version, so an import the registry refuses (no admin role) leaves nothing.
+            current = self._copy_model_metadata(plan, self._find_model(name))
+        self._import_aliases(plan, current)
+
+    def _find_model(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.registry.get_model(name).to_dict()
+        except NotFound:
+            return None
+
+    def _present_versions(self, name: str) -> dict[int, str | None]:
+        """Each existing version number of ``name`` and where it was imported from."""
+        found: dict[int, str | None] = {}
+        token: str | None = None
+        while True:
+            page = self.registry.list_versions(name, page_size=1000, page_token=token)
+            for v in page:
+                found[v.version] = v.lineage.get("imported_from")
+            token = page.next_page_token
+            if not token:
+                return found
+
+    def _copy_model_metadata(self, plan: _Plan, current: dict[str, Any] | None) -> dict[str, Any]:
+        """Create the model, or add what it lacks of MLflow's description and tags."""
+        result, name = plan.result, plan.result.name
+        description = str(plan.mlflow.get("description") or "")
+        tags = _clean_tags(_pairs(plan.mlflow.get("tags")), result.notes, "model tag")
+        if len(description) > MAX_DESCRIPTION:
+            result.notes.append("description longer than modelreg keeps: not copied")
+            description = ""
+        if current is None:
+            try:
+                return self.registry.create_model(
+                    name, description=description, tags=tags
+                ).to_dict()
+            except AlreadyExists:  # another import got there first
+                current = self.registry.get_model(name).to_dict()
+        missing = {k: v for k, v in tags.items() if k not in current["tags"]}
+        for key, value in tags.items():
+            if key in current["tags"] and current["tags"][key] != value:
+                result.notes.append(
+                    f"model tag {key!r} kept as {current['tags'][key]!r} (MLflow: {value!r})"
+                )
+        if missing:
+            self.registry.set_tags(name, missing)
+        if description and not current["description"]:
+            self.registry.set_description(name, description)
+        return self.registry.get_model(name).to_dict()
+
+    # -- versions ------------------------------------------------------------------------
+
+    def _import_version(
+        self,
+        name: str,
+        entry: dict[str, Any],
+        present: dict[int, str | None],
+        production: _Production,
+    ) -> VersionResult:
+        number = int(entry["version"])
+        origin = f"{self.source.url}/#/models/{quote(name, safe='')}/versions/{number}"
+        out = VersionResult(number, "failed", stage=production.stage_for(entry, number))
+        status = str(entry.get("status") or "READY")
+        if status != "READY":
+            out.status, out.reason = "skipped", f"its MLflow status is {status}, not READY"
+            return out
+        if number in present:
+            if present[number] == origin:
+                out.status = "present"
+            else:
+                out.conflict = True
+                was = (
+                    f"imported from {present[number]}"
+                    if present[number]
+                    else "registered here, not imported"
+                )
+                out.reason = f"{name}:{number} already exists here ({was})"
+            return out
+        try:
+            return self._transfer(name, entry, origin, out, present)
+        except SourceError as exc:
+            out.reason = str(exc)
+        except Conflict as exc:
+            if self._is_copy(name, number, origin):
+                out.status, out.reason = "present", ""
+            else:
+                out.conflict, out.reason = True, exc.message
+        except FATAL:
+            raise
+        except RegistryError as exc:
+            out.reason = exc.message
+        return out
+
+    def _transfer(
+        self,
+        name: str,
+        entry: dict[str, Any],
+        origin: str,
+        out: VersionResult,
+        present: dict[int, str | None],
+    ) -> VersionResult:
+        number = out.version
+        uri = self.source.download_uri(name, number)
+        root = self.source.artifact_root(uri)
+        if root is None:
+            out.status = "skipped"
+            out.reason = (
+                f"its files are at {uri}, outside the MLflow server's artifact store; only "
+                "mlflow-artifacts:/ locations of --from are fetched"
+            )
+            return out
+        files = self.source.files(root)
+        out.files = len(files)
+        out.bytes = sum(f.size or 0 for f in files)
+        if not files:
+            out.status, out.reason = "skipped", f"MLflow lists no files at {uri}"
+            return out
+        if present and number < max(present):
+            # Checked before any byte moves; the registry would refuse it anyway.
+            out.conflict = True
+            out.reason = (
+                f"{name} already has version {max(present)} here; numbers are only added above it"
+            )
+            return out
+        if self.dry_run:
+            out.status = "planned"
+            return out
+        run_id = str(entry.get("run_id") or "") or None
+        metrics, params = self._run_data(run_id, out.notes)
+        tags = _clean_tags(_pairs(entry.get("tags")), out.notes, "tag")
+        description = str(entry.get("description") or "")
+        with tempfile.TemporaryDirectory(prefix="modelreg-import-") as tmp:
+            folder = Path(tmp) / "files"
+            out.bytes = self._download(f"{name}:{number}", files, folder)
+            self.registry.register(
+                name,
+                folder,
+                metrics=metrics,
+                params=params,
+                tags=tags,
+                description=description,
+                run_id=run_id,
+                source=_without_credentials(str(entry.get("source") or "")) or None,
+                imported_from=origin,
+                number=number,
+                stage=out.stage,
+                capture=False,
+            )
+        out.status = "imported"
+        return out
+
+    def _download(self, label: str, files: list[SourceFile], folder: Path) -> int:
+        total = sum(f.size or 0 for f in files)
+        counter = self.progress.begin(label, total) if self.progress is not None else None
+        received = 0
+        for item in files:
+            received += self.source.fetch(item, folder / item.path, counter)
+        return received
+
+    def _is_copy(self, name: str, number: int, origin: str) -> bool:
+        try:
+            version = self.registry.get_version(f"{name}:{number}")
+        except NotFound:
+            return False
+        return bool(version.lineage.get("imported_from") == origin)
+
+    def _run_data(
+        self, run_id: str | None, notes: list[str]
+    ) -> tuple[dict[str, float], dict[str, str]]:
+        """The run's latest metrics and its params, as far as modelreg can keep them."""
+        if run_id is None:
+            return {}, {}
+        if run_id not in self._runs:
+            try:
+                self._runs[run_id] = self.source.run(run_id)
+            except SourceError as exc:
+                notes.append(f"run {run_id}: {exc}; no metrics or params copied")
+                self._runs[run_id] = None
+        data = self._runs[run_id] or {}
+        metrics: dict[str, float] = {}
+        for key, value in _pairs(data.get("metrics"), value="value").items():
+            try:
+                metrics[key] = validate_metric(key, value)
+            except InvalidInput as exc:
+                notes.append(f"metric {key!r} not copied: {exc.message}")
+        params = _clean_tags(_pairs(data.get("params")), notes, "param", limit=PARAM_LIMIT)
+        return metrics, params
+
+    # -- aliases -------------------------------------------------------------------------
+
+    def _import_aliases(self, plan: _Plan, current: dict[str, Any] | None) -> None:
+        result, name = plan.result, plan.result.name
+        here = {
+            v.version for v in result.versions if v.status in ("imported", "present", "planned")
+        }
+        holders: dict[str, int] = dict((current or {}).get("aliases") or {})
+        for alias, target in sorted(_pairs(plan.mlflow.get("aliases"), "alias", "version").items()):
+            out = AliasResult(alias, int(target) if str(target).isdigit() else 0, "skipped")
+            result.aliases.append(out)
+            try:
+                validate_alias(alias)
+            except InvalidInput as exc:
+                out.reason = f"not a valid modelreg alias: {exc.message}"
+                continue
+            if out.version not in here:
+                out.reason = f"version {target} was not imported"
+            elif holders.get(alias) == out.version:
+                out.status = "present"
+            elif alias in holders:
+                out.status = "kept"
+                out.reason = f"@{alias} points at version {holders[alias]} here; left as it is"
+            elif self.dry_run:
+                out.status = "planned"
+            else:
+                self._set_alias(name, out)
+
+    def _set_alias(self, name: str, out: AliasResult) -> None:
+        try:
+            self.registry.set_alias(
+                name,
+                out.alias,
+                out.version,
+                reason=f"imported from {self.source.url}",
+                expect_current=0,
+            )
+        except ApprovalRequired as exc:
+            out.status = "pending"
+            out.reason = (
+                f"a policy protects @{out.alias}: request #{exc.detail.get('request_id')} waits "
+                "for approval"
+            )
+        except PolicyViolation as exc:
+            out.reason = f"refused by policy: {exc.message}"
+        except ConcurrentChange as exc:
+            out.status, out.reason = "kept", exc.message
+        else:
+            out.status = "set"
+
+
+class _Production:
+    """Which MLflow version becomes production here: one per model, the newest.
+
+    MLflow lets several versions be in Production at once; modelreg keeps one. The newest
+    becomes production, the older ones archived; if another version already holds production
+    here, the MLflow one is archived too (promote it with ``modelreg promote`` to switch).
+    """
+
+    def __init__(self, numbers: list[int], holder: int | None) -> None:
+        self.numbers = numbers
+        self.newest = numbers[-1] if numbers else None
+        self.holder = holder
+        self.notes: list[str] = []
+        if len(numbers) > 1:
+            self.notes.append(
+                f"MLflow has versions {', '.join(map(str, numbers))} in Production; modelreg "
+                f"keeps one production version: {self.newest} is production, "
+                f"{', '.join(map(str, numbers[:-1]))} archived"
+            )
+        if self.newest is not None and holder is not None and holder != self.newest:
+            self.notes.append(
+                f"version {holder} already holds production here, so MLflow's production "
+                f"version {self.newest} is imported as archived (promote it to switch)"
+            )
+
+    def stage_for(self, entry: dict[str, Any], number: int) -> str:
+        stage = STAGES.get(str(entry.get("current_stage") or "None").lower(), "none")
+        if stage != "production":
+            return stage
+        if number != self.newest or (self.holder is not None and self.holder != number):
+            return "archived"
+        return stage
+
+
+def _production_choice(plan: _Plan, current: dict[str, Any] | None) -> _Production:
+    numbers = sorted(
+        int(v["version"])
+        for v in plan.versions
+        if str(v.get("status") or "READY") == "READY"
+        and str(v.get("current_stage")) == "Production"
+    )
+    return _Production(numbers, ((current or {}).get("stages") or {}).get("production"))
+
+
+def _without_credentials(uri: str) -> str:
+    # A source such as https://user:token@host/model must not carry its secret into lineage.
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/]+@", r"\1", uri)
+
+
+def _pairs(items: Any, key: str = "key", value: str = "value") -> dict[str, Any]:
+    """MLflow's ``[{"key": …, "value": …}]`` lists as a dict."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if isinstance(item, dict) and isinstance(item.get(key), str):
+            out[item[key]] = item.get(value)
+    return out
+
+
+def _clean_tags(
+    pairs: dict[str, Any], notes: list[str], kind: str, limit: int = 5000
+) -> dict[str, str]:
+    """The pairs modelreg can keep; the others are named in ``notes``."""
+    clean: dict[str, str] = {}
+    for key, value in pairs.items():
+        text = "" if value is None else str(value)
+        try:
+            clean[validate_key(key, kind=kind)] = validate_text(text, kind=kind, limit=limit)
+        except InvalidInput as exc:
+            notes.append(f"{kind} {key!r} not copied: {exc.message}")
+    return clean

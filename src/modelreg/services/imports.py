@@ -1,0 +1,90 @@
+"""Registering a copy of a version from another registry: its own number and its first stage.
+
+``modelreg import`` keeps the numbers (gaps included) and stages versions had where they came
+from. Both are admin-only departures from a plain registration, which takes the next number
+and starts in stage ``none``; ``versions.register_version`` calls these checks in its
+transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from modelreg.db.tables import HistoryEntry, HistoryKind, Model, Version
+from modelreg.errors import Conflict, InvalidInput
+from modelreg.names import MAX_VERSION, Stage
+from modelreg.services.actor import Actor, Permission
+
+
+def check_number(number: int | None) -> None:
+    """Refuse anything but a whole version number (or ``None``: the next one)."""
+    if number is not None and (
+        isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_VERSION
+    ):
+        raise InvalidInput("a version number is a whole number from 1", detail={"number": number})
+
+
+def check_rights(
+    session: Session, model: Model, *, actor: Actor, number: int | None, stage: Stage | None
+) -> None:
+    """An explicit number or a first stage needs the admin role; production must be free."""
+    if number is None and stage in (None, Stage.NONE):
+        return
+    # Choosing numbers and skipping the promotion gates is what an import does, not a user.
+    actor.require(Permission.ADMIN, model.id)
+    if stage is Stage.PRODUCTION:
+        holder = session.scalar(
+            select(Version.number).where(
+                Version.model_id == model.id, Version.stage == Stage.PRODUCTION
+            )
+        )
+        if holder is not None:
+            raise Conflict(
+                f"{model.name}:{holder} is in production; a model has one production version",
+                detail={"stage": Stage.PRODUCTION.value, "version": holder},
+            )
+
+
+def take_number(session: Session, model: Model, number: int) -> int:
+    """Make ``number`` the model's counter (the caller holds the model's row lock).
+
+    It must be above every number the model ever used, deleted ones included (they live on
+    in the counter), so the numbers it skips are never handed out either.
+    """
+    if number <= model.last_version:
+        raise Conflict(
+            f"{model.name} has used version numbers up to {model.last_version}; an explicit "
+            f"number must be greater (got {number})",
+            detail={"number": number, "last_version": model.last_version},
+        )
+    # The row lock holds; the condition is the backstop all the same.
+    taken = session.execute(
+        update(Model)
+        .where(Model.id == model.id, Model.last_version < number)
+        .values(last_version=number)
+        .returning(Model.last_version)
+    ).scalar_one_or_none()
+    if taken is None:  # pragma: no cover - only without the row lock
+        raise Conflict(f"{model.name}: version {number} was taken", detail={"number": number})
+    return number
+
+
+def record_first_stage(
+    session: Session, version: Version, *, actor: Actor, imported_from: str | None
+) -> None:
+    """The stage given at registration is a move like any other for `history` and `--at`."""
+    reason = f"imported from {imported_from}" if imported_from else "stage given at registration"
+    session.add(
+        HistoryEntry(
+            model_id=version.model_id,
+            at=version.created_at,
+            kind=HistoryKind.STAGE,
+            key=version.stage.value,
+            from_stage=Stage.NONE.value,
+            to_version=version.number,
+            actor=actor.name,
+            reason=reason,
+        )
+    )
+    session.flush()
