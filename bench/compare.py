@@ -44,18 +44,17 @@ from types import FrameType
 from typing import Any
 
 from _common import RssProbe, ServerProcess, stderr, write_random_file
+from mlflow_venv import (
+    DEFAULT_VENV,
+    MLFLOW_ENV,
+    MLFLOW_VERSION,
+    ensure_mlflow_venv,
+    installed_mlflow,
+)
 
 import modelreg
 
-# MLflow 3.18.0 is on PyPI, but the mlflow-skinny and mlflow-tracing 3.18.0 it pins exactly
-# are not, so it cannot be installed; 3.17.2 is the newest release that can (and the one
-# the issue's numbers and shared/MLFLOW-PROTOCOL.md were taken from). Bump with
-# --mlflow-version once 3.18.0 resolves.
-MLFLOW_VERSION = "3.17.2"
 BENCH = Path(__file__).resolve().parent
-DEFAULT_VENV = BENCH / ".mlflow-venv"
-# MLflow 3 sends usage telemetry by default; a benchmark on loopback sends nothing anywhere.
-MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 SYSTEMS = ("modelreg", "mlflow")
 WORKER_TIMEOUT = 3600.0
 
@@ -353,34 +352,6 @@ class Harness:
                 if i:  # the first run only warms the disk cache
                     samples.append(float(done.stdout.strip().splitlines()[-1]))
             self.results[name][key] = samples
-
-
-# -- the MLflow venv ---------------------------------------------------------------------
-
-
-def installed_mlflow(python: Path) -> str | None:
-    """The mlflow version installed for ``python``, if any (without importing mlflow)."""
-    if not python.exists():
-        return None
-    code = "import importlib.metadata as m; print(m.version('mlflow'))"
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def ensure_mlflow_venv(venv: Path, version: str) -> tuple[Path, dict[str, Any]]:
-    """A venv with ``mlflow==version`` made with this Python, reused when already right."""
-    python = venv / "bin" / "python"
-    if installed_mlflow(python) == version:
-        return python, {"path": str(venv), "created": False, "install_s": None}
-    stderr(f"installing mlflow=={version} into {venv} (once; reused on later runs)…")
-    started = time.perf_counter()
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, f"mlflow=={version}"], check=True)
-    seconds = time.perf_counter() - started
-    stderr(f"  installed in {seconds:.1f} s")
-    return python, {"path": str(venv), "created": True, "install_s": round(seconds, 1)}
 
 
 # -- the table ---------------------------------------------------------------------------

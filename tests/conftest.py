@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import modelreg
+from mlflow_env import require_mlflow_python
 from pg import PostgresServer, find_pg_bin
 from server_process import ThreadedServer
 
@@ -124,6 +125,15 @@ def files(tmp_path: Path) -> Path:
     (root / "model_dir" / "weights.bin").write_bytes(b"\x00\x01" * 500)
     (root / "model_dir" / "sub" / "config.json").write_text('{"layers": 3}')
     return root
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> Path:
+    """The python of the venv with the real MLflow client and server (tests/mlflow_env.py).
+
+    Made on first use when missing (.ci/run makes it before the tests).
+    """
+    return require_mlflow_python()
 
 
 @pytest.fixture(autouse=True)
