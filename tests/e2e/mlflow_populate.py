@@ -12,11 +12,10 @@ import os
 import tempfile
 import warnings
 
-import numpy as np
-from sklearn.linear_model import LogisticRegression
-
 import mlflow
+import numpy as np
 from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
 
 warnings.simplefilter("ignore")  # stage transitions are deprecated in MLflow 3; still used
 
