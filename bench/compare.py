@@ -56,6 +56,14 @@ import modelreg
 
 BENCH = Path(__file__).resolve().parent
 SYSTEMS = ("modelreg", "mlflow")
+# Results of MLflow's client run against modelreg's server (the drop-in rows).
+DROPIN = "mlflow-client-on-modelreg"
+DROPIN_ROWS = (
+    "register_sequential",
+    "register_concurrent",
+    "resolve_sequential",
+    "resolve_readers",
+)
 WORKER_TIMEOUT = 3600.0
 
 
@@ -171,19 +179,28 @@ class Harness:
     # -- workers -------------------------------------------------------------------------
 
     def run_worker(
-        self, name: str, workload: str, params: dict[str, Any], *, probe: bool = False
+        self,
+        name: str,
+        workload: str,
+        params: dict[str, Any],
+        *,
+        probe: bool = False,
+        server: str | None = None,
     ) -> dict[str, Any]:
         """Run one workload in a fresh client process of ``name``; its JSON result.
 
-        With ``probe``, the server's process tree is watched meanwhile and ``server_rss`` is
-        its peak; only transfers ask, since walking /proc costs CPU the timed work needs.
+        The client talks to ``name``'s own server unless ``server`` names the other one (the
+        drop-in rows: MLflow's client against modelreg). With ``probe``, the server's process
+        tree is watched meanwhile and ``server_rss`` is its peak; only transfers ask, since
+        walking /proc costs CPU the timed work needs.
         """
+        target = self.servers[server or name]
         with self.lock:
             self.calls += 1
             out = self.tmp / f"{name}-{workload}-{self.calls}.json"
         log = self.tmp / f"{name}-worker.log"
         worker = BENCH / f"_{name}_worker.py"
-        cmd = [str(self.pythons[name]), str(worker), workload, "--url", self.servers[name].url]
+        cmd = [str(self.pythons[name]), str(worker), workload, "--url", target.url]
         cmd += ["--params", json.dumps(params), "--out", str(out)]
         with log.open("ab") as sink:
             sink.write(f"\n== {workload} {json.dumps(params)}\n".encode())
@@ -197,7 +214,7 @@ class Harness:
                 cwd=self.tmp,
             )
         self.live.add(proc)
-        watch = RssProbe(self.servers[name].pid, interval=0.1)
+        watch = RssProbe(target.pid, interval=0.1)
         try:
             with watch if probe else contextlib.nullcontext():
                 code = proc.wait(timeout=WORKER_TIMEOUT)
@@ -217,15 +234,24 @@ class Harness:
         return result
 
     def record(
-        self, name: str, key: str, workload: str, params: dict[str, Any], *, probe: bool = False
+        self,
+        name: str,
+        key: str,
+        workload: str,
+        params: dict[str, Any],
+        *,
+        probe: bool = False,
+        server: str | None = None,
+        into: str | None = None,
     ) -> None:
-        """Run a workload and keep its result, or its failure, under ``key``."""
-        stderr(f"{name}: {key}…")
+        """Run a workload and keep its result, or its failure, under ``key`` (of ``into``)."""
+        stderr(f"{into or name}: {key}…")
+        results = self.results.setdefault(into or name, {})
         try:
-            self.results[name][key] = self.run_worker(name, workload, params, probe=probe)
+            results[key] = self.run_worker(name, workload, params, probe=probe, server=server)
         except WorkerFailed as exc:
             stderr(f"  FAILED: {exc}")
-            self.results[name][key] = {"error": str(exc)}
+            results[key] = {"error": str(exc)}
 
     def kill_workers(self) -> None:
         for proc in list(self.live):
@@ -258,6 +284,8 @@ class Harness:
                 "readers": s.readers,
             }
             self.record(name, "resolve", "resolve", params)
+        if "mlflow" in self.systems and not self.args.skip_dropin:
+            self.dropin(small)
         self.seed(small)
         for name in self.systems:
             params = {
@@ -273,6 +301,28 @@ class Harness:
             self.import_times(name)
         stderr("restarting servers on their full databases…")
         self.restart_times()
+
+    def dropin(self, small: Path) -> None:
+        """MLflow's client and workloads, unchanged, against modelreg's server (not timed
+        against modelreg's own client: this is what a team that only swaps the URL sees)."""
+        s = self.sizes
+        register = {
+            "model": "dropin",
+            "artifact": str(small),
+            "sequential": s.registrations,
+            "concurrent": s.registrations,
+            "threads": s.concurrent_clients,
+        }
+        self.record("mlflow", "register", "register", register, server="modelreg", into=DROPIN)
+        resolve = {
+            "model": "dropin",
+            "alias": "champion",
+            "version": 1,
+            "count": s.resolves,
+            "seconds": s.seconds,
+            "readers": s.readers,
+        }
+        self.record("mlflow", "resolve", "resolve", resolve, server="modelreg", into=DROPIN)
 
     def seed(self, small: Path) -> None:
         """Load the search model into both systems at once: seeding is not timed."""
@@ -608,6 +658,11 @@ def parse_args() -> argparse.Namespace:
     mode = parser.add_argument_group("mode")
     mode.add_argument("--quick", action="store_true", help="tiny sizes: checks that it works")
     mode.add_argument("--skip-mlflow", action="store_true", help="modelreg only (no install)")
+    parser.add_argument(
+        "--skip-dropin",
+        action="store_true",
+        help="skip the drop-in rows (MLflow's client against modelreg's server)",
+    )
     mode.add_argument("--json", dest="json_out", metavar="FILE", help="also write JSON here")
     sizes = parser.add_argument_group("sizes (defaults: full run / --quick)")
     f, q = FULL, QUICK
@@ -737,6 +792,15 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.perf_counter() - started
     rows = build_rows(harness.results, sizes, harness.systems)
+    dropin_rows: list[dict[str, Any]] = []
+    if DROPIN in harness.results:
+        # The same MLflow code against each server: "modelreg" is modelreg's server here.
+        swapped = {"modelreg": harness.results[DROPIN], "mlflow": harness.results["mlflow"]}
+        dropin_rows = [
+            row
+            for row in build_rows(swapped, sizes, harness.systems)
+            if row["workload"] in DROPIN_ROWS
+        ]
     info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     lines = notes(harness.results, harness.systems)
     print(render(rows))
@@ -748,6 +812,11 @@ def main() -> int:
         f"run took {elapsed:.0f} s"
     )
     print("ratio = modelreg ÷ MLflow: above 1 is better on ↑ rows, below 1 on ↓ rows")
+    if dropin_rows:
+        print()
+        print("Drop-in: MLflow's own client and workload code, pointed at each server")
+        print("(the modelreg column is MlflowClient → modelreg server):")
+        print(render(dropin_rows))
     for line in lines:
         print(f"- {line}")
     failures = [
@@ -771,6 +840,7 @@ def main() -> int:
             },
             "elapsed_s": round(elapsed, 1),
             "rows": rows,
+            "dropin_rows": dropin_rows,
             "checks": {
                 name: {
                     "contiguous": harness.results[name].get("register", {}).get("contiguous"),

@@ -186,6 +186,18 @@ def test_a_logged_model_registers_with_its_runs_lineage(reg):
     assert again["files"] == first["files"]
 
 
+def test_a_source_may_name_one_file(reg):
+    exp, run_id, _model = reg.logged_model()
+    reg.put(f"{exp}/{run_id}/artifacts/weights/model.pkl", b"pickled")
+    for source in (
+        f"runs:/{run_id}/weights/model.pkl",
+        f"mlflow-artifacts:/{exp}/{run_id}/artifacts/weights/model.pkl",
+    ):
+        number = reg.register_from(source)
+        files = reg.run(lambda s, n=number: [f.path for f in versions.resolve(s, f"m:{n}").files])
+        assert files == ["model.pkl"]
+
+
 def test_a_registered_version_never_changes_when_the_tree_does(reg):
     exp, _run, model_id = reg.logged_model({"model.bin": b"first"})
     number = reg.register_from(f"mlflow-artifacts:/{exp}/models/{model_id}/artifacts")

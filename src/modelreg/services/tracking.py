@@ -874,7 +874,13 @@ def _numeric(value: Any) -> float | None:
 
 
 def _from_tree(session: Session, prefix: str) -> list[FileSpec]:
-    return [FileSpec(rel, digest, size) for rel, size, digest in _tree_files(session, prefix)]
+    files = [FileSpec(rel, digest, size) for rel, size, digest in _tree_files(session, prefix)]
+    if not files and prefix:
+        # A source may name one file (MLflow registers runs:/RUN/model.pkl as that file).
+        row = session.get(MlflowArtifact, prefix)
+        if row is not None:
+            files = [FileSpec(prefix.rsplit("/", 1)[-1], row.sha256, row.size)]
+    return files
 
 
 def _logged_source(session: Session, model: MlflowLoggedModel) -> Source:
