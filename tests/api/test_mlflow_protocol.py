@@ -398,3 +398,44 @@ def test_errors_use_mlflows_format(http: httpx.Client) -> None:
     )
     # modelreg's own API keeps its own envelope.
     assert http.get("/api/v1/models/nope").json()["error"]["code"] == "model_not_found"
+
+
+def test_cached_reads_follow_changes_and_grants(home: Path, files: Path, live_server: Any) -> None:
+    """The hot reads are cached per change stamp: never stale, never shown to the wrong reader."""
+    with modelreg.Registry(home) as local:
+        for _ in range(2):
+            local.register("beta", files / "model.pkl", capture=False)
+        local.register("alpha", files / "model.pkl", capture=False)
+        local.set_alias("beta", "champion", 1)
+        local.create_user("root", role="admin")
+        local.create_user("pv", role="viewer", model="alpha")
+        tokens = {name: local.create_token(name)["token"] for name in ("root", "pv")}
+
+    def client(who: str) -> httpx.Client:
+        headers = {"authorization": f"Bearer {tokens[who]}"}
+        return httpx.Client(base_url=live_server.url, headers=headers, timeout=30)
+
+    alias = {"name": "beta", "alias": "champion"}
+    with client("root") as root, client("pv") as pv:
+        for _ in range(2):  # the second answer comes from the cache
+            got = ok(root.get(f"{API}/registered-models/alias", params=alias))
+            assert got["model_version"]["version"] == "1"
+            err(pv.get(f"{API}/registered-models/alias", params=alias), 403, "PERMISSION_DENIED")
+            err(
+                pv.get(f"{API}/registered-models/get", params={"name": "beta"}),
+                403,
+                "PERMISSION_DENIED",
+            )
+            ok(root.get(f"{API}/registered-models/get", params={"name": "beta"}))
+        ok(root.post(f"{API}/registered-models/alias", json={**alias, "version": "2"}))
+        got = ok(root.get(f"{API}/registered-models/alias", params=alias))
+        assert got["model_version"]["version"] == "2"
+        ok(
+            root.post(
+                f"{API}/model-versions/set-tag",
+                json={"name": "beta", "version": "2", "key": "k", "value": "v"},
+            )
+        )
+        shown = ok(root.get(f"{API}/model-versions/get", params={"name": "beta", "version": "2"}))
+        assert shown["model_version"]["tags"] == [{"key": "k", "value": "v"}]
+        assert ok(pv.get(f"{API}/registered-models/get", params={"name": "alpha"}))

@@ -7,10 +7,11 @@ import binascii
 import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,7 +22,7 @@ from modelreg.api.deps import ActorDep, Registry, RegistryDep
 from modelreg.db.tables import Model, Version, VersionStatus
 from modelreg.errors import InvalidInput
 from modelreg.names import Stage
-from modelreg.services.actor import Actor
+from modelreg.services.actor import Actor, Permission
 
 DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() also accepts "²"
 
@@ -324,18 +325,43 @@ def model_json(model: Model, latest: Sequence[Version] = ()) -> dict[str, Any]:
 Handler = Callable[[Registry, Actor, dict[str, Any]], Any]
 
 
-def add_route(router: APIRouter, path: str, methods: list[str], handler: Handler) -> None:
+@dataclass(frozen=True, slots=True)
+class ModelAnswer:
+    """A read about one model: reusable while the registry's change stamp stands still."""
+
+    model_id: Any
+    body: dict[str, Any]
+
+
+def add_route(
+    router: APIRouter, path: str, methods: list[str], handler: Handler, *, cached: bool = False
+) -> None:
     """Serve ``handler(registry, actor, params)`` at ``path``; a dict answer becomes JSON.
 
     The handler runs in a worker thread (it does blocking database work); authentication is
-    the same ``ActorDep`` as every other route (SECURITY.md rule 5).
+    the same ``ActorDep`` as every other route (SECURITY.md rule 5). A ``cached`` handler
+    returns a ``ModelAnswer``, kept per request parameters under the change stamp the
+    authentication read (before the data, so a change in between only causes a miss) and
+    re-checked against the reader's grants on every hit, as ``/api/v1/resolve`` does: MLflow's
+    client reads the model before every change it makes, so these reads are the hot path.
     """
 
     async def endpoint(request: Request, registry: RegistryDep, actor: ActorDep) -> Any:
         params = await read_params(request)
         params.update(request.path_params)
-        result = await run_in_threadpool(handler, registry, actor, params)
-        return JSONResponse(result) if isinstance(result, dict) else result
+        if not cached:
+            result = await run_in_threadpool(handler, registry, actor, params)
+            return JSONResponse(result) if isinstance(result, dict) else result
+        key = ("mlflow", path, json.dumps(params, sort_keys=True, default=str))
+        stamp: int = request.state.stamp
+        hit: tuple[Any, bytes] | None = registry.cache.get(key, stamp)
+        if hit is None:
+            answer: ModelAnswer = await run_in_threadpool(handler, registry, actor, params)
+            hit = (answer.model_id, bytes(JSONResponse(answer.body).body))
+            registry.cache.put(key, stamp, hit)
+        model_id, body = hit
+        actor.require(Permission.READ, model_id)
+        return Response(body, media_type="application/json")
 
     endpoint.__doc__ = handler.__doc__
     router.add_api_route(

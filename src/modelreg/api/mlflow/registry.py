@@ -13,6 +13,7 @@ from modelreg import errors
 from modelreg.api.deps import Registry
 from modelreg.api.mlflow._common import (
     STAGE_NAMES,
+    ModelAnswer,
     add_route,
     as_list,
     key_values,
@@ -50,10 +51,14 @@ def _stage(value: Any) -> Stage:
 
 
 def _model_answer(registry: Registry, actor: Actor, name: str) -> dict[str, Any]:
+    return _read_model(registry, actor, name).body
+
+
+def _read_model(registry: Registry, actor: Actor, name: str) -> ModelAnswer:
     with registry.read() as session:
         model = models.read_model(session, name, actor=actor)
         latest = latest_per_stage(session, [model]).get(model.id, [])
-        return {"registered_model": model_json(model, latest)}
+        return ModelAnswer(model.id, {"registered_model": model_json(model, latest)})
 
 
 def _version_answer(registry: Registry, actor: Actor, name: str, number: int) -> dict[str, Any]:
@@ -88,7 +93,7 @@ def create_registered_model(registry: Registry, actor: Actor, p: dict[str, Any])
 
 def get_registered_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``registered-models/get`` (every mutating MLflow call is preceded by one)."""
-    return _model_answer(registry, actor, text(p, "name"))
+    return _read_model(registry, actor, text(p, "name"))
 
 
 def update_registered_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
@@ -175,7 +180,7 @@ def get_latest_versions(registry: Registry, actor: Actor, p: dict[str, Any]) -> 
     with registry.read() as session:
         model = models.read_model(session, text(p, "name"), actor=actor)
         latest = latest_per_stage(session, [model], stages).get(model.id, [])
-        return {"model_versions": [version_json(v) for v in latest]}
+        return ModelAnswer(model.id, {"model_versions": [version_json(v) for v in latest]})
 
 
 def set_alias(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
@@ -202,7 +207,7 @@ def get_by_alias(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     name, alias = text(p, "name"), text(p, "alias")
     with registry.read() as session:
         version = versions.read_version(session, f"{name}@{alias}", actor=actor)
-        return {"model_version": version_json(version)}
+        return ModelAnswer(version.model_id, {"model_version": version_json(version)})
 
 
 # -- model versions ---------------------------------------------------------------------------
@@ -277,7 +282,10 @@ def _framework(source: tracking.Source) -> str | None:
 
 def get_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``model-versions/get``."""
-    return _version_answer(registry, actor, text(p, "name"), version_number(p))
+    name, number = text(p, "name"), version_number(p)
+    with registry.read() as session:
+        version = versions.read_version(session, f"{name}:{number}", actor=actor)
+        return ModelAnswer(version.model_id, {"model_version": version_json(version)})
 
 
 def update_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
@@ -423,6 +431,8 @@ def transition_stage(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any
     return _version_answer(registry, actor, name, number)
 
 
+# Reads MLflow's client makes before every change (and to resolve aliases): cached per stamp.
+CACHED = {get_registered_model, get_latest_versions, get_by_alias, get_model_version}
 ROUTES: list[tuple[str, list[str], Any]] = [
     ("/registered-models/create", ["POST"], create_registered_model),
     ("/registered-models/get", ["GET"], get_registered_model),
@@ -447,4 +457,4 @@ ROUTES: list[tuple[str, list[str], Any]] = [
     ("/model-versions/transition-stage", ["POST"], transition_stage),
 ]
 for _path, _methods, _handler in ROUTES:
-    add_route(router, _path, _methods, _handler)
+    add_route(router, _path, _methods, _handler, cached=_handler in CACHED)
