@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -119,6 +120,50 @@ def _document_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class JsonOnly:
+    """Refuse writes whose body is not JSON (415) or declares more than ``limit`` bytes (413).
+
+    Browsers send text/plain and form types cross-site without a preflight (SECURITY.md rule
+    6). File uploads (``RAW_BODY_PREFIXES``) are bytes and pass. A plain ASGI layer: as
+    Starlette's ``BaseHTTPMiddleware`` it cost every request, reads included, a task hop.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method", "")
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or method not in WRITE_METHODS
+            or (method == "PUT" and path.startswith(RAW_BODY_PREFIXES))
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        length = headers.get("content-length")
+        response = None
+        if kind != "application/json" and (length not in (None, "0") or kind):
+            response = api_errors.envelope(
+                "unsupported_media_type",
+                "send JSON (Content-Type: application/json)",
+                None,
+                415,
+                path=path,
+            )
+        elif length is not None and length.isdigit() and int(length) > self.limit:
+            response = api_errors.envelope(
+                "too_large", f"JSON bodies are limited to {self.limit} bytes", None, 413, path=path
+            )
+        if response is not None:
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class JsonBodyLimit:
     """Cut off request bodies (other than blob uploads) past ``limit`` bytes, chunked or not.
 
@@ -205,34 +250,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     _document_errors(app)
 
-    @app.middleware("http")
-    async def guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        raw = path.startswith(RAW_BODY_PREFIXES) and request.method == "PUT"
-        if request.method in WRITE_METHODS and not raw:
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            length = request.headers.get("content-length")
-            if kind != "application/json" and (length not in (None, "0") or kind):
-                # Browsers send text/plain and form types cross-site without a preflight.
-                return api_errors.envelope(
-                    "unsupported_media_type",
-                    "send JSON (Content-Type: application/json)",
-                    None,
-                    415,
-                    path=path,
-                )
-            if length is not None and length.isdigit() and int(length) > settings.max_json_bytes:
-                return api_errors.envelope(
-                    "too_large",
-                    f"JSON bodies are limited to {settings.max_json_bytes} bytes",
-                    None,
-                    413,
-                    path=path,
-                )
-        return await call_next(request)
-
+    app.add_middleware(JsonOnly, limit=settings.max_json_bytes)
     app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes)
     if settings.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
