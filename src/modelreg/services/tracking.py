@@ -120,7 +120,8 @@ def _check_access(actor: Actor, owner: str, *, write: bool, what: str) -> None:
 # -- experiments ------------------------------------------------------------------------------
 
 
-def _default(session: Session) -> MlflowExperiment:
+def ensure_default(session: Session) -> MlflowExperiment:
+    """MLflow's "Default" experiment (id 0), made on first use."""
     experiment = session.get(MlflowExperiment, DEFAULT_EXPERIMENT_ID)
     if experiment is None:
         # MLflow clients assume experiment "0" exists; it is made on first use.
@@ -149,7 +150,7 @@ def get_experiment(session: Session, value: Any) -> MlflowExperiment:
     """The experiment with id ``value`` (``NotFound`` if none)."""
     number = experiment_id(value)
     if number == DEFAULT_EXPERIMENT_ID:
-        return _default(session)
+        return ensure_default(session)
     experiment = session.get(MlflowExperiment, number)
     if experiment is None:
         raise NotFound(f"no experiment with id {number}", detail={"experiment_id": value})
@@ -160,7 +161,7 @@ def get_experiment_by_name(session: Session, name: Any) -> MlflowExperiment:
     """The experiment called ``name``."""
     name = _text(name, "experiment name", 500, empty=False)
     if name == DEFAULT_EXPERIMENT_NAME:
-        return _default(session)
+        return ensure_default(session)
     experiment = session.scalars(
         select(MlflowExperiment).where(MlflowExperiment.name == name)
     ).one_or_none()
@@ -175,7 +176,7 @@ def create_experiment(
     """A new experiment; ``AlreadyExists`` when the name is taken."""
     _require_writer(actor)
     name = _text(name, "experiment name", 500, empty=False)
-    _default(session)
+    ensure_default(session)
     taken = session.scalar(select(MlflowExperiment.id).where(MlflowExperiment.name == name))
     if taken is not None:
         raise AlreadyExists(f"experiment {name!r} already exists", detail={"name": name})
@@ -194,7 +195,7 @@ def create_experiment(
 
 def search_experiments(session: Session, *, max_results: int = 1000) -> list[MlflowExperiment]:
     """Active experiments, newest first."""
-    _default(session)
+    ensure_default(session)
     return list(
         session.scalars(
             select(MlflowExperiment)

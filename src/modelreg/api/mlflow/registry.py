@@ -39,6 +39,33 @@ router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"])
 _KEY_SPILL = re.compile(r"[^A-Za-z0-9_.:/-]")
 
 
+# MLflow's order_by fields, for each search.
+MODEL_ORDER: dict[str, Any] = {
+    "name": Model.normalized_name,
+    "timestamp": Model.updated_at,
+    "last_updated_timestamp": Model.updated_at,
+    "creation_timestamp": Model.created_at,
+}
+VERSION_ORDER: dict[str, Any] = {
+    "name": Model.normalized_name,
+    "version_number": Version.number,
+    "creation_timestamp": Version.created_at,
+    "timestamp": Version.updated_at,
+    "last_updated_timestamp": Version.updated_at,
+}
+
+
+def _ordering(p: dict[str, Any], columns: dict[str, Any], what: str) -> list[Any]:
+    """``order_by`` as SQL, from the fields ``columns`` allows."""
+    order = []
+    for field, descending in order_by(p):
+        column = columns.get(field)
+        if column is None:
+            raise InvalidInput(f"cannot order {what} by {field[:100]!r}", detail={})
+        order.append(column.desc() if descending else column.asc())
+    return order
+
+
 def _stage(value: Any) -> Stage:
     names = {v.lower(): k for k, v in STAGE_NAMES.items()}
     stage = names.get(str(value).strip().lower()) if isinstance(value, str) else None
@@ -144,17 +171,7 @@ def search_registered_models(registry: Registry, actor: Actor, p: dict[str, Any]
     limit = max_results(p, 100, 1000)
     offset = page_offset(p.get("page_token"))
     condition = mlflow_filter.models_condition(text(p, "filter") or None)
-    order = []
-    for field, descending in order_by(p):
-        column = {
-            "name": Model.normalized_name,
-            "timestamp": Model.updated_at,
-            "last_updated_timestamp": Model.updated_at,
-            "creation_timestamp": Model.created_at,
-        }.get(field)
-        if column is None:
-            raise InvalidInput(f"cannot order registered models by {field[:100]!r}", detail={})
-        order.append(column.desc() if descending else column.asc())
+    order = _ordering(p, MODEL_ORDER, "registered models")
     query = select(Model).options(selectinload(Model.tags), selectinload(Model.aliases))
     with registry.read() as session:
         readable = actor.readable_models()
@@ -340,18 +357,7 @@ def search_model_versions(registry: Registry, actor: Actor, p: dict[str, Any]) -
     limit = max_results(p, 10_000, 200_000)
     offset = page_offset(p.get("page_token"))
     condition = mlflow_filter.versions_condition(text(p, "filter") or None)
-    order = []
-    for field, descending in order_by(p):
-        column = {
-            "name": Model.normalized_name,
-            "version_number": Version.number,
-            "creation_timestamp": Version.created_at,
-            "timestamp": Version.updated_at,
-            "last_updated_timestamp": Version.updated_at,
-        }.get(field)
-        if column is None:
-            raise InvalidInput(f"cannot order model versions by {field[:100]!r}", detail={})
-        order.append(column.desc() if descending else column.asc())
+    order = _ordering(p, VERSION_ORDER, "model versions")
     query = select(Version).join(Model).where(Version.status == VersionStatus.READY)
     with registry.read() as session:
         readable = actor.readable_models()

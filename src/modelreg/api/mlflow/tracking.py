@@ -6,9 +6,13 @@ Experiments, runs (params, metrics, tags, inputs, outputs) and MLflow 3 logged m
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from modelreg.api.deps import Registry
 from modelreg.api.mlflow._common import (
@@ -95,6 +99,20 @@ def logged_model_json(model: MlflowLoggedModel) -> dict[str, Any]:
     }
 
 
+# Engines whose registry has MLflow's Default experiment: it is never deleted, so once seen,
+# reads of experiments need no write lock (which SQLite grants one process at a time).
+_HAS_DEFAULT: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _experiments(registry: Registry) -> contextlib.AbstractContextManager[Session]:
+    """A read transaction, after making sure the Default experiment exists."""
+    if registry.engine not in _HAS_DEFAULT:
+        with registry.write() as session:
+            tracking.ensure_default(session)
+        _HAS_DEFAULT.add(registry.engine)
+    return registry.read()
+
+
 def _run_id(p: dict[str, Any]) -> Any:
     return p.get("run_id") or required(p, "run_uuid")
 
@@ -120,7 +138,7 @@ def create_experiment(registry: Registry, actor: Actor, p: dict[str, Any]) -> An
 
 def get_experiment(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``experiments/get``."""
-    with registry.write() as session:  # may create the Default experiment
+    with _experiments(registry) as session:
         return {
             "experiment": experiment_json(
                 tracking.get_experiment(session, required(p, "experiment_id"))
@@ -130,7 +148,7 @@ def get_experiment(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 
 def get_experiment_by_name(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``experiments/get-by-name``."""
-    with registry.write() as session:
+    with _experiments(registry) as session:
         experiment = tracking.get_experiment_by_name(session, required(p, "experiment_name"))
         return {"experiment": experiment_json(experiment)}
 
@@ -139,7 +157,7 @@ def search_experiments(registry: Registry, actor: Actor, p: dict[str, Any]) -> A
     """``experiments/search``: active experiments (filters are not supported)."""
     if text(p, "filter"):
         raise InvalidInput("modelreg does not filter experiments", detail={})
-    with registry.write() as session:
+    with _experiments(registry) as session:
         found = tracking.search_experiments(session, max_results=max_results(p, 1000, 50_000))
         return {"experiments": [experiment_json(e) for e in found]}
 
