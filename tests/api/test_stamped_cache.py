@@ -7,12 +7,21 @@ audit head, so the next request sees it at once: no stale alias, no revoked toke
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 import modelreg
-from modelreg.services.stamp import StampedCache
+from modelreg.api import deps
+from modelreg.api.answers import CachedReads, answer_key
+from modelreg.db.schema import ensure_schema
+from modelreg.db.session import make_engine, transaction
+from modelreg.services import auth
+from modelreg.services.stamp import SqliteStampReader, StampedCache
+from modelreg.services.stamp import current as stamp_of
 
 
 def test_an_alias_moved_elsewhere_is_seen_by_the_next_resolve(home: Path, live_server, tmp_path):
@@ -79,3 +88,150 @@ def test_the_cache_is_bounded_and_keyed_by_stamp():
     cache.put("c", 1, "C")  # evicts the least recently used, "b"
     assert cache.get("b", 1) is None
     assert len(cache) == 2
+
+
+# -- the fast path: remembered answers served before routing (api/answers.py) ----------------
+
+
+class Passed:
+    """Counts the requests ``CachedReads`` handed on to the router instead of answering."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+def _count_passed(app: Any) -> Passed:
+    """Wrap what the running server's ``CachedReads`` layer passes on, to see hits."""
+    layer = app.middleware_stack
+    while not isinstance(layer, CachedReads):
+        layer = layer.app
+    passed = Passed(layer.app)
+    layer.app = passed
+    return passed
+
+
+def _without_date(response: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k != "date"}
+
+
+def test_a_remembered_answer_is_byte_identical_and_skips_the_router(
+    home: Path, live_server, tmp_path
+):
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"w")
+    local = modelreg.Registry(home)
+    local.register("m", artifact, metrics={"acc": 0.5})
+    local.set_alias("m", "champion", 1)
+    token = local.create_token(local.create_user("reader", role="viewer")["name"])["token"]
+    passed = _count_passed(live_server.app)
+    headers = {"authorization": f"Bearer {token}"}
+    mlflow = "/api/2.0/mlflow/registered-models/alias"
+    with httpx.Client(base_url=live_server.url, headers=headers) as http:
+        for path, params in (
+            ("/api/v1/resolve", {"uri": "models:/m@champion"}),
+            (mlflow, {"name": "m", "alias": "champion"}),
+        ):
+            first = http.get(path, params=params)  # slow path: computes and remembers
+            second = http.get(path, params=params)
+            third = http.get(path, params=params)
+            assert first.status_code == second.status_code == third.status_code == 200
+            assert first.content == second.content == third.content
+            assert _without_date(first) == _without_date(second) == _without_date(third)
+            assert "x-content-type-options" in second.headers  # the outer guards still apply
+            assert passed.paths.count(path) == 1, passed.paths
+        # Another query string is another answer; a HEAD, a body or a POST never hit.
+        assert http.get("/api/v1/resolve", params={"uri": "m:1"}).json()["version"] == 1
+        assert passed.paths.count("/api/v1/resolve") == 2
+        at = {"uri": "models:/m@champion", "at": "2999-01-01T00:00:00Z"}
+        for _ in range(2):  # "at" may be relative, so its answers are never remembered
+            assert http.get("/api/v1/resolve", params=at).status_code == 200
+        assert passed.paths.count("/api/v1/resolve") == 4
+        body = http.request(
+            "GET", "/api/v1/resolve", params={"uri": "models:/m@champion"}, content=b"{}"
+        )
+        assert body.status_code == 200
+        assert passed.paths.count("/api/v1/resolve") == 5
+    local.close()
+
+
+def test_a_remembered_answer_is_never_served_to_someone_else(home: Path, live_server, tmp_path):
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"w")
+    local = modelreg.Registry(home)
+    local.register("m", artifact)
+    local.register("other", artifact)
+    local.create_user("wide", role="viewer")
+    local.create_user("narrow", role="viewer", model="other")
+    wide = {"authorization": f"Bearer {local.create_token('wide')['token']}"}
+    narrow = {"authorization": f"Bearer {local.create_token('narrow')['token']}"}
+    params = {"uri": "m:1"}
+    with httpx.Client(base_url=live_server.url) as http:
+        for _ in range(2):
+            assert http.get("/api/v1/resolve", params=params, headers=wide).status_code == 200
+        denied = http.get("/api/v1/resolve", params=params, headers=narrow)
+        assert denied.status_code == 403
+        assert denied.json()["error"]["code"] == "permission_denied"
+        anonymous = http.get("/api/v1/resolve", params=params)
+        assert anonymous.status_code == 401
+        forged = http.get("/api/v1/resolve", params=params, headers={"authorization": "Bearer x"})
+        assert forged.status_code == 401
+    local.close()
+
+
+def test_answer_keys_only_for_bodiless_gets():
+    base = {"type": "http", "path": "/api/v1/resolve", "query_string": b"uri=m%3A1"}
+    assert answer_key({**base, "method": "GET", "headers": []}) is not None
+    assert answer_key({**base, "method": "GET", "headers": [(b"content-length", b"0")]})
+    assert answer_key({**base, "method": "HEAD", "headers": []}) is None
+    assert answer_key({**base, "method": "POST", "headers": []}) is None
+    for header in ((b"content-length", b"2"), (b"transfer-encoding", b"chunked")):
+        assert answer_key({**base, "method": "GET", "headers": [header]}) is None
+    other = answer_key({**base, "method": "GET", "headers": [], "query_string": b"uri=m%3A2"})
+    assert other != answer_key({**base, "method": "GET", "headers": []})
+
+
+def test_the_sqlite_stamp_reader_agrees_and_never_creates_a_database(tmp_path: Path):
+    database = tmp_path / "registry.db"
+    engine = make_engine(f"sqlite:///{database}")
+    ensure_schema(engine, create=True)
+    reader = SqliteStampReader.for_engine(engine)
+    assert reader is not None
+    with transaction(engine, write=False) as session:
+        assert reader.read() == stamp_of(session)
+    reader.close()
+    engine.dispose()
+    database.unlink()
+    for suffix in ("-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    assert reader.read() is None  # the slow path then reports the real problem
+    assert not database.exists()
+    assert SqliteStampReader.for_engine(make_engine("sqlite://")) is None
+    assert SqliteStampReader.for_engine(make_engine("postgresql+psycopg://u@h/db")) is None
+
+
+def test_a_token_that_expires_stops_working_though_its_actor_is_cached(
+    home: Path, live_server, tmp_path, monkeypatch
+):
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"w")
+    local = modelreg.Registry(home)
+    local.register("m", artifact)
+    local.create_user("reader", role="viewer")
+    token = local.create_token("reader", expires_days=1)["token"]
+    headers = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=live_server.url, headers=headers) as http:
+        for _ in range(2):  # actor and answer now cached; nothing changes the stamp below
+            assert http.get("/api/v1/resolve", params={"uri": "m:1"}).status_code == 200
+        later = deps.utcnow() + timedelta(days=2)
+        # The server runs in this process: move its clock past the token's expiry.
+        monkeypatch.setattr(deps, "utcnow", lambda: later)
+        monkeypatch.setattr(auth, "utcnow", lambda: later)
+        expired = http.get("/api/v1/resolve", params={"uri": "m:1"})
+        assert expired.status_code == 401
+    local.close()

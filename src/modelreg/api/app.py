@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg import __version__
 from modelreg.api import errors as api_errors
+from modelreg.api.answers import CachedReads
 from modelreg.api.deps import Registry
 from modelreg.api.mlflow import artifacts as mlflow_artifacts
 from modelreg.api.mlflow import registry as mlflow_registry
@@ -250,6 +251,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     _document_errors(app)
 
+    # Innermost: remembered reads are answered before routing, behind every guard.
+    app.add_middleware(CachedReads, registry=registry)
     app.add_middleware(JsonOnly, limit=settings.max_json_bytes)
     app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes)
     if settings.allowed_hosts:

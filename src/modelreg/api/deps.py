@@ -51,7 +51,8 @@ def _registry(request: Request) -> Registry:
     return registry
 
 
-def _is_loopback(host: str | None) -> bool:
+def client_is_loopback(host: str | None) -> bool:
+    """Whether a request's peer address is this machine (laptop mode answers only those)."""
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -68,19 +69,36 @@ def _actor(request: Request) -> Actor:
     registry: Registry = request.app.state.registry
     client = request.client.host if request.client else None
     header = request.headers.get("authorization", "")
-    loopback = _is_loopback(client)
-    # Keyed by a digest, so no token secret is kept in memory longer than the request.
-    key = ("actor", hashlib.sha256(header.encode()).hexdigest(), loopback)
+    loopback = client_is_loopback(client)
+    key = actor_key(header, loopback)
     with registry.read() as session:
         stamp = stamp_of(session)
         request.state.stamp = stamp
-        known: Actor | None = registry.cache.get(key, stamp)
-        if known is not None and (known.expires_at is None or utcnow() < known.expires_at):
-            return known if known.superuser else replace(known, source=f"api:{client}")
+        known = cached_actor(registry, key, stamp, client)
+        if known is not None:
+            return known
         actor = _authenticate(session, registry, header, loopback, client)
     # Creating a user, granting, revoking: each is audited, so each moves the stamp.
     registry.cache.put(key, stamp, actor)
     return actor
+
+
+def actor_key(header: str, loopback: bool) -> tuple[str, str, bool]:
+    """The cache key of the actor an ``Authorization`` header authenticates as.
+
+    Keyed by a digest, so no token secret is kept in memory longer than the request.
+    """
+    return ("actor", hashlib.sha256(header.encode()).hexdigest(), loopback)
+
+
+def cached_actor(
+    registry: Registry, key: tuple[str, str, bool], stamp: int, client: str | None
+) -> Actor | None:
+    """The actor cached under ``key`` while ``stamp`` stands, unless its token has expired."""
+    known: Actor | None = registry.cache.get(key, stamp)
+    if known is None or (known.expires_at is not None and utcnow() >= known.expires_at):
+        return None
+    return known if known.superuser else replace(known, source=f"api:{client}")
 
 
 def _authenticate(

@@ -10,12 +10,15 @@ one primary-key lookup, far cheaper than the queries it saves.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from urllib.parse import quote
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from modelreg.db.tables import AuditHead
@@ -47,6 +50,11 @@ class StampedCache:
             self._items.move_to_end(key)
             return item[1]
 
+    def peek(self, key: Hashable) -> Any | None:
+        """The answer cached for ``key`` under any stamp (to skip work when there is none)."""
+        item = self._items.get(key)
+        return None if item is None else item[1]
+
     def put(self, key: Hashable, stamp: int, value: Any) -> None:
         """Remember ``value`` for ``key`` as computed under ``stamp``."""
         with self._lock:
@@ -57,3 +65,63 @@ class StampedCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class SqliteStampReader:
+    """Read a SQLite registry's change stamp in microseconds, on whatever thread asks.
+
+    The server's cached-read fast path (``api.answers``) reads the stamp on the event loop, so
+    it must never wait: each thread gets its own autocommit connection, outside the engine's
+    pool (a pool whose connections are all lent to worker threads would block the loop). In
+    WAL mode a reader never waits for a writer, and every statement sees the last commit.
+    """
+
+    # The same statement as ``current``, compiled once for SQLite.
+    SQL = str(
+        select(AuditHead.last_seq)
+        .where(AuditHead.id == 1)
+        .compile(dialect=sqlite_dialect(), compile_kwargs={"literal_binds": True})
+    )
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> SqliteStampReader | None:
+        """A reader for ``engine``'s database file, or ``None`` (not SQLite, or in memory)."""
+        url = engine.url
+        if url.get_backend_name() != "sqlite" or url.query:
+            return None
+        if url.database in (None, "", ":memory:"):
+            return None
+        return cls(str(url.database))
+
+    def read(self) -> int | None:
+        """The stamp, or ``None`` when it cannot be read now (the caller takes the slow path)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                # timeout=0: never sleep on the loop; a busy database means the slow path.
+                # mode=rw: a database file that went away is an error here, never a new file.
+                conn = sqlite3.connect(
+                    f"file:{quote(self.path)}?mode=rw",
+                    uri=True,
+                    timeout=0,
+                    isolation_level=None,
+                    check_same_thread=True,
+                )
+                conn.execute("PRAGMA query_only = 1")
+                self._local.conn = conn
+            row = conn.execute(self.SQL).fetchone()
+        except sqlite3.Error:
+            self.close()
+            return None
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def close(self) -> None:
+        """Close this thread's connection (the next read opens another)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from modelreg import errors
+from modelreg.api import answers
 from modelreg.api.deps import ActorDep, Registry, RegistryDep
 from modelreg.db.tables import Model, Version, VersionStatus
 from modelreg.errors import InvalidInput
@@ -361,6 +362,7 @@ def add_route(
             registry.cache.put(key, stamp, hit)
         model_id, body = hit
         actor.require(Permission.READ, model_id)
+        answers.remember(request, registry, stamp, model_id, body)
         return Response(body, media_type="application/json")
 
     endpoint.__doc__ = handler.__doc__

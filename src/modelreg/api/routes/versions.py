@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
+from modelreg.api import answers
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import (
     DescriptionUpdate,
@@ -237,10 +238,13 @@ def resolve(
                 version = lifecycle.version_at(session, uri, moment, actor=actor)
             else:
                 version = versions.read_version(session, uri, actor=actor)
-            cached = (version.model_id, JSONResponse(serialize.version_to_dict(version)).body)
+            body = bytes(JSONResponse(serialize.version_to_dict(version)).body)
+            cached = (version.model_id, body)
         registry.cache.put(key, stamp, cached)
     model_id, body = cached
     actor.require(Permission.READ, model_id)
+    if moment is None:  # "at" may be relative ("1h ago"): only the parsed moment is a key
+        answers.remember(request, registry, stamp, model_id, body)
     return Response(body, media_type="application/json")
 
 
