@@ -463,6 +463,8 @@ def row_specs(sizes: Sizes) -> list[RowSpec]:
          "ops/s ↑", "resolve", lambda r: _ops(r["readers"])),
         ("search_metric", f"search acc > 0.5 of {sizes.search_versions} (page {sizes.page})",
          "ops/s ↑", "search", lambda r: _ops(r["metric"])),
+        ("search_fresh", f"search acc > 0.5, a new query each time (page {sizes.page})",
+         "ops/s ↑", "search", lambda r: _ops(r["metric_fresh"])),
         ("search_name", f"search name only of {sizes.search_versions} (page {sizes.page})",
          "ops/s ↑", "search", lambda r: _ops(r["name_only"])),
         ("upload", f"upload {mib} MiB", "MiB/s ↑", "upload",

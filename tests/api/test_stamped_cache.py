@@ -235,3 +235,32 @@ def test_a_token_that_expires_stops_working_though_its_actor_is_cached(
         expired = http.get("/api/v1/resolve", params={"uri": "m:1"})
         assert expired.status_code == 401
     local.close()
+
+
+def test_a_remembered_search_is_served_only_to_readers_of_every_model(
+    home: Path, live_server, tmp_path
+):
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"w")
+    local = modelreg.Registry(home)
+    local.register("m", artifact, metrics={"acc": 0.9})
+    local.register("other", artifact, metrics={"acc": 0.8})
+    local.create_user("wide", role="viewer")
+    local.create_user("narrow", role="viewer", model="other")
+    wide = {"authorization": f"Bearer {local.create_token('wide')['token']}"}
+    narrow = {"authorization": f"Bearer {local.create_token('narrow')['token']}"}
+    passed = _count_passed(live_server.app)
+    params = {"filter": "metrics.acc > 0.5"}
+    with httpx.Client(base_url=live_server.url) as http:
+        pages = [http.get("/api/v1/versions", params=params, headers=wide) for _ in range(3)]
+        assert {v["name"] for v in pages[0].json()["items"]} == {"m", "other"}
+        assert pages[0].content == pages[1].content == pages[2].content
+        assert passed.paths.count("/api/v1/versions") == 1
+        for _ in range(2):  # never the remembered page: only what this reader may see
+            mine = http.get("/api/v1/versions", params=params, headers=narrow)
+            assert [v["name"] for v in mine.json()["items"]] == ["other"]
+        assert passed.paths.count("/api/v1/versions") == 3
+        local.register("m", artifact, metrics={"acc": 0.95})  # the stamp moves
+        fresh = http.get("/api/v1/versions", params=params, headers=wide).json()["items"]
+        assert len(fresh) == 3
+    local.close()

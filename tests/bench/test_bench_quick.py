@@ -24,6 +24,7 @@ WORKLOADS = [
     "resolve_sequential",
     "resolve_readers",
     "search_metric",
+    "search_fresh",
     "search_name",
     "upload",
     "download",

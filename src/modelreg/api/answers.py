@@ -45,7 +45,9 @@ def remember(request: Request, registry: Registry, stamp: int, model_id: Any, bo
     """Let ``CachedReads`` serve this request's 200 answer ``body`` while ``stamp`` stands.
 
     ``model_id`` is the model the answer is about: a hit is served only to callers who may
-    read it. ``stamp`` must have been read before the data the body was built from.
+    read it; ``None`` means the answer spans models (a search), and only callers who may read
+    every model are served it. ``stamp`` must have been read before the data the body was
+    built from.
     """
     key = answer_key(request.scope)
     if key is not None:

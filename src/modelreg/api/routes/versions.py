@@ -192,6 +192,7 @@ def blob_response(registry: Any, digest: str, *, filename: str, size: int | None
 
 @router.get("/versions", response_model=VersionPage, operation_id="versions-search")
 def search_versions(
+    request: Request,
     registry: RegistryDep,
     actor: ActorDep,
     filter: str | None = Query(default=None, max_length=10_000),
@@ -206,7 +207,13 @@ def search_versions(
         items = serialize.versions_to_dicts(session, list(page))
     # Built by the service's serializer, so re-validating it through the pydantic model (the
     # OpenAPI schema) would only cost time: the drift and fuzz tests keep the two in step.
-    return JSONResponse({"items": items, "next_page_token": page.next_page_token})
+    response = JSONResponse({"items": items, "next_page_token": page.next_page_token})
+    if actor.can(Permission.READ, None):
+        # Whoever reads every model gets the same page: later identical searches by such
+        # readers are answered from memory until the registry changes (model None: only
+        # registry-wide readers are served it). Per-model readers always take this path.
+        answers.remember(request, registry, request.state.stamp, None, bytes(response.body))
+    return response
 
 
 @router.get("/resolve", response_model=VersionRead, operation_id="versions-resolve")
