@@ -90,6 +90,20 @@ def test_the_cache_is_bounded_and_keyed_by_stamp():
     assert len(cache) == 2
 
 
+def test_the_cache_is_bounded_by_bytes_whatever_the_keys():
+    cache = StampedCache(size=1000, max_bytes=800)
+    for i in range(50):  # endless distinct query strings, 100 bytes each
+        cache.put(("answer", "/api/v1/versions", str(i).encode()), 1, b"x" * 100, 100)
+        assert cache.nbytes <= 800
+    assert len(cache) == 8
+    assert cache.get(("answer", "/api/v1/versions", b"49"), 1) == b"x" * 100
+    assert cache.get(("answer", "/api/v1/versions", b"0"), 1) is None
+    cache.put("big", 1, b"y" * 200, 200)  # over an eighth of the budget: not kept
+    assert cache.get("big", 1) is None
+    cache.put(("answer", "/api/v1/versions", b"49"), 2, b"z", 1)  # replacing frees the old
+    assert cache.nbytes == 7 * 100 + 1
+
+
 # -- the fast path: remembered answers served before routing (api/answers.py) ----------------
 
 

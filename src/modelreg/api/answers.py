@@ -51,7 +51,7 @@ def remember(request: Request, registry: Registry, stamp: int, model_id: Any, bo
     """
     key = answer_key(request.scope)
     if key is not None:
-        registry.cache.put(key, stamp, (model_id, body))
+        registry.cache.put(key, stamp, (model_id, body), len(body))
 
 
 class CachedReads:

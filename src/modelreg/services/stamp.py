@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from urllib.parse import quote
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
@@ -34,11 +34,18 @@ def current(session: Session) -> int:
 
 
 class StampedCache:
-    """A bounded LRU of answers, each valid only under the stamp it was computed at."""
+    """A bounded LRU of answers, each valid only under the stamp it was computed at.
 
-    def __init__(self, size: int = 4096) -> None:
+    Bounded by entries and by the bytes of the answers' bodies: the keys include request
+    query strings, so a client sending endless distinct searches must only churn the cache,
+    never grow the server past its budget.
+    """
+
+    def __init__(self, size: int = 4096, max_bytes: int = 32 * 2**20) -> None:
         self._size = size
-        self._items: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._items: OrderedDict[Hashable, tuple[int, Any, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, stamp: int) -> Any | None:
@@ -55,13 +62,24 @@ class StampedCache:
         item = self._items.get(key)
         return None if item is None else item[1]
 
-    def put(self, key: Hashable, stamp: int, value: Any) -> None:
-        """Remember ``value`` for ``key`` as computed under ``stamp``."""
+    def put(self, key: Hashable, stamp: int, value: Any, nbytes: int = 0) -> None:
+        """Remember ``value`` (``nbytes`` large) for ``key`` as computed under ``stamp``."""
+        if nbytes > self._max_bytes // 8:
+            return  # one answer may not push out most of the others
         with self._lock:
-            self._items[key] = (stamp, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[2]
+            self._items[key] = (stamp, value, nbytes)
+            self._bytes += nbytes
+            while len(self._items) > self._size or self._bytes > self._max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self._bytes -= evicted[2]
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the answers held now."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._items)

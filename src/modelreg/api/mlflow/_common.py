@@ -359,7 +359,7 @@ def add_route(
         if hit is None:
             answer: ModelAnswer = await run_in_threadpool(handler, registry, actor, params)
             hit = (answer.model_id, bytes(JSONResponse(answer.body).body))
-            registry.cache.put(key, stamp, hit)
+            registry.cache.put(key, stamp, hit, len(hit[1]))
         model_id, body = hit
         actor.require(Permission.READ, model_id)
         answers.remember(request, registry, stamp, model_id, body)

@@ -247,7 +247,7 @@ def resolve(
                 version = versions.read_version(session, uri, actor=actor)
             body = bytes(JSONResponse(serialize.version_to_dict(version)).body)
             cached = (version.model_id, body)
-        registry.cache.put(key, stamp, cached)
+        registry.cache.put(key, stamp, cached, len(body))
     model_id, body = cached
     actor.require(Permission.READ, model_id)
     if moment is None:  # "at" may be relative ("1h ago"): only the parsed moment is a key
