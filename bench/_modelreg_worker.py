@@ -7,8 +7,10 @@ own), as ``python bench/_modelreg_worker.py WORKLOAD --url URL --params JSON --o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -119,10 +121,19 @@ def search(url: str, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def upload(url: str, p: dict[str, Any]) -> dict[str, Any]:
-    """Register a version whose one file is the big file (hash, upload, register)."""
+    """Register a version whose one file is the big file (hash, upload, register).
+
+    Also says, from outside the timed call, whether the client's digest cache already held
+    the file, and how long ago the file last changed (younger than 2 s, it is not recorded).
+    """
+    if p.get("digest_cache"):
+        os.environ["MODELREG_DIGEST_CACHE"] = p["digest_cache"]
     reg = modelreg.Registry(url)
     path = Path(p["path"])
     reg.list_models(page_size=1)  # open the connection before the clock starts
+    info = path.stat()
+    age = time.time() - max(info.st_mtime, info.st_ctime)
+    cached = _digest_cached(path)
     with own_rss() as rss:
         holder: list[Any] = []
         seconds = timed_once(lambda: holder.append(reg.register(p["model"], path, capture=False)))
@@ -132,7 +143,24 @@ def upload(url: str, p: dict[str, Any]) -> dict[str, Any]:
         "client_rss": rss.result(),
         "ref": f"{version.name}:{version.version}",
         "sha256": version.files[0].sha256 if version.files else None,
+        "file_age_s": round(age, 2),
+        "digest_cached": cached,
     }
+
+
+def _digest_cached(path: Path) -> bool:
+    """Whether the digest cache has an entry for ``path`` (read directly: the bench only)."""
+    cache = os.environ.get("MODELREG_DIGEST_CACHE", "")
+    if not cache or not Path(cache).is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{cache}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT 1 FROM digests WHERE path = ?", (str(path.resolve()),)
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None
 
 
 def download(url: str, p: dict[str, Any]) -> dict[str, Any]:

@@ -142,3 +142,5 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("MODELREG_URI", "MODELREG_DB", "MODELREG_ARTIFACTS", "MODELREG_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MODELREG_HOME", str(tmp_path / "default-home"))
+    # Nor the user's digest cache (~/.cache/modelreg): each test gets its own.
+    monkeypatch.setenv("MODELREG_DIGEST_CACHE", str(tmp_path / "digest-cache.sqlite"))

@@ -10,9 +10,10 @@ from urllib.parse import quote
 
 import httpx
 
+from modelreg.client._digest_cache import DigestCache, default_path
 from modelreg.client._files import LocalFile, write_verified
-from modelreg.digest import CHUNK, Progress, sha256_of
-from modelreg.errors import InvalidInput, RegistryError, Unavailable, rebuild
+from modelreg.digest import CHUNK, Progress
+from modelreg.errors import DigestMismatch, InvalidInput, RegistryError, Unavailable, rebuild
 from modelreg.names import parse_ref, parse_target, validate_alias, validate_model_name
 
 API = "/api/v1"
@@ -62,23 +63,24 @@ class _Body:
 
 
 class _Stream:
-    """``read()`` over a streamed HTTP response, for the verified copy."""
+    """``read()`` over a streamed HTTP response, for the verified copy.
+
+    Hands on each piece as it arrives (64 KiB from httpx): gathering them into larger chunks
+    only copied every byte once more before it was hashed and written.
+    """
 
     def __init__(self, response: httpx.Response) -> None:
-        self._chunks = response.iter_bytes(CHUNK)
-        self._buffer = b""
+        self._pieces = response.iter_bytes()
+        self._rest = b""
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                break
         if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+            data = self._rest + b"".join(self._pieces)
+            self._rest = b""
+            return data
+        piece = self._rest or next(self._pieces, b"")
+        self._rest = piece[size:]
+        return piece[:size] if self._rest else piece
 
 
 class HttpBackend:
@@ -145,32 +147,48 @@ class HttpBackend:
     def register(
         self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress | None
     ) -> dict[str, Any]:
-        """Hash each file, upload only the blobs the server lacks, then register atomically."""
+        """Hash each file, upload only the blobs the server lacks, then register atomically.
+
+        Digests come from the client's digest cache when a file is unchanged since it was
+        last hashed (``_digest_cache``), so re-registering a large file reads none of it.
+        """
         url = f"{_model_path(name)}/versions"
         manifest = []
-        for item in files:
-            with open(item.source, "rb") as fh:
-                digest, size = sha256_of(fh)
-            manifest.append({"path": item.path, "sha256": digest, "size": size})
-            blob = f"{API}/blobs/sha256:{digest}"
-            try:
-                have = self._http.head(blob).status_code == 200
-            except httpx.HTTPError as exc:
-                raise Unavailable(f"cannot reach {self.base_url}: {exc}", detail={}) from None
-            if have:
-                if progress is not None:
-                    progress(size)
-                continue
-            self._call(
-                "PUT",
-                blob,
-                content=_Body(item.source, progress),
-                headers={"content-type": "application/octet-stream", "content-length": str(size)},
-            )
+        with DigestCache(default_path()) as cache:
+            for item in files:
+                found = cache.digest(item.source)
+                try:
+                    self._upload(item, found.sha256, found.size, progress)
+                except DigestMismatch:
+                    if not found.cached:
+                        raise
+                    # The file changed in a way its stat did not show: hash it and retry.
+                    cache.forget(item.source)
+                    found = cache.digest(item.source)
+                    self._upload(item, found.sha256, found.size, progress)
+                manifest.append({"path": item.path, "sha256": found.sha256, "size": found.size})
         body = {k: v for k, v in meta.items() if v is not None}
         body["lineage"] = {k: v for k, v in (meta.get("lineage") or {}).items() if v is not None}
         body["files"] = manifest
         return self._obj("POST", url, json=body)
+
+    def _upload(self, item: LocalFile, digest: str, size: int, progress: Progress | None) -> None:
+        """Send ``item``'s bytes unless the server already has the blob."""
+        blob = f"{API}/blobs/sha256:{digest}"
+        try:
+            have = self._http.head(blob).status_code == 200
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot reach {self.base_url}: {exc}", detail={}) from None
+        if have:
+            if progress is not None:
+                progress(size)
+            return
+        self._call(
+            "PUT",
+            blob,
+            content=_Body(item.source, progress),
+            headers={"content-type": "application/octet-stream", "content-length": str(size)},
+        )
 
     def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]:
         """Register an empty model."""

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from modelreg.api.deps import ActorDep, Registry, RegistryDep
 from modelreg.api.mlflow._common import add_route, async_route, read_params
-from modelreg.api.routes.blobs import _BodyReader
+from modelreg.api.routes.blobs import receive_blob
 from modelreg.api.routes.versions import blob_response
-from modelreg.errors import InvalidInput
 from modelreg.services import tracking
 from modelreg.services.actor import Actor
 
@@ -56,12 +54,7 @@ async def upload_artifact(
 
     # Refuse a bad path before a single byte is stored.
     await run_in_threadpool(check)
-    limit = registry.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise InvalidInput(f"upload is larger than the limit of {limit} bytes", detail={})
-    reader = _BodyReader(request.stream().__aiter__(), limit)
-    info = await anyio.to_thread.run_sync(lambda: registry.store.put(reader))  # type: ignore[arg-type]
+    info = await receive_blob(request, registry.store, limit=registry.settings.max_upload_bytes)
 
     def record() -> None:
         with registry.write() as session:

@@ -164,6 +164,9 @@ def get_file(
     return blob_response(registry, digest, filename=path.rsplit("/", 1)[-1], size=size)
 
 
+SEND_CHUNK = 1024 * 1024
+
+
 def blob_response(registry: Any, digest: str, *, filename: str, size: int | None = None) -> Any:
     """Stream a blob as an attachment; a local store is served by path (sendfile, ``Range``)."""
     headers = {"x-content-sha256": digest}
@@ -172,19 +175,23 @@ def blob_response(registry: Any, digest: str, *, filename: str, size: int | None
     if local is not None:
         if not local.is_file():
             registry.store.size(digest)  # raises BlobNotFound
-        return FileResponse(
+        response = FileResponse(
             local,
             media_type="application/octet-stream",
             filename=filename,
             content_disposition_type=disposition,
             headers=headers,
         )
+        # Starlette reads 64 KiB per worker-thread hop; a MiB per hop sends a large blob at
+        # several times the speed (the hops, not the disk, were the limit).
+        response.chunk_size = SEND_CHUNK
+        return response
     handle = registry.store.open(digest)
     headers["content-disposition"] = f'attachment; filename="{filename}"'
     if size is not None:
         headers["content-length"] = str(size)
     return StreamingResponse(
-        iter(lambda: handle.read(1024 * 1024), b""),
+        iter(lambda: handle.read(SEND_CHUNK), b""),
         media_type="application/octet-stream",
         headers=headers,
     )
