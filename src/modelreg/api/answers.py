@@ -27,7 +27,7 @@ from modelreg.services.stamp import current as stamp_of
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-def answer_key(scope: Scope) -> Hashable | None:
+def answer_key(scope: Scope) -> tuple[str, str, bytes] | None:
     """The key a read's answer is cached under, or ``None`` for requests the fast path skips.
 
     Only GETs without a body: their answer depends on nothing but the path and query string
@@ -51,7 +51,10 @@ def remember(request: Request, registry: Registry, stamp: int, model_id: Any, bo
     """
     key = answer_key(request.scope)
     if key is not None:
-        registry.cache.put(key, stamp, (model_id, body), len(body))
+        # The key is the client's path and query string (up to ~80 KB): it counts too, or
+        # distinct queries with a long junk parameter would hold many times the byte budget.
+        nbytes = len(body) + len(key[1]) + len(key[2])
+        registry.cache.put(key, stamp, (model_id, body), nbytes)
 
 
 class CachedReads:

@@ -10,7 +10,7 @@ A hit needs the whole stat tuple to match. The ctime is in it because no user ca
 ``touch -d``, ``cp -p`` and ``rsync -t`` restore an mtime, but every one of them moves the
 ctime. Nothing the cache does can break a registration: a corrupt, locked, unwritable or
 foreign cache file only means the file is hashed, and the server still hashes every byte it
-receives.
+receives. The cache is used only in a folder that is the user's and that no one else can write.
 """
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ def default_path() -> Path | None:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("modelreg", appauthor=False)) / "digests.sqlite"
+
+
+def _require_private(path: Path) -> None:
+    """Raise ``PermissionError`` unless ``path`` is this user's and only they can write it."""
+    info = os.stat(path)
+    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+        raise PermissionError(f"{path} is not private to this user")
 
 
 def _signature(info: os.stat_result) -> str:
@@ -186,12 +193,12 @@ class DigestCache:
 
     def _open(self, path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Whoever can write the cache chooses the digests this client registers; so does
+        # whoever can write its folder: SQLite plays back a "-journal" file it finds there.
+        _require_private(path.parent)
         # Created private: it lists paths of the user's files.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        info = os.stat(path)
-        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
-            # Whoever can write the cache chooses the digests this client registers.
-            raise PermissionError(f"{path} is not private to this user")
+        _require_private(path)
         # Autocommit; a writer holding the lock (another process) is waited for briefly,
         # then the cache is skipped rather than the registration delayed.
         db = sqlite3.connect(path, timeout=1.0, isolation_level=None)

@@ -359,7 +359,8 @@ def add_route(
         if hit is None:
             answer: ModelAnswer = await run_in_threadpool(handler, registry, actor, params)
             hit = (answer.model_id, bytes(JSONResponse(answer.body).body))
-            registry.cache.put(key, stamp, hit, len(hit[1]))
+            # The key holds every query parameter the client sent: it counts to the budget.
+            registry.cache.put(key, stamp, hit, len(hit[1]) + len(key[2]))
         model_id, body = hit
         actor.require(Permission.READ, model_id)
         answers.remember(request, registry, stamp, model_id, body)
