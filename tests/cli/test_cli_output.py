@@ -93,8 +93,8 @@ def populated(run):
         (["tag", "fraud:1", "reviewed=yes"], ["fraud:1: tags", "reviewed=yes"]),
         (["describe", "fraud", "card fraud"], ["description updated"]),
         (["gc", "--dry-run"], ["would remove 0 blob(s)"]),
-        (["db", "current"], ["modelreg expects 0005"]),
-        (["db", "upgrade"], ["schema already at 0005"]),
+        (["db", "current"], ["modelreg expects 0006"]),
+        (["db", "upgrade"], ["schema already at 0006"]),
     ],
 )
 def test_human_output(populated, args, expected):

@@ -21,9 +21,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    event,
+    select,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
+from sqlalchemy.orm.util import identity_key
 
 from modelreg.db.base import Base, UTCDateTime, created_at, utcnow, uuid_pk
 from modelreg.names import Stage
@@ -127,7 +130,11 @@ class Version(Base):
         UniqueConstraint("model_id", "idempotency_key"),
         CheckConstraint("number >= 1", name="number_positive"),
         Index("ix_model_versions_model_id_stage", "model_id", "stage"),
-        Index("ix_model_versions_created_at", "created_at"),
+        # Searches list newest first, (created_at, id) descending: walking these indexes
+        # yields the rows in that order with the keys alone, across all models and within one,
+        # so a page stops after its rows instead of sorting every match.
+        Index("ix_model_versions_created_at_id", "created_at", "id"),
+        Index("ix_model_versions_model_id_created_at_id", "model_id", "created_at", "id"),
         # SECURITY.md rule 9: two concurrent promotions can never both leave a production
         # version behind; the database refuses the second even if the model lock were bypassed.
         Index(
@@ -246,6 +253,16 @@ class VersionMetric(Base):
         # Covering: a gate or filter probing one version's metric reads the value from the
         # index alone (measured at 1,000,000 versions: the probes dominated filtered search).
         Index("ix_version_metrics_version_id_key_value", "version_id", "key", "value"),
+        # A search across models filtering on a metric walks this newest first and reads the
+        # page straight off it (`search.versions_query`), instead of probing every version it
+        # walks past for its metric.
+        Index(
+            "ix_version_metrics_key_version_created_at_version_id_value",
+            "key",
+            "version_created_at",
+            "version_id",
+            "value",
+        ),
     )
 
     version_id: Mapped[uuid.UUID] = mapped_column(
@@ -253,6 +270,29 @@ class VersionMetric(Base):
     )
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+    # A copy of the version's created_at, which never changes: the order searches list
+    # versions in, kept next to the metric so an index can hold both. Filled in on insert.
+    version_created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@event.listens_for(VersionMetric, "before_insert")
+def _copy_version_created_at(_mapper: Any, _connection: Any, metric: VersionMetric) -> None:
+    # Whoever writes a metric, and whatever they set, the copy must equal the original. A
+    # version registered in this session is at hand; otherwise its row, inserted before its
+    # metrics, is read by a subquery in the metric's INSERT (which then goes alone rather
+    # than batched with its siblings).
+    session = object_session(metric)
+    version = (
+        session.identity_map.get(identity_key(Version, metric.version_id))
+        if session is not None
+        else None
+    )
+    created = version.__dict__.get("created_at") if version is not None else None
+    metric.version_created_at = (
+        created
+        if created is not None
+        else select(Version.created_at).where(Version.id == metric.version_id).scalar_subquery()
+    )
 
 
 class VersionDataset(Base):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
 from modelreg.db.tables import Model, ModelTag, PolicyRule, Tombstone, Version
@@ -213,7 +213,9 @@ def list_models(
     page_token: str | None = None,
 ) -> Page[Model]:
     """Models matching ``filter`` (the search language), ordered by name unless it says so."""
-    query = select(Model).options(selectinload(Model.tags), selectinload(Model.aliases))
+    # Only the rows: `serialize.models_to_dicts` reads a page's tags, aliases and versions in
+    # one query, where loading them onto each model here built thousands of ORM objects.
+    query = select(Model)
     readable = actor.readable_models()
     if readable is not None:
         query = query.where(Model.id.in_(readable))

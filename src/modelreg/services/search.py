@@ -19,6 +19,8 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from modelreg.db.tables import (
@@ -363,6 +365,123 @@ def apply(
     return query, [*order, *default_order]
 
 
+def _reads(table: Any, clauses: list[Any]) -> bool:
+    """Whether any of ``clauses`` (subqueries included) reads a column of ``table``."""
+    return any(
+        getattr(element, "table", None) is table
+        for clause in clauses
+        if clause is not None
+        for element in visitors.iterate(clause)
+    )
+
+
+def join_models(query: Select[Any], order: list[OrderKey]) -> Select[Any]:
+    """``query`` on versions, joined to their models when its filter or order reads a model.
+
+    Most searches never look at the model (``metrics.acc > 0.9``), and without the join the
+    database walks an index of versions alone instead of probing a model for every row.
+    """
+    if _reads(Model.__table__, [query.whereclause, *(expr for expr, _ in order)]):
+        return query.join(Model, Model.id == Version.model_id)
+    return query
+
+
+# A metric comparison that can drive a search: every match has that metric's row.
+_DRIVING_OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "in"})
+
+
+def _conjuncts(node: Node | None) -> list[Node]:
+    if node is None:
+        return []
+    if isinstance(node, BoolOp) and node.op == "and":
+        return list(node.operands)
+    return [node]
+
+
+def _is_metric_driver(node: Node) -> bool:
+    return (
+        isinstance(node, Compare)
+        and not node.negate
+        and node.op in _DRIVING_OPS
+        and len(node.field.parts) == 2
+        and node.field.parts[0].lower() == "metrics"
+    )
+
+
+def _pins_a_model(node: Node) -> bool:
+    return (
+        isinstance(node, Compare)
+        and not node.negate
+        and node.op in ("=", "in")
+        and node.field.parts[0].lower() == "name"
+    )
+
+
+def _swap_version_id(clause: Any, replacement: Any) -> Any:
+    versions = Version.__table__
+
+    def swap(element: Any, **_kw: Any) -> Any:
+        if getattr(element, "table", None) is versions and getattr(element, "key", "") == "id":
+            return replacement
+        return None
+
+    return visitors.replacement_traverse(clause, {}, swap)
+
+
+def versions_query(
+    text: str | None, *, readable: set[Any] | None
+) -> tuple[Select[Any], list[OrderKey]]:
+    """A search across models: the query selecting the matching version ids, and its order.
+
+    Newest first unless the text orders otherwise, and ``readable`` (model ids; ``None``: all)
+    limits it to what the actor may read. A search of every model on a metric
+    (``metrics.acc > 0.9 AND …``) in that default order walks the metric's index newest first
+    (the metric row carries its version's ``created_at``) and probes only the versions whose
+    metric matches, rather than walking every version and probing each for the metric. Both
+    find the same versions in the same order, so page tokens read the same either way.
+    """
+    parsed = parse(text or "")
+    conjuncts = _conjuncts(parsed.where)
+    driver = next((n for n in conjuncts if _is_metric_driver(n)), None)
+    if (
+        driver is None
+        or parsed.order_by
+        or readable is not None
+        or any(_pins_a_model(n) for n in conjuncts)
+    ):
+        # No metric to drive it, another order asked for, or the search is confined to some
+        # models (named, or all the actor may read): their versions, walked newest first
+        # through (model_id, created_at, id), may be far fewer than the metric's rows.
+        query = select(Version.id)
+        if readable is not None:
+            query = query.where(Version.model_id.in_(readable))
+        query, order = apply(
+            query,
+            text,
+            scope="versions",
+            # The version's id makes the order total, as keyset pages require.
+            default_order=[(Version.created_at, True), (Version.id, True)],
+        )
+        return join_models(query, order), order
+    assert isinstance(driver, Compare)
+    metric = aliased(VersionMetric, name="driver")
+    clauses: list[Any] = []
+    for node in conjuncts:
+        if node is driver:
+            clauses.append(metric.key == _key(node.field, 1))
+            clauses.append(_compare(node, metric.value, _as_number(node)))
+        else:
+            clauses.append(_compile(node, _version_clause))
+    clauses = [_swap_version_id(clause, metric.version_id) for clause in clauses]
+    query = select(metric.version_id).where(*clauses)
+    needs_model = _reads(Model.__table__, clauses)
+    if needs_model or _reads(Version.__table__, clauses):
+        query = query.join(Version, Version.id == metric.version_id)
+    if needs_model:
+        query = query.join(Model, Model.id == Version.model_id)
+    return query, [(metric.version_created_at, True), (metric.version_id, True)]
+
+
 def _fields(node: Node) -> list[str]:
     if isinstance(node, Compare):
         return [str(node.field)]
@@ -399,7 +518,9 @@ __all__ = [
     "Query",
     "Token",
     "apply",
+    "join_models",
     "parse",
     "tokenize",
     "version_condition",
+    "versions_query",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
@@ -456,17 +456,20 @@ def list_versions(
     model = get_model(session, name)
     actor.require(Permission.READ, model.id)
     # Only the rows: the doors serialize a page with `serialize.versions_to_dicts`.
-    query = select(Version).join(Model).where(Version.model_id == model.id)
     query, order = search.apply(
-        query, filter, scope="versions", default_order=[(Version.number, True)]
+        select(Version.id).where(Version.model_id == model.id),
+        filter,
+        scope="versions",
+        default_order=[(Version.number, True)],
     )
     return paginate(
         session,
-        query,
+        search.join_models(query, order),
         order=order,
         page_size=page_size,
         page_token=page_token,
         context=f"{name}\n{filter}",
+        load=Version,
     )
 
 
@@ -479,19 +482,15 @@ def search_versions(
     page_token: str | None = None,
 ) -> Page[Version]:
     """Versions of every model matching ``query_text``, newest first unless it orders otherwise."""
-    query = select(Version).join(Model)
-    readable = actor.readable_models()
-    if readable is not None:
-        query = query.where(Version.model_id.in_(readable))
-    query, order = search.apply(
-        query,
-        query_text,
-        scope="versions",
-        # Newest first; the version's id makes the order total, as keyset pages require.
-        default_order=[(Version.created_at, True), (Version.id, True)],
-    )
+    query, order = search.versions_query(query_text, readable=actor.readable_models())
     return paginate(
-        session, query, order=order, page_size=page_size, page_token=page_token, context=query_text
+        session,
+        query,
+        order=order,
+        page_size=page_size,
+        page_token=page_token,
+        context=query_text,
+        load=Version,
     )
 
 
@@ -643,32 +642,3 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
     session.delete(version)
     session.flush()
     return number
-
-
-def latest_numbers(session: Session, model_ids: Sequence[Any]) -> dict[Any, int]:
-    """The highest ready version number of each model."""
-    if not model_ids:
-        return {}
-    rows = session.execute(
-        select(Version.model_id, func.max(Version.number))
-        .where(Version.model_id.in_(model_ids), Version.status == VersionStatus.READY)
-        .group_by(Version.model_id)
-    )
-    return {model_id: number for model_id, number in rows}  # noqa: C416 (Rows are not pairs)
-
-
-def stage_holders(session: Session, model_ids: Sequence[Any]) -> dict[Any, dict[str, int]]:
-    """For each model, the newest version in each active stage (staging, production)."""
-    if not model_ids:
-        return {}
-    rows = session.execute(
-        select(Version.model_id, Version.stage, func.max(Version.number))
-        .where(Version.model_id.in_(model_ids), Version.stage.in_(["staging", "production"]))
-        .group_by(Version.model_id, Version.stage)
-    )
-    out: dict[Any, dict[str, int]] = {}
-    for model_id, stage, number in rows:
-        out.setdefault(model_id, {})[str(stage.value if hasattr(stage, "value") else stage)] = (
-            number
-        )
-    return out
