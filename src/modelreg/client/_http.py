@@ -10,10 +10,17 @@ from urllib.parse import quote
 
 import httpx
 
-from modelreg.client._digest_cache import DigestCache, default_path
+from modelreg.client._digest_cache import DigestCache, FileDigest, default_path
 from modelreg.client._files import LocalFile, write_verified
 from modelreg.digest import CHUNK, Progress
-from modelreg.errors import DigestMismatch, InvalidInput, RegistryError, Unavailable, rebuild
+from modelreg.errors import (
+    BlobNotFound,
+    DigestMismatch,
+    InvalidInput,
+    RegistryError,
+    Unavailable,
+    rebuild,
+)
 from modelreg.names import parse_ref, parse_target, validate_alias, validate_model_name
 
 API = "/api/v1"
@@ -23,6 +30,13 @@ DEFAULT_SCOPE = "*"
 def _model_path(name: str) -> str:
     # Validated first, so a name can never smuggle "..", "?" or "#" into the URL.
     return f"{API}/models/{quote(validate_model_name(name), safe='/')}"
+
+
+def _manifest(files: list[LocalFile], found: list[FileDigest]) -> list[dict[str, Any]]:
+    return [
+        {"path": item.path, "sha256": digest.sha256, "size": digest.size}
+        for item, digest in zip(files, found, strict=True)
+    ]
 
 
 def _target(text: str) -> str:
@@ -147,42 +161,74 @@ class HttpBackend:
     def register(
         self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress | None
     ) -> dict[str, Any]:
-        """Hash each file, upload only the blobs the server lacks, then register atomically.
+        """Hash each file, send the manifest, upload only the blobs the server lacks, register.
 
-        Digests come from the client's digest cache when a file is unchanged since it was
-        last hashed (``_digest_cache``), so re-registering a large file reads none of it.
+        The manifest goes first: when the server already has every blob (an unchanged file
+        registered again, or a shared one) that single request registers the version, and
+        otherwise the server's answer names each missing blob, which is then uploaded before
+        the manifest is sent again. Digests come from the client's digest cache when a file is
+        unchanged since it was last hashed (``_digest_cache``), so re-registering a large file
+        reads none of it.
         """
         url = f"{_model_path(name)}/versions"
-        manifest = []
-        with DigestCache(default_path()) as cache:
-            for item in files:
-                found = cache.digest(item.source)
-                try:
-                    self._upload(item, found.sha256, found.size, progress)
-                except DigestMismatch:
-                    if not found.cached:
-                        raise
-                    # The file changed in a way its stat did not show: hash it and retry.
-                    cache.forget(item.source)
-                    found = cache.digest(item.source)
-                    self._upload(item, found.sha256, found.size, progress)
-                manifest.append({"path": item.path, "sha256": found.sha256, "size": found.size})
         body = {k: v for k, v in meta.items() if v is not None}
         body["lineage"] = {k: v for k, v in (meta.get("lineage") or {}).items() if v is not None}
-        body["files"] = manifest
-        return self._obj("POST", url, json=body)
+        with DigestCache(default_path()) as cache:
+            found = [cache.digest(item.source) for item in files]
+            body["files"] = _manifest(files, found)
+            try:
+                created = self._obj("POST", url, json=body)
+            except BlobNotFound as exc:
+                listed = exc.detail.get("missing")
+                # A server that does not list what it lacks is asked blob by blob.
+                missing = {m.get("sha256") for m in listed} if isinstance(listed, list) else None
+                for i, item in enumerate(files):
+                    if missing is not None and found[i].sha256 not in missing:
+                        if progress is not None:
+                            progress(found[i].size)
+                        continue
+                    found[i] = self._upload_checked(cache, item, found[i], progress, missing)
+                body["files"] = _manifest(files, found)
+                return self._obj("POST", url, json=body)
+        if progress is not None:
+            for entry in found:
+                progress(entry.size)
+        return created
 
-    def _upload(self, item: LocalFile, digest: str, size: int, progress: Progress | None) -> None:
-        """Send ``item``'s bytes unless the server already has the blob."""
-        blob = f"{API}/blobs/sha256:{digest}"
+    def _upload_checked(
+        self,
+        cache: DigestCache,
+        item: LocalFile,
+        found: FileDigest,
+        progress: Progress | None,
+        missing: set[Any] | None,
+    ) -> FileDigest:
+        """Upload ``item``; a cached digest the server's hash disproves is recomputed first."""
         try:
-            have = self._http.head(blob).status_code == 200
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"cannot reach {self.base_url}: {exc}", detail={}) from None
-        if have:
-            if progress is not None:
-                progress(size)
-            return
+            self._upload(item, found.sha256, found.size, progress, ask=missing is None)
+        except DigestMismatch:
+            if not found.cached:
+                raise
+            # The file changed in a way its stat did not show: hash it and retry.
+            cache.forget(item.source)
+            found = cache.digest(item.source)
+            self._upload(item, found.sha256, found.size, progress, ask=True)
+        return found
+
+    def _upload(
+        self, item: LocalFile, digest: str, size: int, progress: Progress | None, *, ask: bool
+    ) -> None:
+        """Send ``item``'s bytes; with ``ask``, only if a HEAD shows the server lacks the blob."""
+        blob = f"{API}/blobs/sha256:{digest}"
+        if ask:
+            try:
+                have = self._http.head(blob).status_code == 200
+            except httpx.HTTPError as exc:
+                raise Unavailable(f"cannot reach {self.base_url}: {exc}", detail={}) from None
+            if have:
+                if progress is not None:
+                    progress(size)
+                return
         self._call(
             "PUT",
             blob,

@@ -107,7 +107,8 @@ class Lineage:
         )
 
 
-def _check_files(files: Sequence[FileSpec], store: BlobStore) -> list[FileSpec]:
+def _check_files(files: Sequence[FileSpec]) -> list[FileSpec]:
+    """The manifest with paths and digests validated, sorted by path (the store is not asked)."""
     if not files:
         raise InvalidInput("a version needs at least one file", detail={})
     if len(files) > MAX_FILES:
@@ -131,19 +132,35 @@ def _check_files(files: Sequence[FileSpec], store: BlobStore) -> list[FileSpec]:
         digest = check_digest(spec.sha256)
         if isinstance(spec.size, bool) or not isinstance(spec.size, int) or spec.size < 0:
             raise InvalidInput(f"invalid size for {path!r}", detail={"path": path})
-        # Blob first, metadata second (SECURITY.md rule 10): a row may only name bytes that are
-        # stored, complete, and of the declared size.
-        if not store.exists(digest):
-            raise BlobNotFound(
-                f"{path}: blob sha256:{digest} has not been uploaded", detail={"path": path}
-            )
-        if store.size(digest) != spec.size:
-            raise InvalidInput(
-                f"{path}: declared size {spec.size} does not match the stored blob",
-                detail={"path": path},
-            )
         clean.append(FileSpec(path, digest, spec.size))
     return sorted(clean, key=lambda f: f.path)
+
+
+def _require_blobs(files: Sequence[FileSpec], store: BlobStore) -> None:
+    """Every file's blob is stored, complete and of the declared size.
+
+    Blob first, metadata second (SECURITY.md rule 10): a row may only name bytes that are
+    stored. Asked only once the actor may register, so the answer tells no one else which
+    digests (or sizes) the store holds.
+    """
+    missing: list[dict[str, str]] = []
+    for spec in files:
+        if not store.exists(spec.sha256):
+            missing.append({"path": spec.path, "sha256": spec.sha256})
+        elif store.size(spec.sha256) != spec.size:
+            raise InvalidInput(
+                f"{spec.path}: declared size {spec.size} does not match the stored blob",
+                detail={"path": spec.path},
+            )
+    if missing:
+        # Every missing blob is named, so a client can send its manifest first and upload
+        # only what this lists (one round trip when the server already has every blob).
+        first = missing[0]["path"]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise BlobNotFound(
+            f"{first}: blob sha256:{missing[0]['sha256']} has not been uploaded{more}",
+            detail={"path": first, "missing": missing},
+        )
 
 
 def _check_environment(environment: dict[str, Any] | None) -> dict[str, Any]:
@@ -204,7 +221,7 @@ def register_version(
     version's first stage, recorded in its history; a second production version is a
     ``Conflict``.
     """
-    clean_files = _check_files(files, store)
+    clean_files = _check_files(files)
     clean_metrics = {k: validate_metric(k, v) for k, v in (metrics or {}).items()}
     clean_params: dict[str, str] = {}
     for key, value in (params or {}).items():
@@ -234,25 +251,12 @@ def register_version(
     model = ensure_model(session, name, actor=actor, lock=True)
     actor.require(Permission.VERSION_REGISTER, model.id)
     imports.check_rights(session, model, actor=actor, number=number, stage=initial)
+    _require_blobs(clean_files, store)
     if idempotency_key is not None:
-        existing = session.scalars(
-            select(Version).where(
-                Version.model_id == model.id, Version.idempotency_key == idempotency_key
-            )
-        ).one_or_none()
+        existing = _replayed(
+            session, model, idempotency_key, clean_files, clean_metrics, clean_params
+        )
         if existing is not None:
-            same = (
-                {(f.path, f.sha256) for f in existing.files}
-                == {(f.path, f.sha256) for f in clean_files}
-                and {m.key: m.value for m in existing.metrics} == clean_metrics
-                and {p.key: p.value for p in existing.params} == clean_params
-            )
-            if not same:
-                raise Conflict(
-                    f"idempotency key {idempotency_key!r} was used for version "
-                    f"{existing.number} with different files, metrics or params",
-                    detail={"version": existing.number},
-                )
             return existing
 
     parents: list[tuple[Version, str, int]] = []
@@ -310,6 +314,34 @@ def register_version(
     }
     _record_register(session, version, actor=actor, after=after, explicit=explicit, lineage=lineage)
     return version
+
+
+def _replayed(
+    session: Session,
+    model: Model,
+    key: str,
+    files: list[FileSpec],
+    metrics: dict[str, float],
+    params: dict[str, str],
+) -> Version | None:
+    """The version an earlier registration with idempotency ``key`` made, if the same."""
+    existing = session.scalars(
+        select(Version).where(Version.model_id == model.id, Version.idempotency_key == key)
+    ).one_or_none()
+    if existing is None:
+        return None
+    same = (
+        {(f.path, f.sha256) for f in existing.files} == {(f.path, f.sha256) for f in files}
+        and {m.key: m.value for m in existing.metrics} == metrics
+        and {p.key: p.value for p in existing.params} == params
+    )
+    if not same:
+        raise Conflict(
+            f"idempotency key {key!r} was used for version "
+            f"{existing.number} with different files, metrics or params",
+            detail={"version": existing.number},
+        )
+    return existing
 
 
 def _record_register(
