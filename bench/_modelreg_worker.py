@@ -54,7 +54,10 @@ def register(url: str, p: dict[str, Any]) -> dict[str, Any]:
         "concurrent": concurrent,
         "versions": len(numbers),
         "contiguous": numbers == list(range(1, len(numbers) + 1)),
-        "calls": "Registry.register(name, file, metrics=…): hash, HEAD blob, PUT blob, POST",
+        "calls": (
+            "Registry.register(name, file, metrics=…): POST the manifest "
+            "(PUT blob, POST again if the server lacks it)"
+        ),
     }
 
 
