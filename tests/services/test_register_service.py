@@ -159,3 +159,27 @@ def test_semver_ordering_and_search(engine, store, blob):
         found = versions.search_versions(session, "semver >= '1.0.0' ORDER BY semver", actor=ACTOR)
         assert [v.semver for v in found] == ["1.0.0", "1.2.0", "1.10.0"]
         assert search.parse("ORDER BY semver DESC").order_by[0].descending
+
+
+def test_a_new_version_and_its_model_share_one_timestamp_and_no_alias_query(engine, store, blob):
+    # The counter's UPDATE stamps the model, and a new version is known to have no aliases:
+    # registering writes each row once and reads nothing back to answer.
+    from sqlalchemy import event
+
+    from modelreg.services import serialize
+
+    register(engine, store, [blob])
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with transaction(engine, write=True) as session:
+        version = versions.register_version(session, store, name="m", files=[blob], actor=ACTOR)
+        answer = serialize.version_to_dict(version)
+    assert answer["aliases"] == []
+    assert answer["version"] == 2
+    assert not any("FROM aliases" in s for s in statements)
+    assert sum(s.lstrip().upper().startswith("UPDATE MODELS") for s in statements) == 1
+    with transaction(engine, write=False) as session:
+        model = session.scalars(select(Model)).one()
+        stored = session.scalars(select(Version).where(Version.number == 2)).one()
+        assert model.updated_at == stored.created_at == stored.updated_at
+        assert model.last_version == 2

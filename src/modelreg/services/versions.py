@@ -5,10 +5,12 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from modelreg.db.base import utcnow
 from modelreg.db.tables import (
@@ -269,7 +271,8 @@ def register_version(
         _check_semver_free(session, model, semver)
 
     explicit = number is not None
-    number = _allocate_number(session, model, number)
+    now = utcnow()
+    number = _allocate_number(session, model, number, now)
     version = Version(
         model_id=model.id,
         number=number,
@@ -301,8 +304,10 @@ def register_version(
         VersionParent(position=i, parent_id=p.id, parent_name=p.model.name, parent_number=num)
         for i, (p, _, num) in enumerate(parents)
     ]
+    # A new version has no aliases yet: known, so serializing it does not query for them.
+    set_committed_value(version, "aliases", [])
     session.add(version)
-    model.updated_at = version.created_at = version.updated_at = utcnow()
+    version.created_at = version.updated_at = now
     session.flush()
     after: dict[str, Any] = {
         "version": number,
@@ -394,19 +399,26 @@ def _check_semver_free(session: Session, model: Model, semver: str) -> None:
         )
 
 
-def _allocate_number(session: Session, model: Model, number: int | None) -> int:
-    """The new version's number: the counter plus one, or an explicit one above the counter."""
+def _allocate_number(session: Session, model: Model, number: int | None, now: datetime) -> int:
+    """The new version's number: the counter plus one, or an explicit one above the counter.
+
+    Either way the model's ``updated_at`` becomes ``now``.
+    """
     if number is None:
         # SECURITY.md rule 8: one atomic increment; the UNIQUE(model_id, number) constraint is
         # the backstop. A rollback of this transaction undoes the increment, so no gaps either.
+        # The same statement stamps the model, so the ORM needs no second UPDATE for it.
         allocated: int = session.execute(
             update(Model)
             .where(Model.id == model.id)
-            .values(last_version=Model.last_version + 1)
+            .values(last_version=Model.last_version + 1, updated_at=now)
             .returning(Model.last_version)
         ).scalar_one()
+        set_committed_value(model, "updated_at", now)
         return allocated
-    return imports.take_number(session, model, number)
+    taken = imports.take_number(session, model, number)
+    model.updated_at = now
+    return taken
 
 
 def _version_query(model: Model) -> Any:
