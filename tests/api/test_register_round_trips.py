@@ -8,6 +8,7 @@ may register (so it cannot be used to probe which digests the store holds).
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,74 @@ def test_who_may_not_register_learns_nothing_about_stored_blobs(
         assert [r.status_code for r in answers] == [403, 403]
         assert {r.json()["error"]["code"] for r in answers} == {"permission_denied"}
         assert all("missing" not in r.json()["error"]["detail"] for r in answers)
+
+
+def test_files_with_the_same_bytes_are_sent_once(
+    live_server: Any, requests_seen: Requests, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (folder / name).write_bytes(b"shared bytes")
+    with modelreg.Registry(live_server.url) as reg:
+        version = reg.register("m", folder, capture=False)
+    assert [p for m, p in requests_seen.seen if m == "PUT"] == [
+        f"{API}/blobs/sha256:{_sha(b'shared bytes')}"
+    ]
+    assert [f.path for f in version.files] == ["a.bin", "b.bin", "c.bin"]
+
+
+class WithoutMissingList:
+    """A server from before the manifest-first order: its 404 does not list what it lacks."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        held: list[Any] = []
+
+        async def hold(message: Any) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        start, *chunks = held
+        body = b"".join(m.get("body", b"") for m in chunks)
+        if start["status"] == 404:
+            error = json.loads(body)
+            error["error"]["detail"].pop("missing", None)
+            body = json.dumps(error).encode()
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_a_server_that_does_not_list_missing_blobs_is_asked_blob_by_blob(
+    live_server: Any, tmp_path: Path
+) -> None:
+    app = live_server.app
+    app.middleware_stack = app.build_middleware_stack()
+    recorder = Requests(WithoutMissingList(app.middleware_stack))
+    app.middleware_stack = recorder
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "kept.bin").write_bytes(b"kept")
+    with modelreg.Registry(live_server.url) as reg:
+        reg.register("m", folder / "kept.bin", capture=False)
+        (folder / "new.bin").write_bytes(b"new")
+        recorder.seen.clear()
+        version = reg.register("m", folder, capture=False)
+    assert recorder.kinds() == [
+        "POST versions",
+        "HEAD blob",
+        "HEAD blob",
+        "PUT blob",
+        "POST versions",
+    ]
+    assert {f.path: f.sha256 for f in version.files} == {
+        "kept.bin": _sha(b"kept"),
+        "new.bin": _sha(b"new"),
+    }

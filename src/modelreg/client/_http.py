@@ -188,6 +188,9 @@ class HttpBackend:
                             progress(found[i].size)
                         continue
                     found[i] = self._upload_checked(cache, item, found[i], progress, missing)
+                    if missing is not None:
+                        # Sent once: another file with the same bytes now finds it stored.
+                        missing.discard(found[i].sha256)
                 body["files"] = _manifest(files, found)
                 return self._obj("POST", url, json=body)
         if progress is not None:
