@@ -189,3 +189,38 @@ def unlogged_server_errors() -> Iterator[None]:
         yield
     finally:
         logger.disabled = was
+
+
+class RequestLog:
+    """An ASGI layer recording ``(method, path)`` of every HTTP request it passes on."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str]] = []
+
+    @property
+    def paths(self) -> list[str]:
+        """The paths seen, in order."""
+        return [path for _, path in self.seen]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
+
+
+def log_requests(app: Any, behind: type | None = None) -> RequestLog:
+    """Record the requests a running app serves: all of them, or what its ``behind`` layer
+    passes on (``CachedReads``: the requests it did not answer from memory)."""
+    if app.middleware_stack is None:
+        app.middleware_stack = app.build_middleware_stack()
+    if behind is None:
+        log = RequestLog(app.middleware_stack)
+        app.middleware_stack = log
+        return log
+    layer = app.middleware_stack
+    while not isinstance(layer, behind):
+        layer = layer.app
+    log = RequestLog(layer.app)
+    layer.app = log
+    return log

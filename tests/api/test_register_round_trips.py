@@ -16,34 +16,19 @@ import httpx
 import pytest
 
 import modelreg
+from server_process import RequestLog, log_requests
 
 API = "/api/v1"
 
 
-class Requests:
-    """Records (method, path) of every HTTP request that reaches the app."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.seen: list[tuple[str, str]] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.seen.append((scope["method"], scope["path"]))
-        await self.app(scope, receive, send)
-
-    def kinds(self) -> list[str]:
-        """Each request as ``METHOD what``, blob digests left out."""
-        return [f"{m} {'blob' if '/blobs/' in p else 'versions'}" for m, p in self.seen]
+def _kinds(log: RequestLog) -> list[str]:
+    """Each request as ``METHOD what``, blob digests left out."""
+    return [f"{m} {'blob' if '/blobs/' in p else 'versions'}" for m, p in log.seen]
 
 
 @pytest.fixture
-def requests_seen(live_server: Any) -> Requests:
-    app = live_server.app
-    app.middleware_stack = app.build_middleware_stack()
-    recorder = Requests(app.middleware_stack)
-    app.middleware_stack = recorder
-    return recorder
+def requests_seen(live_server: Any) -> RequestLog:
+    return log_requests(live_server.app)
 
 
 def _sha(data: bytes) -> str:
@@ -51,17 +36,17 @@ def _sha(data: bytes) -> str:
 
 
 def test_a_new_file_is_uploaded_once_and_a_stored_one_not_at_all(
-    live_server: Any, requests_seen: Requests, tmp_path: Path
+    live_server: Any, requests_seen: RequestLog, tmp_path: Path
 ) -> None:
     artifact = tmp_path / "model.bin"
     artifact.write_bytes(b"weights v1")
     with modelreg.Registry(live_server.url) as reg:
         first = reg.register("m", artifact, capture=False)
-        assert requests_seen.kinds() == ["POST versions", "PUT blob", "POST versions"]
+        assert _kinds(requests_seen) == ["POST versions", "PUT blob", "POST versions"]
         requests_seen.seen.clear()
         again = reg.register("m", artifact, metrics={"acc": 0.9}, capture=False)
         # The server has the blob: the manifest alone registers the version.
-        assert requests_seen.kinds() == ["POST versions"]
+        assert _kinds(requests_seen) == ["POST versions"]
         assert [first.version, again.version] == [1, 2]
         assert again.files[0].sha256 == _sha(b"weights v1")
         out = reg.download("m:2", tmp_path / "out")
@@ -69,7 +54,7 @@ def test_a_new_file_is_uploaded_once_and_a_stored_one_not_at_all(
 
 
 def test_only_the_missing_blobs_of_a_folder_are_sent(
-    live_server: Any, requests_seen: Requests, tmp_path: Path
+    live_server: Any, requests_seen: RequestLog, tmp_path: Path
 ) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
@@ -83,7 +68,7 @@ def test_only_the_missing_blobs_of_a_folder_are_sent(
         version = reg.register("m", folder, capture=False)
     puts = [p for m, p in requests_seen.seen if m == "PUT"]
     assert sorted(puts) == sorted(f"{API}/blobs/sha256:{_sha(b)}" for b in (b"new weights", b"[]"))
-    assert requests_seen.kinds().count("POST versions") == 2
+    assert _kinds(requests_seen).count("POST versions") == 2
     assert {f.path: f.sha256 for f in version.files} == {
         "config.json": _sha(b"{}"),
         "tokenizer.json": _sha(b"[]"),
@@ -141,7 +126,7 @@ def test_who_may_not_register_learns_nothing_about_stored_blobs(
 
 
 def test_files_with_the_same_bytes_are_sent_once(
-    live_server: Any, requests_seen: Requests, tmp_path: Path
+    live_server: Any, requests_seen: RequestLog, tmp_path: Path
 ) -> None:
     folder = tmp_path / "model"
     folder.mkdir()
@@ -187,9 +172,8 @@ def test_a_server_that_does_not_list_missing_blobs_is_asked_blob_by_blob(
     live_server: Any, tmp_path: Path
 ) -> None:
     app = live_server.app
-    app.middleware_stack = app.build_middleware_stack()
-    recorder = Requests(WithoutMissingList(app.middleware_stack))
-    app.middleware_stack = recorder
+    recorder = log_requests(app)
+    recorder.app = WithoutMissingList(recorder.app)
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "kept.bin").write_bytes(b"kept")
@@ -198,7 +182,7 @@ def test_a_server_that_does_not_list_missing_blobs_is_asked_blob_by_blob(
         (folder / "new.bin").write_bytes(b"new")
         recorder.seen.clear()
         version = reg.register("m", folder, capture=False)
-    assert recorder.kinds() == [
+    assert _kinds(recorder) == [
         "POST versions",
         "HEAD blob",
         "HEAD blob",

@@ -17,30 +17,14 @@ from modelreg.db.session import make_engine, transaction
 from modelreg.services import models
 from modelreg.services.actor import Actor
 from modelreg.services.stamp import StampedCache
+from server_process import RequestLog, log_requests
 
 MLFLOW = "/api/2.0/mlflow"
 
 
-class Passed:
-    """Records the requests ``CachedReads`` handed on to the router instead of answering."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.paths: list[str] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.paths.append(scope["path"])
-        await self.app(scope, receive, send)
-
-
-def _count_passed(app: Any) -> Passed:
-    layer = app.middleware_stack
-    while not isinstance(layer, CachedReads):
-        layer = layer.app
-    passed = Passed(layer.app)
-    layer.app = passed
-    return passed
+def _count_passed(app: Any) -> RequestLog:
+    """Record what the running server's ``CachedReads`` layer passes on, to see hits."""
+    return log_requests(app, behind=CachedReads)
 
 
 def _held_bytes(cache: StampedCache) -> int:

@@ -22,6 +22,7 @@ from modelreg.db.session import make_engine, transaction
 from modelreg.services import auth
 from modelreg.services.stamp import SqliteStampReader, StampedCache
 from modelreg.services.stamp import current as stamp_of
+from server_process import RequestLog, log_requests
 
 
 def test_an_alias_moved_elsewhere_is_seen_by_the_next_resolve(home: Path, live_server, tmp_path):
@@ -107,27 +108,9 @@ def test_the_cache_is_bounded_by_bytes_whatever_the_keys():
 # -- the fast path: remembered answers served before routing (api/answers.py) ----------------
 
 
-class Passed:
-    """Counts the requests ``CachedReads`` handed on to the router instead of answering."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.paths: list[str] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.paths.append(scope["path"])
-        await self.app(scope, receive, send)
-
-
-def _count_passed(app: Any) -> Passed:
-    """Wrap what the running server's ``CachedReads`` layer passes on, to see hits."""
-    layer = app.middleware_stack
-    while not isinstance(layer, CachedReads):
-        layer = layer.app
-    passed = Passed(layer.app)
-    layer.app = passed
-    return passed
+def _count_passed(app: Any) -> RequestLog:
+    """Record what the running server's ``CachedReads`` layer passes on, to see hits."""
+    return log_requests(app, behind=CachedReads)
 
 
 def _without_date(response: httpx.Response) -> dict[str, str]:
