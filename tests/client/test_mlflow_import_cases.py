@@ -218,7 +218,7 @@ def test_production_here_stays_production(registry, fake, tmp_path):
     registry.register("m", tmp_path / "f", capture=False, number=1, stage="production")
     fake.model("m")
     fake.version("m", 2, {"a": b"2"}, current_stage="Production")
-    summary = run(registry, fake)
+    summary = run(registry, fake, keep_stages=True)
     model = outcome(summary, "m")
     assert [(v.version, v.stage) for v in model.versions] == [(2, "archived")]
     assert any("version 1 already holds production here" in n for n in model.notes)

@@ -15,14 +15,16 @@ from modelreg import errors
 from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
 from modelreg.db.tables import AuditEvent, HistoryEntry, HistoryKind, Role
-from modelreg.services import lifecycle, models, versions
+from modelreg.services import lifecycle, models, policies, versions
 from modelreg.services.actor import Actor
+from modelreg.services.policies import RuleSpec
 from service_db import ServiceRegistry, engine_for, migrated_template
 
 ADMIN = Actor("dave", superuser=False, grants={None: Role.ADMIN})
 APPROVER = Actor("bob", superuser=False, grants={None: Role.APPROVER})
 CONTRIBUTOR = Actor("alice", superuser=False, grants={None: Role.CONTRIBUTOR})
 IMPORTED = "http://mlflow.example:5000/#/models/m/versions/"
+BYPASS = "; stage applied by an admin at registration, bypassing the promotion policy"
 
 
 @pytest.fixture(scope="module")
@@ -130,13 +132,48 @@ class TestFirstStage:
     def test_sets_the_stage_and_records_the_move(self, reg, stage):
         lineage = versions.Lineage(imported_from=IMPORTED + "2")
         assert register(reg, number=2, stage=stage, lineage=lineage) == (2, stage.lower())
-        assert stage_history(reg) == [(2, "none", stage.lower(), f"imported from {IMPORTED}2")]
+        assert stage_history(reg) == [
+            (2, "none", stage.lower(), f"imported from {IMPORTED}2{BYPASS}")
+        ]
         _, _, after = last_event(reg)
         assert after["stage"] == stage.lower()
 
     def test_without_an_import_the_reason_says_so(self, reg):
         register(reg, stage="staging")
-        assert stage_history(reg) == [(1, "none", "staging", "stage given at registration")]
+        assert stage_history(reg) == [
+            (1, "none", "staging", f"stage given at registration{BYPASS}")
+        ]
+
+    def test_a_first_stage_is_audited_as_an_import_bypassing_the_policy(self, reg):
+        # Issue 18: an import that keeps MLflow's Production skips a 2-approval rule; the audit
+        # log says so, with the rule it skipped, in an event of its own after the registration.
+        with transaction(reg.engine, write=True) as session:
+            policies.set_rule(session, "*", "production", RuleSpec(approvals=2), actor=ADMIN)
+        lineage = versions.Lineage(imported_from=IMPORTED + "3")
+        register(reg, number=3, stage="production", lineage=lineage)
+        with transaction(reg.engine, write=False) as session:
+            events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).all()
+            stage, registered = events[0], events[1]
+            assert (registered.action, stage.action) == (
+                "registry:version:register",
+                "registry:version:stage",
+            )
+            assert stage.target == "m:3"
+            assert stage.before == {"stage": "none"}
+            assert stage.after["action"] == "import"
+            assert stage.after["stage"] == "production"
+            assert stage.after["imported_from"] == IMPORTED + "3"
+            assert stage.after["bypassed_rule"]["approvals"] == 2
+            assert "bypassing the promotion policy" in stage.reason
+
+    def test_a_first_stage_with_no_rule_says_none_was_bypassed(self, reg):
+        register(reg, number=1, stage="staging")
+        action, _, after = last_event(reg)
+        assert (action, after["action"], after["bypassed_rule"]) == (
+            "registry:version:stage",
+            "import",
+            None,
+        )
 
     def test_none_is_no_move_and_needs_no_admin(self, reg):
         assert register(reg, actor=CONTRIBUTOR, stage="none") == (1, "none")

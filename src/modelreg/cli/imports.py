@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from modelreg.cli.output import Ctx, emit, json_option
+from modelreg.client._mlflow_source import SourceLimits
 
+DEFAULT_LIMITS = SourceLimits()
 WORDS = {
     "imported": "imported",
     "planned": "would import",
@@ -53,41 +55,90 @@ def import_group() -> None:
     help="Only models whose name matches this glob, e.g. 'fraud*' (case-sensitive).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be imported; change nothing.")
+@click.option(
+    "--keep-stages",
+    is_flag=True,
+    help="Give each version its MLflow stage as it is, bypassing this registry's promotion "
+    "policy (gates and approvals); each such stage is audited as applied by the import. "
+    "Without it, versions get no stage and the summary says how to promote them.",
+)
+@click.option(
+    "--max-time",
+    "max_seconds",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_LIMITS.max_seconds,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop the import after this long (run it again to go on).",
+)
+@click.option(
+    "--max-pages",
+    type=click.IntRange(min=1),
+    default=DEFAULT_LIMITS.max_pages,
+    show_default=True,
+    metavar="N",
+    help="Pages one MLflow listing may have (100 models or 200 versions a page).",
+)
 @json_option
 @click.pass_obj
-def mlflow(obj: Ctx, source: str, pattern: str, dry_run: bool, as_json: bool) -> None:
+def mlflow(
+    obj: Ctx,
+    source: str,
+    pattern: str,
+    dry_run: bool,
+    keep_stages: bool,
+    max_seconds: float,
+    max_pages: int,
+    as_json: bool,
+) -> None:
     """Copy an MLflow server's registered models, versions and files into this registry.
 
-    Versions keep their MLflow numbers (gaps included), description, tags and stage; files
-    are copied byte for byte; model descriptions, tags and aliases follow. Each version's
-    lineage records the MLflow run id, its source URI and the version it was imported from.
-    Run metrics and params are copied too.
+    Versions keep their MLflow numbers (gaps included), description and tags; files are
+    copied byte for byte; model descriptions, tags and aliases follow. Each version's lineage
+    records the MLflow run id, its source URI and the version it was imported from. Run
+    metrics and params are copied too.
 
     \b
-    Stages: None, Staging, Archived map to none, staging, archived. MLflow allows several
-    Production versions; modelreg keeps one, so the newest is production and older ones are
-    archived (the summary says so).
+    Stages: by default versions are imported with no stage, since a stage here is a
+    promotion through this registry's policy; the summary lists MLflow's stages and the
+    `modelreg promote` commands that apply them. With --keep-stages MLflow's stages are
+    applied as they are (admin, bypassing the policy, audited): None, Staging, Archived map
+    to none, staging, archived; MLflow allows several Production versions, modelreg keeps
+    one, so the newest is production and older ones are archived (the summary says so).
 
     Running it again imports only what is missing: a run that was interrupted is finished by
-    running it again. Nothing already in the registry is overwritten. Only files in the MLflow
-    server's own artifact store (mlflow-artifacts:/) are fetched; versions stored elsewhere
-    (s3://, file://…) are skipped with the reason. Against a server, keeping numbers and
-    stages needs an admin token.
+    running it again. Nothing already in the registry is overwritten, and a version here that
+    claims to be a copy counts as one only if its files (paths, sizes, SHA-256) are MLflow's;
+    checking reads those files from MLflow again. Only files in the MLflow server's own
+    artifact store (mlflow-artifacts:/) are fetched; versions stored elsewhere (s3://,
+    file://…) are skipped with the reason. The MLflow server is not trusted: no redirects are
+    followed, a file is read only up to the size its listing gives, answers and listings are
+    bounded (--max-pages), and so is the whole run (--max-time). Against a server, keeping
+    numbers and stages needs an admin token.
 
     \b
     Example:
       modelreg import mlflow --from http://127.0.0.1:5000 --dry-run
       modelreg import mlflow --from http://127.0.0.1:5000 --models 'fraud*'
+      modelreg import mlflow --from http://127.0.0.1:5000 --keep-stages
       modelreg --registry http://modelreg:8080 import mlflow --from http://mlflow:5000 --json
 
     Exit codes: 0 everything imported or already here; 6 only conflicts with versions already
-    here; 1 other failures (see the summary), an unreachable server or one that is not MLflow.
+    here; 1 other failures (see the summary), an unreachable server, one that is not MLflow
+    or one that breaks the limits.
     """
     from modelreg.client.mlflow_import import import_mlflow
 
+    limits = SourceLimits(max_pages=max_pages, max_seconds=max_seconds)
     with _Bar() as progress:
         summary = import_mlflow(
-            obj.registry, source, models=pattern, dry_run=dry_run, progress=progress
+            obj.registry,
+            source,
+            models=pattern,
+            dry_run=dry_run,
+            keep_stages=keep_stages,
+            limits=limits,
+            progress=progress,
         )
     if as_json:
         emit(summary.to_dict())
@@ -180,6 +231,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 detail = v["reason"]
             else:
                 detail = f"{v['stage']:<10}  {v['files']} file(s), {v['bytes']:,} bytes"
+                if v["mlflow_stage"] != v["stage"]:
+                    detail += f"  (MLflow: {v['mlflow_stage']}, not applied)"
             click.echo(f"  {v['version']:>4}  {WORDS[v['status']]:<12}  {detail}")
             for note in v["notes"]:
                 click.echo(f"        note: {note}")

@@ -17,13 +17,16 @@ from modelreg.errors import Conflict
 class VersionResult:
     """What happened to one MLflow version.
 
-    ``status`` is ``imported``, ``present`` (copied by an earlier run), ``planned`` (dry run),
-    ``skipped`` (cannot be imported by design: see ``reason``) or ``failed``.
+    ``status`` is ``imported``, ``present`` (copied by an earlier run, files checked),
+    ``planned`` (dry run), ``skipped`` (cannot be imported by design: see ``reason``) or
+    ``failed``. ``stage`` is the stage given here, ``mlflow_stage`` the one MLflow's stage maps
+    to (they differ unless the import keeps stages).
     """
 
     version: int
     status: str
     stage: str = "none"
+    mlflow_stage: str = "none"
     files: int = 0
     bytes: int = 0
     reason: str = ""

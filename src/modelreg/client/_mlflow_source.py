@@ -3,21 +3,29 @@
 Only the server given with ``--from`` is ever contacted, and only through its registry, run and
 artifact endpoints: a version whose files live anywhere else (``s3://``, ``file://``, another
 host) is reported, never fetched (SECURITY.md rule 1).
+
+The server is not trusted either (SECURITY.md rule 18): no redirect is followed, every JSON
+answer is read up to ``SourceLimits.max_json_bytes``, a listing stops after
+``SourceLimits.max_pages`` pages or on a page token it has seen before, a file is read only up
+to the size its listing gave, and the whole import stops after ``SourceLimits.max_seconds``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import posixpath
+import re
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from modelreg.digest import CHUNK
 from modelreg.errors import InvalidInput, Unauthenticated, Unavailable
 from modelreg.names import validate_manifest_path
 
@@ -26,10 +34,53 @@ ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 ARTIFACT_SCHEME = "mlflow-artifacts"
 MAX_FILES = 100_000
 MAX_DEPTH = 64
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")
 
 
 class SourceError(Exception):
     """One answer of the MLflow server was not what the import needs (that item fails)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLimits:
+    """How much an import accepts from its MLflow server before it stops (SECURITY.md rule 18).
+
+    Attributes:
+        max_pages: pages of one listing (models, or one model's versions); MLflow's pages hold
+            100 models or 200 versions, so the default allows 100,000 models.
+        max_seconds: the whole import; past it the import stops, and running it again goes on
+            where it stopped.
+        max_json_bytes: one JSON answer (a listing page, a run, an error).
+    """
+
+    max_pages: int = 1000
+    max_seconds: float = 24 * 3600.0
+    max_json_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A response whose body was read within the limits."""
+
+    status: int
+    body: bytes = field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        """The body as JSON, or ``None`` when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
+            return None
+
+    def why(self) -> str:
+        """MLflow's error message, if the answer carries one."""
+        data = self.json()
+        message = data.get("message") if isinstance(data, dict) else None
+        return f" ({str(message)[:300]})" if message else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +89,7 @@ class SourceFile:
 
     path: str  # relative to the version's artifact root
     remote: str  # the artifact path to fetch
-    size: int | None
+    size: int
 
 
 def _credentials(url: str) -> tuple[str, httpx.Auth | None, dict[str, str]]:
@@ -73,13 +124,21 @@ class MlflowSource:
             ``MLFLOW_TRACKING_TOKEN`` (Bearer) or ``MLFLOW_TRACKING_USERNAME`` /
             ``MLFLOW_TRACKING_PASSWORD`` (Basic) are sent as MLflow's own client sends them.
         timeout: seconds per request.
+        limits: how much to accept from the server; the time limit counts from here.
         transport: an httpx transport (tests).
     """
 
     def __init__(
-        self, url: str, *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        limits: SourceLimits | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url, auth, headers = _credentials(url)
+        self.limits = limits or SourceLimits()
+        self._deadline = time.monotonic() + self.limits.max_seconds
         self._parts = urlsplit(self.url)
         self._http = httpx.Client(
             base_url=self.url,
@@ -103,29 +162,62 @@ class MlflowSource:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+    def _check_time(self) -> None:
+        if time.monotonic() > self._deadline:
+            # Unavailable is fatal to the import: every later request would stop here too.
+            raise Unavailable(
+                f"the import from {self.url} ran longer than its limit of "
+                f"{self.limits.max_seconds:g} seconds (--max-time) and stopped; what it "
+                "imported is complete, and running it again goes on from there",
+                detail={"from": self.url, "max_seconds": self.limits.max_seconds},
+            )
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> _Answer:
+        self._check_time()
+        limit = self.limits.max_json_bytes
         try:
-            return self._http.get(path, params=params)
+            with self._http.stream("GET", path, params=params) as response:
+                return _Answer(response.status_code, self._read(response, path, limit))
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"cannot reach the MLflow server at {self.url}: {exc}", detail={"from": self.url}
             ) from None
+        except httpx.DecodingError as exc:
+            raise SourceError(f"GET {path}: the answer cannot be decoded: {exc}") from None
+
+    def _read(self, response: httpx.Response, path: str, limit: int) -> bytes:
+        """The body of ``response``, refused as soon as it grows past ``limit`` bytes."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise SourceError(
+                f"GET {path}: the answer is {int(declared):,} bytes, more than the "
+                f"{limit:,} an import accepts"
+            )
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise SourceError(
+                    f"GET {path}: the answer is larger than the {limit:,} bytes an import accepts"
+                )
+            self._check_time()
+        return bytes(body)
 
     def _json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self._get(path, params)
-        if not response.is_success:
-            raise SourceError(f"GET {path} answered HTTP {response.status_code}{_why(response)}")
-        try:
-            data = response.json()
-        except ValueError:
-            raise SourceError(f"GET {path} did not answer JSON") from None
+        answer = self._get(path, params)
+        if not answer.ok:
+            raise SourceError(f"GET {path} answered HTTP {answer.status}{answer.why()}")
+        data = answer.json()
+        if data is None:
+            raise SourceError(f"GET {path} did not answer JSON")
         if not isinstance(data, dict):
             raise SourceError(f"GET {path} did not answer a JSON object")
         return data
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         token: str | None = None
-        while True:
+        seen: set[str] = set()
+        for _ in range(self.limits.max_pages):
             data = self._json(path, {**params, **({"page_token": token} if token else {})})
             items = data.get(key) or []
             if not isinstance(items, list):
@@ -134,32 +226,46 @@ class MlflowSource:
             token = data.get("next_page_token") or None
             if token is None:
                 return
+            if not isinstance(token, str):
+                raise SourceError(f"GET {path}: next_page_token is not a string")
+            if token in seen:
+                raise SourceError(
+                    f"GET {path}: the server sent page token {token[:60]!r} a second time; "
+                    "stopped (the listing would never end)"
+                )
+            seen.add(token)
+        raise SourceError(
+            f"GET {path}: more than {self.limits.max_pages:,} pages; stopped (raise --max-pages "
+            "for a registry this large)"
+        )
 
     # -- the registry --------------------------------------------------------------------
 
     def check(self) -> None:
         """Make sure the URL answers as an MLflow server with a model registry."""
         path = f"{REGISTRY}/registered-models/search"
-        response = self._get(path, {"max_results": 1})
-        if response.status_code in (401, 403):
+        try:
+            answer = self._get(path, {"max_results": 1})
+        except SourceError as exc:
+            raise InvalidInput(
+                f"{self.url} does not answer as an MLflow server: {exc}", detail={"from": self.url}
+            ) from None
+        if answer.status in (401, 403):
             raise Unauthenticated(
                 f"the MLflow server at {self.url} refused the request (HTTP "
-                f"{response.status_code}); set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME "
+                f"{answer.status}); set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME "
                 "and MLFLOW_TRACKING_PASSWORD",
-                detail={"from": self.url, "status": response.status_code},
+                detail={"from": self.url, "status": answer.status},
             )
-        try:
-            data = response.json() if response.is_success else None
-        except ValueError:
-            data = None
+        data = answer.json() if answer.ok else None
         if not isinstance(data, dict) or not set(data) <= {
             "registered_models",
             "next_page_token",
         }:
             raise InvalidInput(
                 f"{self.url} does not answer as an MLflow server: GET {path} gave HTTP "
-                f"{response.status_code}{_why(response)}",
-                detail={"from": self.url, "status": response.status_code},
+                f"{answer.status}{answer.why()}",
+                detail={"from": self.url, "status": answer.status},
             )
 
     def registered_models(self) -> Iterator[dict[str, Any]]:
@@ -193,14 +299,14 @@ class MlflowSource:
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         """A run's data (metrics, params), or ``None`` when the server does not know it."""
-        response = self._get(f"{REGISTRY}/runs/get", {"run_id": run_id})
-        if response.status_code in (400, 404):
+        answer = self._get(f"{REGISTRY}/runs/get", {"run_id": run_id})
+        if answer.status in (400, 404):
             return None
-        if not response.is_success:
-            raise SourceError(f"runs/get answered HTTP {response.status_code}{_why(response)}")
+        if not answer.ok:
+            raise SourceError(f"runs/get answered HTTP {answer.status}{answer.why()}")
         try:
-            data = response.json().get("run", {}).get("data", {})
-        except (ValueError, AttributeError):
+            data = answer.json().get("run", {}).get("data", {})
+        except AttributeError:
             return None
         return data if isinstance(data, dict) else None
 
@@ -245,47 +351,90 @@ class MlflowSource:
                 if entry.get("is_dir"):
                     pending.append((remote, f"{rel}/", depth + 1))
                     continue
-                size = entry.get("file_size")
-                found.append(SourceFile(rel, remote, int(size) if size is not None else None))
+                found.append(SourceFile(rel, remote, _size(entry.get("file_size"), rel)))
                 if len(found) > MAX_FILES:
                     raise SourceError(f"{root}: more than {MAX_FILES} files")
         return sorted(found, key=lambda f: f.path)
 
-    def fetch(self, item: SourceFile, dest: Path, progress: Callable[[int], None] | None) -> int:
-        """Stream one file into ``dest`` and check its size against the listing's."""
+    def fetch(
+        self, item: SourceFile, dest: Path, progress: Callable[[int], None] | None
+    ) -> tuple[int, str]:
+        """Stream one file into ``dest``; its size and SHA-256.
+
+        Raises ``SourceError`` as soon as the server sends more bytes than the listing gave
+        (before they are written), or when it ends short.
+        """
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "wb") as out:
+            return self._stream(item, out.write, progress)
+
+    def sha256(self, item: SourceFile) -> str:
+        """The SHA-256 of one file, read within its listed size and not kept."""
+        return self._stream(item, None, None)[1]
+
+    def _stream(
+        self,
+        item: SourceFile,
+        write: Callable[[bytes], Any] | None,
+        progress: Callable[[int], None] | None,
+    ) -> tuple[int, str]:
         url = f"{ARTIFACTS}/{quote(item.remote, safe='/')}"
         written = 0
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        self._check_time()
         try:
-            with self._http.stream("GET", url) as response:
+            # identity: the bytes counted are the bytes listed, not a compressed form of them.
+            with self._http.stream("GET", url, headers={"accept-encoding": "identity"}) as response:
                 if not response.is_success:
+                    why = _Answer(
+                        response.status_code,
+                        self._read(response, item.path, self.limits.max_json_bytes),
+                    ).why()
+                    raise SourceError(f"{item.path}: GET answered HTTP {response.status_code}{why}")
+                declared = response.headers.get("content-length", "")
+                if (
+                    declared.isdigit()
+                    and "content-encoding" not in response.headers
+                    and int(declared) > item.size
+                ):
                     raise SourceError(
-                        f"{item.path}: GET answered HTTP {response.status_code}{_why(response)}"
+                        f"{item.path}: the server announced {int(declared):,} bytes, more than "
+                        f"the {item.size:,} the listing said; not read"
                     )
-                with open(dest, "wb") as out:
-                    for chunk in response.iter_bytes(CHUNK):
-                        out.write(chunk)
-                        written += len(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
+                for chunk in response.iter_bytes():
+                    if written + len(chunk) > item.size:
+                        raise SourceError(
+                            f"{item.path}: the server sent more than the {item.size:,} bytes "
+                            "the listing said; stopped reading"
+                        )
+                    if write is not None:
+                        write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                    self._check_time()
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"lost the MLflow server at {self.url} while fetching {item.path}: {exc}",
                 detail={"from": self.url},
             ) from None
-        if item.size is not None and written != item.size:
+        except httpx.DecodingError as exc:
+            raise SourceError(f"{item.path}: the answer cannot be decoded: {exc}") from None
+        if written != item.size:
             raise SourceError(
                 f"{item.path}: received {written} bytes, the listing said {item.size}"
             )
-        return written
+        return written, digest.hexdigest()
 
 
-def _why(response: httpx.Response) -> str:
-    """MLflow's error message, if the answer carries one."""
-    try:
-        response.read()
-        data = response.json()
-    except (ValueError, httpx.HTTPError):
-        return ""
-    message = data.get("message") if isinstance(data, dict) else None
-    return f" ({str(message)[:300]})" if message else ""
+def _size(value: Any, path: str) -> int:
+    """A listing's ``file_size``: a whole number of bytes, or the file is not read at all."""
+    # Without a size a read has no bound; MLflow always lists one.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, str))
+        or not _DIGITS.match(str(value))
+    ):
+        raise SourceError(f"{path!r}: the listing gives no valid size ({value!r}); not read")
+    return int(value)

@@ -6,10 +6,17 @@ and every artifact file byte for byte, then the aliases. Each version records wh
 from as lineage: the MLflow run id, its ``source`` URI, and ``imported_from`` (the version's
 page on the MLflow server).
 
+Stages are a choice: by default versions are registered with no stage, and the summary names
+the stage each had in MLflow and the ``modelreg promote`` that would move it through this
+registry's policy. ``keep_stages=True`` applies MLflow's stages as they are, with the admin's
+authority and without the policy's gates or approvals (each such move is audited as one).
+
 An import only ever adds: a version whose number already holds a copy of the same MLflow
 version is left alone, so a second run imports nothing twice and a run that was killed half
-way is finished by running it again. What exists in the registry already is never
-overwritten: a model tag or alias with another value is kept and reported.
+way is finished by running it again. "A copy" is checked, not believed: its files (paths,
+sizes, SHA-256) must be MLflow's, or the version is a conflict that no alias is moved to.
+What exists in the registry already is never overwritten: a model tag or alias with another
+value is kept and reported.
 
 Usage::
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -37,7 +45,7 @@ from modelreg.client._import_summary import (
     ModelResult,
     VersionResult,
 )
-from modelreg.client._mlflow_source import MlflowSource, SourceError, SourceFile
+from modelreg.client._mlflow_source import MlflowSource, SourceError, SourceFile, SourceLimits
 from modelreg.errors import (
     AlreadyExists,
     ApprovalRequired,
@@ -70,6 +78,7 @@ __all__ = [
     "ImportProgress",
     "ImportSummary",
     "ModelResult",
+    "SourceLimits",
     "VersionResult",
     "import_mlflow",
 ]
@@ -93,6 +102,8 @@ def import_mlflow(
     *,
     models: str = "*",
     dry_run: bool = False,
+    keep_stages: bool = False,
+    limits: SourceLimits | None = None,
     progress: ImportProgress | None = None,
 ) -> ImportSummary:
     """Copy the MLflow registry at ``source`` into ``registry``; see the module's docstring.
@@ -103,6 +114,10 @@ def import_mlflow(
         source: the MLflow server's URL, or an ``MlflowSource``.
         models: a glob on model names (``fraud*``); ``*`` imports every model.
         dry_run: list what would be imported; write nothing.
+        keep_stages: give each version the stage it has in MLflow, bypassing this registry's
+            promotion policy (audited); by default versions get no stage and the summary says
+            how to promote them.
+        limits: how much to accept from the MLflow server (when ``source`` is a URL).
         progress: told about each version as it is dealt with.
 
     Returns:
@@ -114,9 +129,11 @@ def import_mlflow(
         PermissionDenied: the registry refuses the import (admin role needed).
     """
     own = isinstance(source, str)
-    mlflow = MlflowSource(source) if isinstance(source, str) else source
+    mlflow = MlflowSource(source, limits=limits) if isinstance(source, str) else source
     try:
-        return _Importer(registry, mlflow, dry_run=dry_run, progress=progress).run(models)
+        return _Importer(
+            registry, mlflow, dry_run=dry_run, keep_stages=keep_stages, progress=progress
+        ).run(models)
     finally:
         if own:
             mlflow.close()
@@ -129,25 +146,33 @@ class _Importer:
         source: MlflowSource,
         *,
         dry_run: bool,
+        keep_stages: bool,
         progress: ImportProgress | None,
     ) -> None:
         self.registry = registry
         self.source = source
         self.dry_run = dry_run
+        self.keep_stages = keep_stages
         self.progress = progress
         self._runs: dict[str, dict[str, Any] | None] = {}
 
     def run(self, pattern: str) -> ImportSummary:
         self.source.check()
         summary = ImportSummary(self.source.url, str(self.registry.uri), self.dry_run, pattern)
-        chosen = sorted(
-            (
-                m
-                for m in self.source.registered_models()
-                if fnmatchcase(str(m.get("name")), pattern)
-            ),
-            key=lambda m: str(m.get("name")),
-        )
+        try:
+            chosen = sorted(
+                (
+                    m
+                    for m in self.source.registered_models()
+                    if fnmatchcase(str(m.get("name")), pattern)
+                ),
+                key=lambda m: str(m.get("name")),
+            )
+        except SourceError as exc:
+            raise Unavailable(
+                f"cannot list the models of the MLflow server at {self.source.url}: {exc}",
+                detail={"from": self.source.url},
+            ) from None
         seen: dict[str, str] = {}
         plans = [self._plan(m, seen) for m in chosen]
         summary.models = [p.result for p in plans]
@@ -201,9 +226,11 @@ class _Importer:
                 production.holder = outcome.version
             if self.progress is not None:
                 self.progress.done(name, outcome)
-        moved = {v.version for v in result.versions if v.status in ("imported", "planned")}
-        if moved & set(production.numbers):
-            # Said only on the run that copies them: a re-run that copies nothing stays quiet.
+        moved = [v for v in result.versions if v.status in ("imported", "planned")]
+        # Said only on the run that copies them: a re-run that copies nothing stays quiet.
+        if not self.keep_stages:
+            result.notes.extend(_stages_not_applied(name, moved))
+        elif {v.version for v in moved} & set(production.numbers):
             result.notes.extend(production.notes)
         if not self.dry_run:
             # After the versions: the first registration creates the model in the transaction
@@ -267,37 +294,67 @@ class _Importer:
     ) -> VersionResult:
         number = int(entry["version"])
         origin = f"{self.source.url}/#/models/{quote(name, safe='')}/versions/{number}"
-        out = VersionResult(number, "failed", stage=production.stage_for(entry, number))
+        wanted = production.stage_for(entry, number)
+        out = VersionResult(
+            number, "failed", stage=wanted if self.keep_stages else "none", mlflow_stage=wanted
+        )
         status = str(entry.get("status") or "READY")
         if status != "READY":
             out.status, out.reason = "skipped", f"its MLflow status is {status}, not READY"
             return out
-        if number in present:
-            if present[number] == origin:
-                out.status = "present"
-            else:
-                out.conflict = True
-                was = (
-                    f"imported from {present[number]}"
-                    if present[number]
-                    else "registered here, not imported"
-                )
-                out.reason = f"{name}:{number} already exists here ({was})"
-            return out
         try:
+            if number in present:
+                self._check_present(name, number, present[number], origin, out)
+                return out
             return self._transfer(name, entry, origin, out, present)
         except SourceError as exc:
             out.reason = str(exc)
         except Conflict as exc:
-            if self._is_copy(name, number, origin):
-                out.status, out.reason = "present", ""
-            else:
-                out.conflict, out.reason = True, exc.message
+            out.conflict, out.reason = True, exc.message
         except FATAL:
             raise
         except RegistryError as exc:
             out.reason = exc.message
         return out
+
+    def _check_present(
+        self, name: str, number: int, imported_from: str | None, origin: str, out: VersionResult
+    ) -> None:
+        """A version here with this number: a verified copy of MLflow's (present), or a conflict.
+
+        ``imported_from`` is a claim anyone who could register might have made, so the files
+        of the version here are compared with MLflow's (paths, sizes, SHA-256 of the bytes MLflow
+        serves) before it counts as imported and aliases or stages may point at it.
+        """
+        out.stage = "none"  # nothing is applied to a version that is already here
+        if imported_from != origin:
+            was = (
+                f"imported from {imported_from}"
+                if imported_from
+                else "registered here, not imported"
+            )
+            raise Conflict(f"{name}:{number} already exists here ({was})")
+        uri = self.source.download_uri(name, number)
+        root = self.source.artifact_root(uri)
+        if root is None:
+            raise Conflict(
+                f"{name}:{number} says it was imported from {origin}, but MLflow keeps its "
+                f"files at {uri}, which an import does not read: it cannot be checked, so it is "
+                "not counted as imported"
+            )
+        listed = {f.path: f for f in self.source.files(root)}
+        version = self.registry.get_version(f"{name}:{number}")
+        here = {f.path: (f.size, f.sha256) for f in version.files}
+        why = _difference(
+            here, {p: f.size for p, f in listed.items()}, lambda p: self.source.sha256(listed[p])
+        )
+        if why:
+            raise Conflict(
+                f"{name}:{number} says it was imported from {origin}, but its files are not "
+                f"MLflow's ({why}); it is not counted as imported and no alias or stage is "
+                f"moved to it (see `modelreg audit {name}` for who registered it)"
+            )
+        out.status = "present"
 
     def _transfer(
         self,
@@ -319,7 +376,7 @@ class _Importer:
             return out
         files = self.source.files(root)
         out.files = len(files)
-        out.bytes = sum(f.size or 0 for f in files)
+        out.bytes = sum(f.size for f in files)
         if not files:
             out.status, out.reason = "skipped", f"MLflow lists no files at {uri}"
             return out
@@ -339,38 +396,50 @@ class _Importer:
         description = str(entry.get("description") or "")
         with tempfile.TemporaryDirectory(prefix="modelreg-import-") as tmp:
             folder = Path(tmp) / "files"
-            out.bytes = self._download(f"{name}:{number}", files, folder)
-            self.registry.register(
-                name,
-                folder,
-                metrics=metrics,
-                params=params,
-                tags=tags,
-                description=description,
-                run_id=run_id,
-                source=_without_credentials(str(entry.get("source") or "")) or None,
-                imported_from=origin,
-                number=number,
-                stage=out.stage,
-                capture=False,
-            )
+            got = self._download(f"{name}:{number}", files, folder)
+            out.bytes = sum(size for size, _ in got.values())
+            try:
+                self.registry.register(
+                    name,
+                    folder,
+                    metrics=metrics,
+                    params=params,
+                    tags=tags,
+                    description=description,
+                    run_id=run_id,
+                    source=_without_credentials(str(entry.get("source") or "")) or None,
+                    imported_from=origin,
+                    number=number,
+                    stage=out.stage,
+                    capture=False,
+                )
+            except Conflict:
+                # Another import may have registered the same copy meanwhile: verified, it is
+                # that copy; anything else is the conflict.
+                if not self._is_copy(name, number, origin, got):
+                    raise
+                out.status, out.stage = "present", "none"
+                return out
         out.status = "imported"
         return out
 
-    def _download(self, label: str, files: list[SourceFile], folder: Path) -> int:
-        total = sum(f.size or 0 for f in files)
+    def _download(
+        self, label: str, files: list[SourceFile], folder: Path
+    ) -> dict[str, tuple[int, str]]:
+        """Each file's size and SHA-256 as received into ``folder``."""
+        total = sum(f.size for f in files)
         counter = self.progress.begin(label, total) if self.progress is not None else None
-        received = 0
-        for item in files:
-            received += self.source.fetch(item, folder / item.path, counter)
-        return received
+        return {item.path: self.source.fetch(item, folder / item.path, counter) for item in files}
 
-    def _is_copy(self, name: str, number: int, origin: str) -> bool:
+    def _is_copy(
+        self, name: str, number: int, origin: str, files: dict[str, tuple[int, str]]
+    ) -> bool:
         try:
             version = self.registry.get_version(f"{name}:{number}")
         except NotFound:
             return False
-        return bool(version.lineage.get("imported_from") == origin)
+        here = {f.path: (f.size, f.sha256) for f in version.files}
+        return version.lineage.get("imported_from") == origin and here == files
 
     def _run_data(
         self, run_id: str | None, notes: list[str]
@@ -487,6 +556,42 @@ def _production_choice(plan: _Plan, current: dict[str, Any] | None) -> _Producti
         and str(v.get("current_stage")) == "Production"
     )
     return _Production(numbers, ((current or {}).get("stages") or {}).get("production"))
+
+
+def _difference(
+    here: dict[str, tuple[int, str]], there: dict[str, int], digest: Callable[[str], str]
+) -> str:
+    """How the files here differ from MLflow's ('' when they do not): paths, sizes, then bytes.
+
+    ``digest`` reads one MLflow file; it is called only once paths and sizes agree.
+    """
+    missing, extra = sorted(there.keys() - here.keys()), sorted(here.keys() - there.keys())
+    if missing:
+        return f"{missing[0]!r} is missing here"
+    if extra:
+        return f"{extra[0]!r} is not in MLflow"
+    for path in sorted(there):
+        if here[path][0] != there[path]:
+            return f"{path!r} is {here[path][0]:,} bytes here, {there[path]:,} in MLflow"
+    for path in sorted(there):
+        if here[path][1] != digest(path):
+            return f"{path!r} has other bytes here (its SHA-256 differs)"
+    return ""
+
+
+def _stages_not_applied(name: str, moved: list[VersionResult]) -> list[str]:
+    """The note naming MLflow stages the import did not apply, and how to apply them."""
+    waiting = [v for v in moved if v.mlflow_stage != "none"]
+    if not waiting:
+        return []
+    commands = ", ".join(
+        f"modelreg promote {name} {v.version} --to {v.mlflow_stage}" for v in waiting
+    )
+    return [
+        "MLflow stages not applied (versions are imported with no stage; a promotion here goes "
+        f"through this registry's policy): {commands}; or import with --keep-stages to apply "
+        "them as they are, bypassing the policy"
+    ]
 
 
 def _without_credentials(uri: str) -> str:

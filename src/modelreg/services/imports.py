@@ -1,12 +1,15 @@
 """Registering a copy of a version from another registry: its own number and its first stage.
 
-``modelreg import`` keeps the numbers (gaps included) and stages versions had where they came
-from. Both are admin-only departures from a plain registration, which takes the next number
-and starts in stage ``none``; ``versions.register_version`` calls these checks in its
-transaction.
+``modelreg import`` keeps the numbers (gaps included) and, with ``--keep-stages``, the stages
+versions had where they came from. Both are admin-only departures from a plain registration,
+which takes the next number and starts in stage ``none``; ``versions.register_version`` calls
+these checks in its transaction. A first stage skips the promotion policy (its gates and
+approvals), so it is recorded as a move of its own, in the history and the audit log.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -14,7 +17,9 @@ from sqlalchemy.orm import Session
 from modelreg.db.tables import HistoryEntry, HistoryKind, Model, Version
 from modelreg.errors import Conflict, InvalidInput
 from modelreg.names import MAX_VERSION, Stage
+from modelreg.services import policies
 from modelreg.services.actor import Actor, Permission
+from modelreg.services.audit import EventTag, record
 
 
 def check_number(number: int | None) -> None:
@@ -73,8 +78,31 @@ def take_number(session: Session, model: Model, number: int) -> int:
 def record_first_stage(
     session: Session, version: Version, *, actor: Actor, imported_from: str | None
 ) -> None:
-    """The stage given at registration is a move like any other for `history` and `--at`."""
-    reason = f"imported from {imported_from}" if imported_from else "stage given at registration"
+    """Record the stage given at registration as a move of its own.
+
+    It goes in the history (for ``history`` and ``--at``) and in the audit log as a
+    ``registry:version:stage`` event of action ``import`` naming the policy rule it bypassed.
+    """
+    where = f"imported from {imported_from}" if imported_from else "stage given at registration"
+    reason = f"{where}; stage applied by an admin at registration, bypassing the promotion policy"
+    rule = policies.effective_rule(session, version.model, version.stage.value)
+    after: dict[str, Any] = {
+        "stage": version.stage.value,
+        "action": "import",
+        "bypassed_rule": policies.rule_to_dict(rule) if rule is not None else None,
+    }
+    if imported_from:
+        after["imported_from"] = imported_from
+    record(
+        session,
+        EventTag.VERSION_STAGE,
+        actor=actor,
+        target=f"{version.model.name}:{version.number}",
+        model_key=version.model.normalized_name,
+        before={"stage": Stage.NONE.value},
+        after=after,
+        reason=reason,
+    )
     session.add(
         HistoryEntry(
             model_id=version.model_id,

@@ -362,9 +362,6 @@ def _record_register(
         after["number_given"] = True
     if version.stage is not Stage.NONE:
         after["stage"] = version.stage.value
-        imports.record_first_stage(
-            session, version, actor=actor, imported_from=lineage.imported_from
-        )
     record(
         session,
         EventTag.VERSION_REGISTER,
@@ -373,6 +370,11 @@ def _record_register(
         model_key=version.model.normalized_name,
         after=after,
     )
+    if version.stage is not Stage.NONE:
+        # After the registration's event: the stage move is a second, separately audited act.
+        imports.record_first_stage(
+            session, version, actor=actor, imported_from=lineage.imported_from
+        )
 
 
 def _check_lineage(lineage: Lineage, framework: str | None) -> None:
