@@ -128,9 +128,9 @@ def statuses(model: dict[str, Any]) -> dict[int, str]:
 def embedded(mlflow: Mlflow, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = str(tmp_path_factory.mktemp("embedded") / "registry")
     runs = {
-        "fraud only": import_json(home, mlflow.url, "--models", "fraud"),
-        "first": import_json(home, mlflow.url),
-        "second": import_json(home, mlflow.url),
+        "fraud only": import_json(home, mlflow.url, "--models", "fraud", "--keep-stages"),
+        "first": import_json(home, mlflow.url, "--keep-stages"),
+        "second": import_json(home, mlflow.url, "--keep-stages"),
     }
     return {"home": home, "runs": runs}
 
@@ -220,8 +220,9 @@ class TestEmbedded:
             for h in registry.history("fraud")
             if h["kind"] == "stage"
         ]
+        bypass = "stage applied by an admin at registration, bypassing the promotion policy"
         assert moves == [
-            (n, "none", stage, f"imported from {mlflow.origin('fraud', n)}")
+            (n, "none", stage, f"imported from {mlflow.origin('fraud', n)}; {bypass}")
             for n, stage in ((1, "staging"), (2, "archived"), (4, "production"))
         ]
 
@@ -280,6 +281,16 @@ class TestEmbedded:
         ]
         assert registry.verify_audit()["ok"]
 
+    def test_kept_stages_are_audited_as_import_applied(self, registry, mlflow):
+        stages = [e for e in registry.audit("fraud") if e.action == "registry:version:stage"]
+        assert [(e.target, e.after["stage"], e.after["action"]) for e in stages] == [
+            ("fraud:1", "staging", "import"),
+            ("fraud:2", "archived", "import"),
+            ("fraud:4", "production", "import"),
+        ]
+        assert stages[2].after["imported_from"] == mlflow.origin("fraud", 4)
+        assert "bypassing the promotion policy" in stages[2].reason
+
 
 def test_human_output_is_a_summary(mlflow, tmp_path):
     code, out, err = cli(
@@ -316,7 +327,7 @@ def test_a_terminal_gets_a_progress_bar_on_stderr(mlflow, tmp_path, monkeypatch)
 
 def test_dry_run_changes_nothing(mlflow, tmp_path):
     home = str(tmp_path / "r")
-    code, summary, _ = import_json(home, mlflow.url, "--dry-run")
+    code, summary, _ = import_json(home, mlflow.url, "--dry-run", "--keep-stages")
     assert code == 0
     assert summary["dry_run"] is True
     fraud = by_name(summary)["fraud"]
@@ -329,6 +340,25 @@ def test_dry_run_changes_nothing(mlflow, tmp_path):
     }
     assert summary["totals"]["bytes"] > 300_000
     assert list(modelreg.Registry(home).list_models()) == []
+
+
+def test_without_keep_stages_no_stage_is_applied(mlflow, tmp_path):
+    # Issue 18: MLflow's Production must not become production here behind the policy's back.
+    home = str(tmp_path / "r")
+    with modelreg.Registry(home) as reg:
+        reg.set_policy_rule("*", "production", approvals=2)
+    code, summary, _ = import_json(home, mlflow.url, "--models", "fraud")
+    assert code == 0
+    fraud = by_name(summary)["fraud"]
+    assert {v["version"]: (v["stage"], v["mlflow_stage"]) for v in fraud["versions"]} == {
+        1: ("none", "staging"),
+        2: ("none", "archived"),
+        4: ("none", "production"),
+    }
+    assert any("modelreg promote fraud 4 --to production" in n for n in fraud["notes"])
+    with modelreg.Registry(home) as reg:
+        assert reg.get_model("fraud").stages == {}
+        assert not [e for e in reg.audit("fraud") if e.action == "registry:version:stage"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,7 +509,16 @@ def test_a_server_that_is_not_mlflow_is_a_clear_error(tmp_path):
 def test_help_explains_the_command():
     code, out, _ = cli("import", "mlflow", "--help")
     assert code == 0
-    for words in ("--from", "--models", "--dry-run", "MLFLOW_TRACKING_TOKEN", "Production"):
+    for words in (
+        "--from",
+        "--models",
+        "--dry-run",
+        "--keep-stages",
+        "--max-time",
+        "--max-pages",
+        "MLFLOW_TRACKING_TOKEN",
+        "Production",
+    ):
         assert words in out
 
 
@@ -499,7 +538,9 @@ def server(mlflow: Mlflow, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         tokens[name] = json.loads(out)["token"]
     with ServerProcess(home) as proc:
         runs = {
-            who: import_json(proc.url, mlflow.url, env={"MODELREG_TOKEN": tokens[user]})
+            who: import_json(
+                proc.url, mlflow.url, "--keep-stages", env={"MODELREG_TOKEN": tokens[user]}
+            )
             for who, user in (("contributor", "alice"), ("first", "root"), ("second", "root"))
         }
         yield {"url": proc.url, "token": tokens["root"], "runs": runs}
