@@ -49,6 +49,7 @@ class HostileMlflow:
         self.endless_file: dict[str, int] = {}  # artifact path -> bytes streamed instead
         self.announced: dict[str, int] = {}  # artifact path -> a Content-Length to send
         self.drip: set[str] = set()  # artifact paths sent one byte at a time, slowly
+        self.listings: dict[str, list[dict[str, Any]]] = {}  # folder -> entries, instead
         self.model_pages = "one"  # "one", "repeat" (same token again) or "endless"
         self.version_pages: dict[str, str] = {}  # model -> "repeat" | "huge" | "nested"
         self.redirect_to: str | None = None  # answer artifact downloads with a redirect
@@ -128,6 +129,8 @@ class HostileMlflow:
 
     async def listing(self, request: Request) -> Response:
         folder = request.query_params["path"]
+        if folder in self.listings:
+            return JSONResponse({"files": self.listings[folder]})
         out: dict[str, dict[str, Any]] = {}
         for path, data in self.files.items():
             if path.startswith(folder + "/"):
@@ -232,6 +235,32 @@ class TestHostileSource:
         v1 = versions_of(summary, "m")[1]
         assert (v1.status, summary.exit_code) == ("failed", 1)
         assert "'a.bin': the listing gives no valid size" in v1.reason
+        assert not any(r.startswith("file ") for r in fake.requests)
+        assert numbers(registry, "m") == []
+
+    @pytest.mark.parametrize(
+        ("entries", "words"),
+        [
+            (
+                [{"path": "a", "is_dir": False, "file_size": 1}] * 2,
+                "listed twice ('a'); not read",
+            ),
+            (
+                [{"path": f"d{i}", "is_dir": True} for i in range(100_001)],
+                "more than 100,000 entries ('d100000'); not read",
+            ),
+        ],
+        ids=["a name twice", "too many folders"],
+    )
+    def test_a_listing_beyond_reason_is_not_followed(self, mlflow, registry, entries, words):
+        fake, url = mlflow
+        fake.model("m")
+        fake.version("m", 1, {"a": b"1"})
+        fake.listings["art/m/1"] = entries
+        summary = import_mlflow(registry, url)
+        v1 = versions_of(summary, "m")[1]
+        assert v1.status == "failed"
+        assert words in v1.reason
         assert not any(r.startswith("file ") for r in fake.requests)
         assert numbers(registry, "m") == []
 

@@ -331,6 +331,7 @@ class MlflowSource:
     def files(self, root: str) -> list[SourceFile]:
         """Every file under the artifact path ``root``, with its path relative to it."""
         found: list[SourceFile] = []
+        seen: set[str] = set()
         pending: list[tuple[str, str, int]] = [(root, "", 0)]
         while pending:
             remote_dir, rel_dir, depth = pending.pop()
@@ -347,13 +348,16 @@ class MlflowSource:
                     validate_manifest_path(rel)
                 except InvalidInput as exc:
                     raise SourceError(f"{rel!r} cannot be stored: {exc.message}") from None
+                # Folders count too: each is one more request, and a server can list many.
+                if rel in seen or len(seen) >= MAX_FILES:
+                    why = "listed twice" if rel in seen else f"more than {MAX_FILES:,} entries"
+                    raise SourceError(f"{root}: {why} ({rel!r}); not read")
+                seen.add(rel)
                 remote = f"{remote_dir}/{name}"
                 if entry.get("is_dir"):
                     pending.append((remote, f"{rel}/", depth + 1))
                     continue
                 found.append(SourceFile(rel, remote, _size(entry.get("file_size"), rel)))
-                if len(found) > MAX_FILES:
-                    raise SourceError(f"{root}: more than {MAX_FILES} files")
         return sorted(found, key=lambda f: f.path)
 
     def fetch(
@@ -399,7 +403,7 @@ class MlflowSource:
                 ):
                     raise SourceError(
                         f"{item.path}: the server announced {int(declared):,} bytes, more than "
-                        f"the {item.size:,} the listing said; not read"
+                        f"the {item.size:,} bytes the listing said; not read"
                     )
                 for chunk in response.iter_bytes():
                     if written + len(chunk) > item.size:
