@@ -488,3 +488,17 @@ class TestStages:
         help_text = " ".join(capsys.readouterr().out.split())
         for words in ("--keep-stages", "bypassing this registry's promotion policy", "--max-time"):
             assert words in help_text
+
+    def test_without_keep_stages_a_production_here_does_not_archive_mlflows(
+        self, mlflow, registry, tmp_path
+    ):
+        fake, url = mlflow
+        (tmp_path / "f").write_bytes(b"mine")
+        registry.register("m", tmp_path / "f", capture=False)
+        registry.promote("m", 1, "production")
+        fake.model("m")
+        fake.version("m", 2, {"a": b"2"}, current_stage="Production")
+        summary = import_mlflow(registry, url)
+        assert versions_of(summary, "m")[2].mlflow_stage == "production"
+        assert "modelreg promote m 2 --to production" in summary.models[0].notes[0]
+        assert registry.get_model("m").stages == {"production": 1}

@@ -218,7 +218,9 @@ class _Importer:
         present = self._present_versions(name) if current is not None else {}
         if current is None:
             result.status = "planned" if self.dry_run else "created"
-        production = _production_choice(plan, current)
+        # Without --keep-stages nothing is applied, so a production version here does not turn
+        # MLflow's into a suggested archive: promoting it is the user's call.
+        production = _production_choice(plan, current if self.keep_stages else None)
         for entry in plan.versions:
             outcome = self._import_version(name, entry, present, production)
             result.versions.append(outcome)
