@@ -46,6 +46,7 @@ from modelreg.client._import_summary import (
     VersionResult,
 )
 from modelreg.client._mlflow_source import MlflowSource, SourceError, SourceFile, SourceLimits
+from modelreg.client._mlflow_stages import Production, production_choice, stages_not_applied
 from modelreg.errors import (
     AlreadyExists,
     ApprovalRequired,
@@ -85,7 +86,6 @@ __all__ = [
 
 # Errors after which going on would only fail the same way for every remaining version.
 FATAL = (PermissionDenied, Unavailable, StorageFailure, SchemaOutdated)
-STAGES = {"none": "none", "staging": "staging", "production": "production", "archived": "archived"}
 PARAM_LIMIT = 6000
 
 
@@ -220,7 +220,7 @@ class _Importer:
             result.status = "planned" if self.dry_run else "created"
         # Without --keep-stages nothing is applied, so a production version here does not turn
         # MLflow's into a suggested archive: promoting it is the user's call.
-        production = _production_choice(plan, current if self.keep_stages else None)
+        production = production_choice(plan.versions, current if self.keep_stages else None)
         for entry in plan.versions:
             outcome = self._import_version(name, entry, present, production)
             result.versions.append(outcome)
@@ -231,7 +231,7 @@ class _Importer:
         moved = [v for v in result.versions if v.status in ("imported", "planned")]
         # Said only on the run that copies them: a re-run that copies nothing stays quiet.
         if not self.keep_stages:
-            result.notes.extend(_stages_not_applied(name, moved))
+            result.notes.extend(stages_not_applied(name, moved))
         elif {v.version for v in moved} & set(production.numbers):
             result.notes.extend(production.notes)
         if not self.dry_run:
@@ -292,7 +292,7 @@ class _Importer:
         name: str,
         entry: dict[str, Any],
         present: dict[int, str | None],
-        production: _Production,
+        production: Production,
     ) -> VersionResult:
         number = int(entry["version"])
         origin = f"{self.source.url}/#/models/{quote(name, safe='')}/versions/{number}"
@@ -516,50 +516,6 @@ class _Importer:
             out.status = "set"
 
 
-class _Production:
-    """Which MLflow version becomes production here: one per model, the newest.
-
-    MLflow lets several versions be in Production at once; modelreg keeps one. The newest
-    becomes production, the older ones archived; if another version already holds production
-    here, the MLflow one is archived too (promote it with ``modelreg promote`` to switch).
-    """
-
-    def __init__(self, numbers: list[int], holder: int | None) -> None:
-        self.numbers = numbers
-        self.newest = numbers[-1] if numbers else None
-        self.holder = holder
-        self.notes: list[str] = []
-        if len(numbers) > 1:
-            self.notes.append(
-                f"MLflow has versions {', '.join(map(str, numbers))} in Production; modelreg "
-                f"keeps one production version: {self.newest} is production, "
-                f"{', '.join(map(str, numbers[:-1]))} archived"
-            )
-        if self.newest is not None and holder is not None and holder != self.newest:
-            self.notes.append(
-                f"version {holder} already holds production here, so MLflow's production "
-                f"version {self.newest} is imported as archived (promote it to switch)"
-            )
-
-    def stage_for(self, entry: dict[str, Any], number: int) -> str:
-        stage = STAGES.get(str(entry.get("current_stage") or "None").lower(), "none")
-        if stage != "production":
-            return stage
-        if number != self.newest or (self.holder is not None and self.holder != number):
-            return "archived"
-        return stage
-
-
-def _production_choice(plan: _Plan, current: dict[str, Any] | None) -> _Production:
-    numbers = sorted(
-        int(v["version"])
-        for v in plan.versions
-        if str(v.get("status") or "READY") == "READY"
-        and str(v.get("current_stage")) == "Production"
-    )
-    return _Production(numbers, ((current or {}).get("stages") or {}).get("production"))
-
-
 def _difference(
     here: dict[str, tuple[int, str]], there: dict[str, int], digest: Callable[[str], str]
 ) -> str:
@@ -579,21 +535,6 @@ def _difference(
         if here[path][1] != digest(path):
             return f"{path!r} has other bytes here (its SHA-256 differs)"
     return ""
-
-
-def _stages_not_applied(name: str, moved: list[VersionResult]) -> list[str]:
-    """The note naming MLflow stages the import did not apply, and how to apply them."""
-    waiting = [v for v in moved if v.mlflow_stage != "none"]
-    if not waiting:
-        return []
-    commands = ", ".join(
-        f"modelreg promote {name} {v.version} --to {v.mlflow_stage}" for v in waiting
-    )
-    return [
-        "MLflow stages not applied (versions are imported with no stage; a promotion here goes "
-        f"through this registry's policy): {commands}; or import with --keep-stages to apply "
-        "them as they are, bypassing the policy"
-    ]
 
 
 def _without_credentials(uri: str) -> str:
