@@ -370,7 +370,7 @@ def _record_register(
         EventTag.VERSION_REGISTER,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
-        model_key=version.model.normalized_name,
+        model=version.model,
         after=after,
     )
 
@@ -577,7 +577,7 @@ def set_version_tags(
         EventTag.VERSION_TAG,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
-        model_key=version.model.normalized_name,
+        model=version.model,
         before={"tags": before},
         after={"tags": clean, "deleted": removing},
     )
@@ -600,7 +600,7 @@ def update_version(
         EventTag.VERSION_UPDATE,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
-        model_key=version.model.normalized_name,
+        model=version.model,
         before={"description": before},
         after={"description": description},
         reason=reason,
@@ -648,7 +648,7 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
         EventTag.VERSION_DELETE,
         actor=actor,
         target=f"{model.name}:{number}",
-        model_key=model.normalized_name,
+        model=model,
         before={
             "version": number,
             "aliases": aliases,
