@@ -210,3 +210,21 @@ class TestCli:
         assert main([*args, "verify"]) == 1
         assert "head row" in capsys.readouterr().err
         assert main([*args, "anchor"]) == 1
+
+
+def test_anchor_and_verify_through_both_backends(reg, home, files):
+    """The same calls and answers embedded and through a server (GET /audit/head, /verify)."""
+    reg.register("fraud", files / "model.pkl", capture=False)
+    reg.set_tags("fraud", {"a": "1"})
+    reg.set_tags("fraud", {"a": "2"})
+    head = reg.audit_anchor()
+    assert head["seq"] == 4
+    engine = make_engine(Settings.for_home(home).db_url)
+    _cut_tail_and_move_head(engine)
+    engine.dispose()
+    assert reg.verify_audit()["ok"]
+    result = reg.verify_audit(anchors=[head["anchor"]])
+    assert (result["ok"], result["first_bad_seq"]) == (False, 3)
+    assert reg.audit_anchor()["seq"] == 2
+    with pytest.raises(errors.InvalidInput):
+        reg.verify_audit(anchors=["2:nothex"])
