@@ -417,17 +417,22 @@ class LocalBackend:
             events = audit.list_events(
                 session,
                 actor=self.actor,
-                model_id=target.id if target is not None else None,
-                model_key=target.normalized_name if target is not None else None,
+                model=target,
                 after_seq=after,
                 limit=limit,
             )
             return [audit.event_to_dict(e) for e in events]
 
-    def verify_audit(self) -> dict[str, Any]:
-        """Check the audit chain."""
+    def verify_audit(self, anchors: list[str]) -> dict[str, Any]:
+        """Check the audit chain, and that it still holds each ``SEQ:HASH`` anchor."""
+        parsed = [audit.Anchor.parse(a) for a in anchors]
         with self._read() as session:
-            return audit.verify(session, actor=self.actor).to_dict()
+            return audit.verify(session, actor=self.actor, anchors=parsed).to_dict()
+
+    def audit_anchor(self) -> dict[str, Any]:
+        """The audit chain's head."""
+        with self._read() as session:
+            return audit.head(session, actor=self.actor).to_dict()
 
     # -- identity ------------------------------------------------------------------------
 
@@ -461,6 +466,18 @@ class LocalBackend:
             rows = auth.list_principals(session, actor=self.actor)
             principal, grants = next((p, g) for p, g in rows if p.name == name)
             return auth.principal_to_dict(principal, grants)
+
+    def revoke(self, name: str, role: str, model: str | None) -> dict[str, Any]:
+        """Take a role away from a principal."""
+        with self._write() as session:
+            principal = auth.revoke_role(session, name, Role(role), actor=self.actor, model=model)
+            return auth.principal_to_dict(principal, auth.grants_of(session, principal))
+
+    def set_disabled(self, name: str, disabled: bool) -> dict[str, Any]:
+        """Disable or enable a principal."""
+        with self._write() as session:
+            principal = auth.set_disabled(session, name, actor=self.actor, disabled=disabled)
+            return auth.principal_to_dict(principal, auth.grants_of(session, principal))
 
     def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]:
         """Issue a token (the secret is returned once)."""

@@ -255,6 +255,16 @@ class VerifyRead(BaseModel):
     first_bad_seq: int | None
     problem: str | None
     last_hash: str | None
+    anchors: int = Field(description="how many anchors were checked")
+
+
+class AnchorRead(BaseModel):
+    """The audit chain's head, ``audit anchor``: keep it elsewhere, check it with verify."""
+
+    seq: int
+    hash: str
+    at: str | None
+    anchor: str = Field(description="SEQ:HASH, as `audit verify --anchor` takes it")
 
 
 class PromotionRead(BaseModel):

@@ -62,9 +62,48 @@ def users_list(obj: Ctx, as_json: bool) -> None:
         roles = ", ".join(
             f"{r['role']}{'@' + r['model'] if r['model'] else ''}" for r in user["roles"]
         )
-        screen.print(f"{user['name']:<24} {user['kind']:<8} {roles or '(no roles)'}")
+        state = "  (disabled)" if user.get("disabled") else ""
+        screen.print(f"{user['name']:<24} {user['kind']:<8} {roles or '(no roles)'}{state}")
     if not rows:
         screen.print("no users: the registry is open to loopback clients only")
+
+
+@users.command("disable")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def users_disable(obj: Ctx, name: str, as_json: bool) -> None:
+    """Disable user NAME: its tokens stop working at once; its history stays.
+
+    An admin cannot disable itself or the last enabled admin (exit 6).
+
+    \b
+    Example:
+      modelreg users disable bob
+    """
+    user = obj.registry.disable_user(name)
+    if as_json:
+        emit(user)
+    else:
+        click.echo(f"disabled {user['kind']} {user['name']}: its tokens no longer work")
+
+
+@users.command("enable")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def users_enable(obj: Ctx, name: str, as_json: bool) -> None:
+    """Enable user NAME again; its tokens that are not revoked or expired work again.
+
+    \b
+    Example:
+      modelreg users enable bob
+    """
+    user = obj.registry.enable_user(name)
+    if as_json:
+        emit(user)
+    else:
+        click.echo(f"enabled {user['kind']} {user['name']}")
 
 
 @click.group()
@@ -157,3 +196,26 @@ def grant(obj: Ctx, name: str, role: str, model: str | None, as_json: bool) -> N
         emit(user)
     else:
         click.echo(f"{name} is {role}" + (f" on {model}" if model else " registry-wide"))
+
+
+@click.command()
+@click.argument("name")
+@click.argument("role", type=ROLE)
+@click.option("--model", help="The grant on this model (default: the registry-wide one).")
+@json_option
+@click.pass_obj
+def revoke(obj: Ctx, name: str, role: str, model: str | None, as_json: bool) -> None:
+    """Take ROLE away from user NAME; its next request is checked without it.
+
+    Exit 2 when NAME holds no such grant; exit 6 when it is the registry-wide admin role of
+    the last enabled admin.
+
+    \b
+    Example:
+      modelreg revoke bob approver --model fraud
+    """
+    user = obj.registry.revoke(name, role, model=model)
+    if as_json:
+        emit(user)
+    else:
+        click.echo(f"{name} is no longer {role}" + (f" on {model}" if model else " registry-wide"))

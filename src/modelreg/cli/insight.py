@@ -147,26 +147,64 @@ def audit(ctx: click.Context, model: str | None, limit: int, after: int, as_json
 
 
 @audit.command("verify")
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    metavar="SEQ:HASH",
+    help="A head printed earlier by `modelreg audit anchor`: the chain must still hold it.",
+)
 @json_option
 @click.pass_obj
-def audit_verify(obj: Ctx, as_json: bool) -> None:
+def audit_verify(obj: Ctx, anchors: tuple[str, ...], as_json: bool) -> None:
     """Check the audit log's hash chain; exit 1 naming the first bad event.
+
+    The chain shows edited, removed and reordered events. Events cut off the end together
+    with the head row, or a chain rewritten from some event on, show only against an anchor
+    kept outside the database (`modelreg audit anchor`).
 
     \b
     Example:
       modelreg audit verify --json
+      modelreg audit verify --anchor 1234:9f86d081884c7d65…
     """
-    result = obj.registry.verify_audit()
+    result = obj.registry.verify_audit(anchors=anchors)
     if as_json:
         emit(result)
     elif result["ok"]:
-        click.echo(f"audit log intact: {result['events']} events, head {result['last_hash'][:16]}…")
+        checked = f", {result['anchors']} anchor(s) found" if result.get("anchors") else ""
+        click.echo(
+            f"audit log intact: {result['events']} events, head {result['last_hash'][:16]}…"
+            + checked
+        )
     else:
         click.echo(
             f"audit log BROKEN at event {result['first_bad_seq']}: {result['problem']}", err=True
         )
     if not result["ok"]:
         raise SystemExit(1)
+
+
+@audit.command("anchor")
+@json_option
+@click.pass_obj
+def audit_anchor(obj: Ctx, as_json: bool) -> None:
+    """Print the audit log's head as SEQ:HASH and its time, to keep outside the registry.
+
+    Whoever can write the database can cut events off the end and move the head back; a head
+    kept elsewhere (a ticket, a commit, another system's log) and checked with
+    `modelreg audit verify --anchor SEQ:HASH` shows it.
+
+    \b
+    Example:
+      modelreg audit anchor >> ~/audit-anchors.txt
+      modelreg audit anchor --json
+    """
+    head = obj.registry.audit_anchor()
+    if as_json:
+        emit(head)
+    else:
+        click.echo(f"{head['anchor']}  {head['at'] or '-'}")
 
 
 @click.command()

@@ -68,6 +68,7 @@ for command in (
     admin.users,
     admin.tokens,
     admin.grant,
+    admin.revoke,
     imports.import_group,
     db,
     server,

@@ -85,13 +85,16 @@ class Backend(Protocol):
     def lineage(self, ref: str) -> dict[str, Any]: ...
     def history(self, name: str) -> list[dict[str, Any]]: ...
     def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]: ...
-    def verify_audit(self) -> dict[str, Any]: ...
+    def verify_audit(self, anchors: list[str]) -> dict[str, Any]: ...
+    def audit_anchor(self) -> dict[str, Any]: ...
     def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]: ...
     def create_user(
         self, name: str, kind: str, role: str | None, model: str | None
     ) -> dict[str, Any]: ...
     def list_users(self) -> list[dict[str, Any]]: ...
     def grant(self, name: str, role: str, model: str | None) -> dict[str, Any]: ...
+    def revoke(self, name: str, role: str, model: str | None) -> dict[str, Any]: ...
+    def set_disabled(self, name: str, disabled: bool) -> dict[str, Any]: ...
     def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]: ...
     def list_tokens(self, name: str | None) -> list[dict[str, Any]]: ...
     def revoke_token(self, token_id: str) -> dict[str, Any]: ...
@@ -489,9 +492,18 @@ class Registry:
             raise InvalidInput("after must be a sequence number", detail={"after": after})
         return [AuditEvent.from_dict(e) for e in self.backend.audit(model, limit, after)]
 
-    def verify_audit(self) -> dict[str, Any]:
-        """Check the audit log's hash chain: ``{"ok", "events", "first_bad_seq", "problem"}``."""
-        return self.backend.verify_audit()
+    def verify_audit(self, *, anchors: Sequence[str] = ()) -> dict[str, Any]:
+        """Check the audit log's hash chain: ``{"ok", "events", "first_bad_seq", "problem"}``.
+
+        Each of ``anchors`` (``SEQ:HASH``, as ``audit_anchor()["anchor"]`` gave it earlier)
+        must still be in the chain: that catches events cut off the end, or a rewritten
+        chain, which the chain alone cannot show to whoever can write the database.
+        """
+        return self.backend.verify_audit(list(anchors))
+
+    def audit_anchor(self) -> dict[str, Any]:
+        """The audit log's head, ``{"seq", "hash", "at", "anchor"}``, to keep elsewhere."""
+        return self.backend.audit_anchor()
 
     def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> dict[str, Any]:
         """Remove blobs no version references (older than ``grace_seconds``)."""
@@ -523,6 +535,27 @@ class Registry:
         """Give ``name`` a role registry-wide, or on ``model`` only."""
         _check_role(role)
         return self.backend.grant(name, role, model)
+
+    def revoke(self, name: str, role: str, *, model: str | None = None) -> dict[str, Any]:
+        """Take ``role`` (registry-wide, or on ``model``) away from ``name``.
+
+        Raises ``NotFound`` when ``name`` holds no such grant, and ``Conflict`` when it is the
+        registry-wide admin role of the last enabled admin.
+        """
+        _check_role(role)
+        return self.backend.revoke(name, role, model)
+
+    def disable_user(self, name: str) -> dict[str, Any]:
+        """Disable a user or service account: its tokens stop working at once.
+
+        Its history stays; ``enable_user`` undoes it. An admin cannot disable itself or the
+        last enabled admin (``Conflict``).
+        """
+        return self.backend.set_disabled(name, True)
+
+    def enable_user(self, name: str) -> dict[str, Any]:
+        """Enable a disabled user again (its unrevoked, unexpired tokens work again)."""
+        return self.backend.set_disabled(name, False)
 
     def create_token(
         self, name: str, *, label: str = "", expires_days: int | None = None

@@ -438,9 +438,13 @@ class HttpBackend:
         items: list[dict[str, Any]] = self._call("GET", f"{API}/audit", params=params)["items"]
         return items
 
-    def verify_audit(self) -> dict[str, Any]:
-        """Check the audit chain (on the server)."""
-        return self._obj("GET", f"{API}/audit/verify")
+    def verify_audit(self, anchors: list[str]) -> dict[str, Any]:
+        """Check the audit chain (on the server), and that it still holds each anchor."""
+        return self._obj("GET", f"{API}/audit/verify", params={"anchor": anchors})
+
+    def audit_anchor(self) -> dict[str, Any]:
+        """The audit chain's head."""
+        return self._obj("GET", f"{API}/audit/head")
 
     def create_user(
         self, name: str, kind: str, role: str | None, model: str | None
@@ -458,6 +462,17 @@ class HttpBackend:
         """Give a principal a role."""
         body = {"principal": name, "role": role, "model": model}
         return self._obj("POST", f"{API}/grants", json=body)
+
+    def revoke(self, name: str, role: str, model: str | None) -> dict[str, Any]:
+        """Take a role away from a principal."""
+        params = {"model": model} if model is not None else {}
+        path = f"{API}/principals/{quote(name, safe='')}/grants/{quote(role, safe='')}"
+        return self._obj("DELETE", path, params=params)
+
+    def set_disabled(self, name: str, disabled: bool) -> dict[str, Any]:
+        """Disable or enable a principal."""
+        path = f"{API}/principals/{quote(name, safe='')}"
+        return self._obj("PATCH", path, json={"disabled": disabled})
 
     def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]:
         """Issue a token (the secret is returned once)."""

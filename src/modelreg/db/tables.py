@@ -376,6 +376,7 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
     __table_args__ = (
+        Index("ix_audit_events_model_id_seq", "model_id", "seq"),
         Index("ix_audit_events_model_key_seq", "model_key", "seq"),
         CheckConstraint("length(hash) = 64", name="hash_hex"),
     )
@@ -385,8 +386,12 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(300))
-    # The normalised model name, so `audit --model` filters without parsing targets.
+    # The model's normalised name when the event was written (what the hash has always covered).
     model_key: Mapped[str | None] = mapped_column(String(128))
+    # The model the event is about, by id: `audit --model NAME` finds a model's events by it,
+    # so a name reused after a rename or delete is a new model that sees none of the old
+    # model's events. No foreign key: events outlive their model.
+    model_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str] = mapped_column(Text, default="")

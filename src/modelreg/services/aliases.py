@@ -86,7 +86,7 @@ def move_alias(
         EventTag.ALIAS_SET if target is not None else EventTag.ALIAS_DELETE,
         actor=actor,
         target=f"{model.name}@{alias}",
-        model_key=model.normalized_name,
+        model=model,
         before={"version": before} if before is not None else None,
         after=None if after is None else _with_request({"version": after}, request_id),
         reason=reason,

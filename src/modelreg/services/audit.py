@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
-from modelreg.db.tables import AuditEvent, AuditHead
+from modelreg.db.tables import AuditEvent, AuditHead, Model
+from modelreg.errors import IntegrityFailure, InvalidInput
 from modelreg.services.actor import Actor, Permission
 
 __all__ = [
     "GENESIS",
     "Actor",
+    "Anchor",
     "EventTag",
     "VerifyResult",
     "event_hash",
+    "head",
     "list_events",
     "record",
     "verify",
@@ -56,6 +61,9 @@ class EventTag(StrEnum):
     TOKEN_CREATE = "auth:token:create"  # noqa: S105 (an event name, not a secret)
     TOKEN_REVOKE = "auth:token:revoke"  # noqa: S105
     ROLE_GRANT = "auth:role:grant"
+    ROLE_REVOKE = "auth:role:revoke"
+    PRINCIPAL_DISABLE = "auth:principal:disable"
+    PRINCIPAL_ENABLE = "auth:principal:enable"
 
 
 def _canonical(fields: dict[str, Any]) -> bytes:
@@ -63,7 +71,12 @@ def _canonical(fields: dict[str, Any]) -> bytes:
 
 
 def event_hash(event: AuditEvent) -> str:
-    """The SHA-256 that chains ``event`` to its predecessor."""
+    """The SHA-256 that chains ``event`` to its predecessor.
+
+    ``model_id`` is not covered: it indexes what the covered ``model_key`` names, and leaving
+    it out keeps the hash of every event, old or new, the same across schema revisions (a
+    downgraded registry still verifies).
+    """
     fields = {
         "seq": event.seq,
         "at": event.at.isoformat(timespec="microseconds"),
@@ -85,6 +98,7 @@ def record(
     *,
     actor: Actor,
     target: str,
+    model: Model | None = None,
     model_key: str | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
@@ -92,9 +106,15 @@ def record(
 ) -> AuditEvent:
     """Append one event to the chain, inside the caller's transaction.
 
+    ``model`` is the model the event is about: its id keys the event (``audit --model``) and
+    its name is kept as ``model_key``. ``model_key`` alone names a model that does not exist
+    (a policy rule written before its model); such an event appears in the full log only.
+
     Locks the chain's head row, so appends are serialised and sequence numbers gap-free; a
     rolled-back action takes its event with it.
     """
+    if model is not None:
+        model_key = model.normalized_name
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one()
@@ -106,6 +126,7 @@ def record(
         action=tag.value,
         target=target,
         model_key=model_key,
+        model_id=model.id if model is not None else None,
         before=_jsonable(before),
         after=_jsonable(after),
         reason=reason or "",
@@ -119,6 +140,25 @@ def record(
     return event
 
 
+def adopt_policy_events(session: Session, model: Model) -> None:
+    """Give a new model the events of policy rules written for its name before it existed.
+
+    Rules are written by name and may come before their model (policy as code); their events
+    are that model's history. Rules written while another model held the name were that
+    model's events and keep its id.
+    """
+    session.execute(
+        update(AuditEvent)
+        .where(
+            AuditEvent.model_key == model.normalized_name,
+            AuditEvent.model_id.is_(None),
+            AuditEvent.action.in_([EventTag.POLICY_SET.value, EventTag.POLICY_DELETE.value]),
+        )
+        .values(model_id=model.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -130,20 +170,21 @@ def list_events(
     session: Session,
     *,
     actor: Actor,
-    model_id: Any = None,
-    model_key: str | None = None,
+    model: Model | None = None,
     after_seq: int = 0,
     limit: int = 100,
     descending: bool = False,
 ) -> list[AuditEvent]:
-    """Events in sequence order, optionally for one model (its id and normalised name).
+    """Events in sequence order, optionally of one model: the events keyed by its id.
 
-    The whole log needs registry-wide read access; one model's events need read access to it.
+    A model's events include those from before a rename; a model that took a name another
+    model held sees none of that other model's events (SECURITY.md rule 14). The whole log
+    needs registry-wide read access; one model's events need read access to that model.
     """
-    actor.require(Permission.AUDIT_READ, model_id if model_key is not None else None)
+    actor.require(Permission.AUDIT_READ, model.id if model is not None else None)
     query = select(AuditEvent)
-    if model_key is not None:
-        query = query.where(AuditEvent.model_key == model_key)
+    if model is not None:
+        query = query.where(AuditEvent.model_id == model.id)
     if descending:
         if after_seq:
             query = query.where(AuditEvent.seq < after_seq)
@@ -151,6 +192,60 @@ def list_events(
     else:
         query = query.where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq)
     return list(session.scalars(query.limit(limit)))
+
+
+_ANCHOR_RE = re.compile(r"([0-9]{1,18}):([0-9a-f]{64})")
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """One point of the chain, ``SEQ:HASH``, kept outside the database to check it against.
+
+    The chain proves its events were not edited in place, but whoever can write the database
+    can cut events off its end and move the head back, or rewrite the chain from some event
+    on; an anchor taken earlier and kept elsewhere shows both.
+    """
+
+    seq: int
+    hash: str
+    at: datetime | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """An anchor from ``SEQ:HASH`` (what ``modelreg audit anchor`` prints)."""
+        match = _ANCHOR_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+        if match is None:
+            raise InvalidInput(
+                f"an audit anchor is SEQ:HASH (64 hex digits), not {str(text)[:100]!r}",
+                detail={"anchor": str(text)[:100]},
+            )
+        return cls(int(match[1]), match[2])
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON: ``{seq, hash, at, anchor}``."""
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": _iso(self.at) if self.at is not None else None,
+            "anchor": str(self),
+        }
+
+
+def head(session: Session, *, actor: Actor) -> Anchor:
+    """The chain's head (last sequence number, its hash and time), to keep as an anchor.
+
+    Raises:
+        IntegrityFailure: the head row is missing.
+    """
+    actor.require(Permission.AUDIT_READ)
+    row = session.get(AuditHead, 1)
+    if row is None:
+        raise IntegrityFailure("the audit log's head row is missing", detail={})
+    at = session.scalar(select(AuditEvent.at).where(AuditEvent.seq == row.last_seq))
+    return Anchor(row.last_seq, row.last_hash, at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +257,7 @@ class VerifyResult:
     first_bad_seq: int | None = None
     problem: str | None = None
     last_hash: str | None = None
+    anchors: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON."""
@@ -171,15 +267,25 @@ class VerifyResult:
             "first_bad_seq": self.first_bad_seq,
             "problem": self.problem,
             "last_hash": self.last_hash,
+            "anchors": self.anchors,
         }
 
 
-def verify(session: Session, *, actor: Actor, batch: int = 5000) -> VerifyResult:
+def verify(
+    session: Session, *, actor: Actor, anchors: Sequence[Anchor] = (), batch: int = 5000
+) -> VerifyResult:
     """Walk the whole chain and report the first event that was edited, removed or reordered.
 
-    Also compares the end of the chain with the head row, which catches events cut off the end.
+    The end of the chain must match the head row (sequence number and hash), and the head row
+    must exist, which catches events cut off the end unless the head was moved back with
+    them. Each of ``anchors`` (points kept elsewhere) must still be in the chain, which
+    catches that too, and a rewrite of the chain from before the anchor.
     """
     actor.require(Permission.AUDIT_READ)
+    pending = {a.seq: a for a in anchors if a.seq > 0}
+    bad_genesis = next((a for a in anchors if a.seq == 0 and a.hash != GENESIS), None)
+    if bad_genesis is not None:
+        return VerifyResult(False, 0, 0, "anchor 0 must name the genesis hash (64 zeros)")
     expected_seq = 1
     prev = GENESIS
     count = 0
@@ -209,19 +315,43 @@ def verify(session: Session, *, actor: Actor, batch: int = 5000) -> VerifyResult
                 return VerifyResult(
                     False, count, event.seq, f"event {event.seq} was altered after it was written"
                 )
+            anchor = pending.pop(event.seq, None)
+            if anchor is not None and anchor.hash != event.hash:
+                return VerifyResult(
+                    False,
+                    count,
+                    event.seq,
+                    f"event {event.seq} is not the one anchored as {anchor}: "
+                    "the log was rewritten from there or before",
+                )
             prev = event.hash
             expected_seq += 1
             count += 1
             last_seen = event.seq
-    head = session.get(AuditHead, 1)
-    if head is not None and (head.last_seq != count or head.last_hash != prev):
+    if pending:
+        lost = min(pending)
         return VerifyResult(
             False,
             count,
             count + 1,
-            f"the log ends at event {count} but the head records event {head.last_seq}",
+            f"the log ends at event {count} but an anchor names event {lost}: "
+            "events were cut off the end",
         )
-    return VerifyResult(True, count, None, None, prev)
+    row = session.get(AuditHead, 1)
+    if row is None:
+        return VerifyResult(False, count, count + 1, "the head row of the audit log is missing")
+    if row.last_seq != count:
+        return VerifyResult(
+            False,
+            count,
+            min(count, row.last_seq) + 1,
+            f"the log ends at event {count} but the head records event {row.last_seq}",
+        )
+    if row.last_hash != prev:
+        return VerifyResult(
+            False, count, count, f"the head's hash is not the hash of event {count}"
+        )
+    return VerifyResult(True, count, None, None, prev, len(anchors))
 
 
 def event_to_dict(event: AuditEvent) -> dict[str, Any]:

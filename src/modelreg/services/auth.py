@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
 from modelreg.db.tables import ApiToken, Grant, Principal, PrincipalKind, Role
-from modelreg.errors import AlreadyExists, InvalidInput, InvalidName, NotFound, Unauthenticated
+from modelreg.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    InvalidName,
+    NotFound,
+    Unauthenticated,
+)
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import get_model
@@ -105,11 +112,127 @@ def grant_role(
         EventTag.ROLE_GRANT,
         actor=actor,
         target=f"principal:{name}",
-        model_key=target.normalized_name if target is not None else None,
+        model=target,
         before={"roles": before},
         after={"role": role.value, "model": target.name if target is not None else None},
     )
     return grant
+
+
+def revoke_role(
+    session: Session, name: str, role: Role, *, actor: Actor, model: str | None = None
+) -> Principal:
+    """Take ``role`` on ``model`` (registry-wide when ``None``) away from ``name``.
+
+    The principal's requests are checked against its remaining grants from the next request
+    on (the audit event moves the registry's change stamp, which every cached actor is
+    keyed by).
+
+    Raises:
+        NotFound: ``name`` does not hold exactly that role there.
+        Conflict: it is the registry-wide admin role of the last enabled admin.
+    """
+    actor.require(Permission.ADMIN)
+    principal = get_principal(session, name)
+    target = get_model(session, model) if model is not None else None
+    model_id = target.id if target is not None else None
+    scope = f"on {target.name}" if target is not None else "registry-wide"
+    held = session.scalars(
+        select(Grant).where(
+            Grant.principal_id == principal.id,
+            Grant.model_id.is_(None) if model_id is None else Grant.model_id == model_id,
+        )
+    ).all()
+    grant = next((g for g in held if g.role == role), None)
+    if grant is None:
+        raise NotFound(
+            f"{name} holds no {role.value} role {scope}",
+            detail={
+                "principal": name,
+                "role": role.value,
+                "model": target.name if target is not None else None,
+                "held": sorted(g.role.value for g in held),
+            },
+        )
+    if role == Role.ADMIN and model_id is None and not principal.disabled:
+        _keep_an_admin(session, principal, f"taking the admin role from {name}")
+    session.delete(grant)
+    session.flush()
+    record(
+        session,
+        EventTag.ROLE_REVOKE,
+        actor=actor,
+        target=f"principal:{name}",
+        model=target,
+        before={"role": role.value, "model": target.name if target is not None else None},
+    )
+    return principal
+
+
+def set_disabled(session: Session, name: str, *, actor: Actor, disabled: bool) -> Principal:
+    """Disable (or enable again) a user or service account; its history stays.
+
+    A disabled principal's tokens are refused from the next request on (the audit event moves
+    the change stamp that cached actors are keyed by); enabling it makes its unrevoked,
+    unexpired tokens work again. Doing what is already so records nothing.
+
+    Raises:
+        Conflict: an admin disabling itself, or disabling the last enabled admin.
+    """
+    actor.require(Permission.ADMIN)
+    principal = get_principal(session, name)
+    if principal.disabled == disabled:
+        return principal
+    if disabled:
+        if actor.principal_id is not None and actor.principal_id == principal.id:
+            raise Conflict("you cannot disable yourself; ask another admin", detail={"name": name})
+        if _is_admin(session, principal):
+            _keep_an_admin(session, principal, f"disabling {name}")
+    principal.disabled = disabled
+    session.flush()
+    record(
+        session,
+        EventTag.PRINCIPAL_DISABLE if disabled else EventTag.PRINCIPAL_ENABLE,
+        actor=actor,
+        target=f"principal:{name}",
+        before={"disabled": not disabled},
+        after={"disabled": disabled},
+    )
+    return principal
+
+
+def _is_admin(session: Session, principal: Principal) -> bool:
+    return (
+        session.scalar(
+            select(Grant.id).where(
+                Grant.principal_id == principal.id,
+                Grant.model_id.is_(None),
+                Grant.role == Role.ADMIN,
+            )
+        )
+        is not None
+    )
+
+
+def _keep_an_admin(session: Session, principal: Principal, doing: str) -> None:
+    # Locks the other admins' rows, so two admins disabling each other at once cannot both
+    # succeed on PostgreSQL (SQLite serialises write transactions anyway).
+    others = session.scalars(
+        select(Principal.id)
+        .join(Grant, Grant.principal_id == Principal.id)
+        .where(
+            Grant.model_id.is_(None),
+            Grant.role == Role.ADMIN,
+            Principal.disabled.is_(False),
+            Principal.id != principal.id,
+        )
+        .with_for_update(of=Principal)
+    ).all()
+    if not others:
+        raise Conflict(
+            f"{doing} would leave no enabled admin; make another user admin first",
+            detail={"name": principal.name},
+        )
 
 
 def create_token(
@@ -177,6 +300,11 @@ def list_principals(session: Session, *, actor: Actor) -> list[tuple[Principal, 
     principals = list(session.scalars(select(Principal).order_by(Principal.name)))
     grants = list(session.scalars(select(Grant)))
     return [(p, [g for g in grants if g.principal_id == p.id]) for p in principals]
+
+
+def grants_of(session: Session, principal: Principal) -> list[Grant]:
+    """The grants ``principal`` holds now."""
+    return list(session.scalars(select(Grant).where(Grant.principal_id == principal.id)))
 
 
 def list_tokens(session: Session, *, actor: Actor, name: str | None = None) -> list[ApiToken]:

@@ -98,7 +98,7 @@ def record_first_stage(
         EventTag.VERSION_STAGE,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
-        model_key=version.model.normalized_name,
+        model=version.model,
         before={"stage": Stage.NONE.value},
         after=after,
         reason=reason,

@@ -123,7 +123,7 @@ def _set_stage(
         EventTag.VERSION_STAGE,
         actor=actor,
         target=f"{model.name}:{version.number}",
-        model_key=model.normalized_name,
+        model=model,
         before={"stage": before.value},
         after=after,
         reason=reason,
@@ -290,7 +290,7 @@ def promote(
         EventTag.PROMOTION_REQUEST,
         actor=actor,
         target=f"{_describe(model, target)}:{number}",
-        model_key=model.normalized_name,
+        model=model,
         after={
             "request_id": promotion.id,
             "version": number,
@@ -407,7 +407,7 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
         EventTag.PROMOTION_APPROVE,
         actor=actor,
         target=f"{_describe(model, promotion.target)}:{promotion.number}",
-        model_key=model.normalized_name,
+        model=model,
         after={
             "request_id": promotion.id,
             "approvals": approvals,
@@ -433,7 +433,7 @@ def _refuse(
         EventTag.PROMOTION_REFUSE,
         actor=actor,
         target=f"{_describe(model, promotion.target)}:{promotion.number}",
-        model_key=model.normalized_name,
+        model=model,
         after={"request_id": promotion.id, "state": "refused", "failed_criteria": failures},
         reason="gates failed when the last approval arrived",
     )
@@ -527,7 +527,7 @@ def reject(session: Session, promotion_id: int, *, actor: Actor, reason: str) ->
         EventTag.PROMOTION_REJECT,
         actor=actor,
         target=f"{_describe(model, promotion.target)}:{promotion.number}",
-        model_key=model.normalized_name,
+        model=model,
         after={"request_id": promotion.id, "state": promotion.state.value},
         reason=reason,
     )
@@ -849,7 +849,7 @@ def rollback(
         EventTag.STAGE_ROLLBACK,
         actor=actor,
         target=what,
-        model_key=model.normalized_name,
+        model=model,
         before={"version": current},
         after={"version": chosen},
         reason=reason,

@@ -22,7 +22,7 @@ from modelreg.names import (
 )
 from modelreg.services import search
 from modelreg.services.actor import Actor, Permission
-from modelreg.services.audit import EventTag, record
+from modelreg.services.audit import EventTag, adopt_policy_events, record
 from modelreg.services.pages import Page, paginate
 
 
@@ -88,12 +88,13 @@ def _new_model(
     for key, value in tags.items():
         session.add(ModelTag(model_id=created.id, key=key, value=value))
     session.flush()
+    adopt_policy_events(session, created)
     record(
         session,
         EventTag.MODEL_CREATE,
         actor=actor,
         target=created.name,
-        model_key=normalized,
+        model=created,
         after={"name": created.name, "description": description, "tags": tags},
     )
     return created
@@ -149,7 +150,7 @@ def update_model(
         EventTag.MODEL_UPDATE,
         actor=actor,
         target=model.name,
-        model_key=model.normalized_name,
+        model=model,
         before={"description": before},
         after={"description": description},
         reason=reason,
@@ -190,7 +191,7 @@ def set_model_tags(
         EventTag.MODEL_TAG,
         actor=actor,
         target=model.name,
-        model_key=model.normalized_name,
+        model=model,
         before={"tags": before},
         after={"tags": clean, "deleted": removing},
     )
@@ -249,7 +250,7 @@ def delete_model(session: Session, name: str, *, actor: Actor, reason: str = "")
         EventTag.MODEL_DELETE,
         actor=actor,
         target=model.name,
-        model_key=model.normalized_name,
+        model=model,
         before={"name": model.name, "versions": sorted(numbers)},
         reason=reason,
     )
@@ -305,7 +306,7 @@ def rename_model(session: Session, name: str, new_name: str, *, actor: Actor) ->
         EventTag.MODEL_UPDATE,
         actor=actor,
         target=new_name,
-        model_key=normalized,
+        model=model,
         before={"name": old},
         after={"name": new_name},
     )

@@ -183,9 +183,10 @@ def _scope_model(session: Session, scope: str) -> Model | None:
     return None if scope == DEFAULT_SCOPE else find_model(session, scope)
 
 
-def _require_admin(session: Session, scope: str, actor: Actor) -> None:
+def _require_admin(session: Session, scope: str, actor: Actor) -> Model | None:
     model = _scope_model(session, scope)
     actor.require(Permission.POLICY_SET, model.id if model is not None else None)
+    return model
 
 
 def _rules(session: Session, scope: str) -> dict[str, PolicyRule]:
@@ -199,7 +200,7 @@ def set_rule(
     """Create or replace the rule of ``scope`` (a model or ``*``) for ``target``, audited."""
     scope = parse_scope(scope)
     target = parse_target(target)
-    _require_admin(session, scope, actor)
+    model = _require_admin(session, scope, actor)
     values = _clean(target, spec)
     rule = _rules(session, scope).get(target)
     before = rule_to_dict(rule) if rule is not None else None
@@ -217,6 +218,7 @@ def set_rule(
             EventTag.POLICY_SET,
             actor=actor,
             target=f"{scope}:{target}",
+            model=model,
             model_key=None if scope == DEFAULT_SCOPE else scope,
             before=before,
             after=after,
@@ -228,7 +230,7 @@ def delete_rule(session: Session, scope: str, target: str, *, actor: Actor) -> N
     """Remove the rule of ``scope`` for ``target``; raises ``NotFound`` when there is none."""
     scope = parse_scope(scope)
     target = parse_target(target)
-    _require_admin(session, scope, actor)
+    model = _require_admin(session, scope, actor)
     rule = _rules(session, scope).get(target)
     if rule is None:
         raise NotFound(
@@ -242,6 +244,7 @@ def delete_rule(session: Session, scope: str, target: str, *, actor: Actor) -> N
         EventTag.POLICY_DELETE,
         actor=actor,
         target=f"{scope}:{target}",
+        model=model,
         model_key=None if scope == DEFAULT_SCOPE else scope,
         before=before,
     )

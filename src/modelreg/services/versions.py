@@ -367,7 +367,7 @@ def _record_register(
         EventTag.VERSION_REGISTER,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
-        model_key=version.model.normalized_name,
+        model=version.model,
         after=after,
     )
     if version.stage is not Stage.NONE:
@@ -579,7 +579,7 @@ def set_version_tags(
         EventTag.VERSION_TAG,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
-        model_key=version.model.normalized_name,
+        model=version.model,
         before={"tags": before},
         after={"tags": clean, "deleted": removing},
     )
@@ -602,7 +602,7 @@ def update_version(
         EventTag.VERSION_UPDATE,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
-        model_key=version.model.normalized_name,
+        model=version.model,
         before={"description": before},
         after={"description": description},
         reason=reason,
@@ -650,7 +650,7 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
         EventTag.VERSION_DELETE,
         actor=actor,
         target=f"{model.name}:{number}",
-        model_key=model.normalized_name,
+        model=model,
         before={
             "version": number,
             "aliases": aliases,

@@ -90,6 +90,37 @@ def revoke_token(token_id: str, registry: RegistryDep, actor: ActorDep) -> dict[
         return auth.token_to_dict(auth.revoke_token(session, token_id, actor=actor))
 
 
+class PrincipalUpdate(BaseModel):
+    """Body of ``PATCH /principals/{name}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    disabled: bool
+
+
+@router.patch("/principals/{name}", operation_id="admin-update-principal")
+def update_principal(
+    name: str, body: PrincipalUpdate, registry: RegistryDep, actor: ActorDep
+) -> dict[str, Any]:
+    """Disable a principal (its tokens stop working at once) or enable it again (admin)."""
+    with registry.write() as session:
+        principal = auth.set_disabled(session, name, actor=actor, disabled=body.disabled)
+        return auth.principal_to_dict(principal, auth.grants_of(session, principal))
+
+
+@router.delete("/principals/{name}/grants/{role}", operation_id="admin-revoke")
+def revoke(
+    name: str,
+    role: Role,
+    registry: RegistryDep,
+    actor: ActorDep,
+    model: str | None = Query(default=None, max_length=200),
+) -> dict[str, Any]:
+    """Take a role away from a principal, registry-wide or on one model (admin)."""
+    with registry.write() as session:
+        principal = auth.revoke_role(session, name, role, actor=actor, model=model)
+        return auth.principal_to_dict(principal, auth.grants_of(session, principal))
+
+
 @router.post("/grants", status_code=201, operation_id="admin-grant")
 def grant(body: GrantCreate, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Give a principal a role, registry-wide or on one model (admin)."""

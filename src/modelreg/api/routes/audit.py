@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from modelreg.api.deps import ActorDep, RegistryDep
-from modelreg.api.schemas import AuditPage, VerifyRead
+from modelreg.api.schemas import AnchorRead, AuditPage, VerifyRead
+from modelreg.errors import InvalidInput
 from modelreg.services import audit, models
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
+MAX_ANCHORS = 100
 
 
 @router.get("/audit", response_model=AuditPage, operation_id="audit-list")
@@ -27,8 +29,7 @@ def list_events(
         events = audit.list_events(
             session,
             actor=actor,
-            model_id=target.id if target is not None else None,
-            model_key=target.normalized_name if target is not None else None,
+            model=target,
             after_seq=after,
             limit=limit,
         )
@@ -36,7 +37,24 @@ def list_events(
 
 
 @router.get("/audit/verify", response_model=VerifyRead, operation_id="audit-verify")
-def verify(registry: RegistryDep, actor: ActorDep) -> Any:
+def verify(
+    registry: RegistryDep,
+    actor: ActorDep,
+    anchor: Annotated[
+        list[str] | None,
+        Query(description="SEQ:HASH points (audit-head) the chain must still contain"),
+    ] = None,
+) -> Any:
     """Recompute the hash chain; name the first event that was edited, removed or reordered."""
+    if len(anchor or []) > MAX_ANCHORS:
+        raise InvalidInput(f"at most {MAX_ANCHORS} anchors", detail={"anchors": len(anchor or [])})
+    anchors = [audit.Anchor.parse(a) for a in anchor or []]
     with registry.read() as session:
-        return audit.verify(session, actor=actor).to_dict()
+        return audit.verify(session, actor=actor, anchors=anchors).to_dict()
+
+
+@router.get("/audit/head", response_model=AnchorRead, operation_id="audit-head")
+def head(registry: RegistryDep, actor: ActorDep) -> Any:
+    """The chain's head (sequence number, hash, time): an anchor to keep elsewhere."""
+    with registry.read() as session:
+        return audit.head(session, actor=actor).to_dict()
