@@ -34,8 +34,10 @@ if TYPE_CHECKING:
         RegistryError,
         SchemaOutdated,
         StorageFailure,
+        TooManyUploads,
         Unauthenticated,
         Unavailable,
+        UploadTimeout,
         VersionNotFound,
     )
     from modelreg.types import AuditEvent, FileInfo, Model, Page, Promotion, Version
@@ -69,8 +71,10 @@ __all__ = [
     "RegistryError",
     "SchemaOutdated",
     "StorageFailure",
+    "TooManyUploads",
     "Unauthenticated",
     "Unavailable",
+    "UploadTimeout",
     "Version",
     "VersionNotFound",
     "__version__",

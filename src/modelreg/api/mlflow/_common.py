@@ -49,6 +49,8 @@ ERROR_CODES: list[tuple[type[errors.RegistryError], int, str]] = [
     # Pending approval is not an error in modelreg, but the MLflow client accepts only 200.
     (errors.ApprovalRequired, 409, "INVALID_STATE"),
     (errors.InvalidInput, 400, "INVALID_PARAMETER_VALUE"),
+    (errors.UploadTimeout, 408, "DEADLINE_EXCEEDED"),
+    (errors.TooManyUploads, 429, "REQUEST_LIMIT_EXCEEDED"),
     (errors.StorageFailure, 503, "TEMPORARILY_UNAVAILABLE"),
     (errors.SchemaOutdated, 503, "TEMPORARILY_UNAVAILABLE"),
     (errors.RegistryError, 500, "INTERNAL_ERROR"),
