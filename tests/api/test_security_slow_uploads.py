@@ -1,0 +1,255 @@
+"""Slow clients cost nothing (issue 18, finding 5; SECURITY.md rule 16).
+
+A red team held every worker thread with 41 uploads sending one byte a second, and `/healthz`
+and listings stopped answering. Here a real `modelreg server` takes 100 crawling uploads from
+four users (more than anyio's 40 default threads) and must still answer health and reads,
+refuse a user's upload past its cap with 429, and cut off an upload whose body stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+import modelreg
+from modelreg.api.uploads import UploadGate
+from modelreg.errors import TooManyUploads
+from modelreg.services.actor import Actor
+from server_process import ServerProcess
+
+API = "/api/v1"
+USERS = 4
+PER_USER = 25  # 100 uploads in all
+# Generous: the machine running the tests is busy; what matters is an answer, not its speed.
+ANSWER_WITHIN = 10.0
+SETTLE_WITHIN = 60.0
+
+
+def _wait_for(condition: Callable[[], bool], within: float = SETTLE_WITHIN) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _temporary(home: Path) -> list[Path]:
+    tmp = home / "blobs" / "tmp"
+    return list(tmp.iterdir()) if tmp.is_dir() else []
+
+
+def _stored(home: Path) -> list[Path]:
+    blobs = home / "blobs" / "sha256"
+    return [p for p in blobs.rglob("*") if p.is_file()] if blobs.is_dir() else []
+
+
+def _open_upload(
+    port: int, token: str, *, length: int = 10**6, first: bytes = b"x"
+) -> socket.socket:
+    """A raw upload of ``length`` bytes announced, of which only ``first`` is sent."""
+    digest = hashlib.sha256(os.urandom(16)).hexdigest()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=SETTLE_WITHIN)
+    head = (
+        f"PUT {API}/blobs/sha256:{digest} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + first)
+    return sock
+
+
+class _Dribbler:
+    """Sends one byte to each socket every half second, from a thread, until stopped."""
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.send(b"x")
+
+    def __enter__(self) -> _Dribbler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=SETTLE_WITHIN)
+
+
+def _users(home: Path, tmp_path: Path) -> list[str]:
+    """Tokens of ``USERS`` contributors, and one registered model to read."""
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"weights")
+    with modelreg.Registry(home) as local:
+        local.register("m", artifact, capture=False)
+        tokens = []
+        for i in range(USERS):
+            local.create_user(f"u{i}", role="contributor")
+            tokens.append(local.create_token(f"u{i}")["token"])
+    return tokens
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    home = tmp_path / "registry"
+    home.mkdir()
+    return home
+
+
+def _serve(home: Path, **settings: object) -> ServerProcess:
+    env = {f"MODELREG_{k.upper()}": str(v) for k, v in settings.items()}
+    return ServerProcess(home, ready_path="/healthz", env=env)
+
+
+class TestSlowUploadsCostNothing:
+    """Crawling uploads hold no worker: health and reads answer, caps and idle cut-offs hold."""
+
+    def test_health_and_reads_answer_while_100_uploads_crawl(
+        self, folder: Path, tmp_path: Path
+    ) -> None:
+        tokens = _users(folder, tmp_path)
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(_serve(folder, max_uploads_per_principal=PER_USER))
+            sockets = [
+                stack.enter_context(_open_upload(server.port, token))
+                for token in tokens
+                for _ in range(PER_USER)
+            ]
+            stack.enter_context(_Dribbler(sockets))
+            # Every upload is under way (its temp file exists): none waits for a thread. Asked
+            # after the reads, so that a server whose threads the uploads hold fails on those.
+            under_way = _wait_for(lambda: len(_temporary(folder)) == USERS * PER_USER, 30)
+            auth = {"authorization": f"Bearer {tokens[0]}"}
+            with httpx.Client(base_url=server.url, timeout=ANSWER_WITHIN) as client:
+                for _ in range(3):
+                    assert client.get("/healthz").status_code == 200
+                    models = client.get(f"{API}/models", headers=auth)
+                    assert models.status_code == 200
+                    assert [m["name"] for m in models.json()["items"]] == ["m"]
+                    resolved = client.get(f"{API}/resolve", params={"uri": "m:1"}, headers=auth)
+                    assert resolved.status_code == 200
+                assert under_way, len(_temporary(folder))
+                # One more upload from a user at its cap is refused before its body is read.
+                data = b"one upload too many"
+                refused = client.put(
+                    f"{API}/blobs/sha256:{hashlib.sha256(data).hexdigest()}",
+                    content=data,
+                    headers={**auth, "content-type": "application/octet-stream"},
+                )
+                assert refused.status_code == 429, refused.text
+                assert int(refused.headers["retry-after"]) > 0
+                error = refused.json()["error"]
+                assert error["code"] == "too_many_uploads"
+                assert error["detail"]["limit"] == PER_USER
+                assert (
+                    client.head(
+                        f"{API}/blobs/sha256:{hashlib.sha256(data).hexdigest()}", headers=auth
+                    ).status_code
+                    == 404
+                )
+        # The clients went away: every upload is dropped, nothing half-written stays.
+        assert _wait_for(lambda: _temporary(folder) == [])
+        assert [p.read_bytes() for p in _stored(folder)] == [b"weights"]
+
+    def test_a_user_below_its_cap_uploads_while_another_is_at_its_cap(
+        self, folder: Path, tmp_path: Path
+    ) -> None:
+        tokens = _users(folder, tmp_path)
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(_serve(folder, max_uploads_per_principal=2))
+            for _ in range(2):
+                stack.enter_context(_open_upload(server.port, tokens[0]))
+            assert _wait_for(lambda: len(_temporary(folder)) == 2)
+            data = b"the other user's weights"
+            url = f"{server.url}{API}/blobs/sha256:{hashlib.sha256(data).hexdigest()}"
+            headers = {"content-type": "application/octet-stream"}
+            with httpx.Client(timeout=ANSWER_WITHIN) as client:
+                first = client.put(
+                    url, content=data, headers={**headers, "authorization": f"Bearer {tokens[0]}"}
+                )
+                assert first.status_code == 429
+                second = client.put(
+                    url, content=data, headers={**headers, "authorization": f"Bearer {tokens[1]}"}
+                )
+                assert second.status_code == 200, second.text
+                assert second.json()["created"] is True
+        assert _wait_for(lambda: _temporary(folder) == [])
+
+    @pytest.mark.parametrize("sent", [0, 1000], ids=["no-body", "part-of-a-body"])
+    def test_an_idle_upload_times_out_and_leaves_nothing(
+        self, folder: Path, tmp_path: Path, sent: int
+    ) -> None:
+        tokens = _users(folder, tmp_path)
+        before = _stored(folder)
+        with _serve(folder, upload_idle_timeout=1) as server:
+            with _open_upload(server.port, tokens[0], first=b"x" * sent) as sock:
+                answer = b""
+                while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                    piece = sock.recv(65536)  # the socket's timeout is generous
+                    if not piece:
+                        break
+                    answer += piece
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert b'"upload_timeout"' in answer
+            assert _wait_for(lambda: _temporary(folder) == [])
+            assert _stored(folder) == before
+            # The server still takes uploads.
+            data = b"after the timeout"
+            done = httpx.put(
+                f"{server.url}{API}/blobs/sha256:{hashlib.sha256(data).hexdigest()}",
+                content=data,
+                headers={"authorization": f"Bearer {tokens[0]}"},
+                timeout=ANSWER_WITHIN,
+            )
+            assert done.status_code == 200, done.text
+
+
+class TestUploadGate:
+    """The per-principal count behind the 429: users count once, the laptop owner is one."""
+
+    def test_a_principal_past_its_cap_is_refused_until_a_slot_frees(self) -> None:
+        gate = UploadGate(2)
+        user = Actor("alice", superuser=False, principal_id=_uuid(1))
+        same_user_other_token = Actor(
+            "alice", superuser=False, principal_id=_uuid(1), token_id=_uuid(9)
+        )
+        other = Actor("bob", superuser=False, principal_id=_uuid(2))
+        with gate.slot(user), gate.slot(same_user_other_token):
+            with pytest.raises(TooManyUploads) as refused, gate.slot(user):
+                pass
+            assert refused.value.retry_after > 0
+            with gate.slot(other):
+                pass
+        with gate.slot(user):
+            pass
+        assert gate.running == {}
+
+    def test_the_laptop_owner_counts_as_one_principal(self) -> None:
+        gate = UploadGate(1)
+        owner = Actor("me", source="api", superuser=True)
+        with (
+            gate.slot(owner),
+            pytest.raises(TooManyUploads),
+            gate.slot(Actor("me", source="api", superuser=True)),
+        ):
+            pass
+
+
+def _uuid(n: int) -> uuid.UUID:
+    return uuid.UUID(int=n)
