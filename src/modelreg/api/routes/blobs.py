@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.routes.versions import blob_response
+from modelreg.api.schemas import ErrorEnvelope
 from modelreg.api.uploads import receive_blob
 from modelreg.services import artifacts, gc
 from modelreg.storage.base import check_digest
@@ -41,7 +42,23 @@ def blob_exists(digest: str, registry: RegistryDep, actor: ActorDep) -> Response
     return Response(status_code=200, headers={"content-length": str(registry.store.size(value))})
 
 
-@router.put("/blobs/sha256:{digest}", response_model=BlobRead, operation_id="blobs-upload")
+@router.put(
+    "/blobs/sha256:{digest}",
+    response_model=BlobRead,
+    operation_id="blobs-upload",
+    responses={
+        408: {
+            "model": ErrorEnvelope,
+            "description": "No body bytes arrived for `upload_idle_timeout` seconds "
+            "(`upload_timeout`); nothing was stored",
+        },
+        429: {
+            "model": ErrorEnvelope,
+            "description": "The caller has `max_uploads_per_principal` uploads running "
+            "(`too_many_uploads`); see `Retry-After`",
+        },
+    },
+)
 async def upload_blob(digest: str, request: Request, registry: RegistryDep, actor: ActorDep) -> Any:
     """Store the body; the server hashes it and refuses bytes that do not match ``digest``."""
     artifacts.require_upload(actor)
