@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         AlreadyExists,
         ApprovalRequired,
         BlobNotFound,
+        BodyTimeout,
         ConcurrentChange,
         Conflict,
         DigestMismatch,
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
         TooManyUploads,
         Unauthenticated,
         Unavailable,
-        UploadTimeout,
         VersionNotFound,
     )
     from modelreg.types import AuditEvent, FileInfo, Model, Page, Promotion, Version
@@ -48,6 +48,7 @@ __all__ = [
     "ApprovalRequired",
     "AuditEvent",
     "BlobNotFound",
+    "BodyTimeout",
     "ConcurrentChange",
     "Conflict",
     "DigestMismatch",
@@ -74,7 +75,6 @@ __all__ = [
     "TooManyUploads",
     "Unauthenticated",
     "Unavailable",
-    "UploadTimeout",
     "Version",
     "VersionNotFound",
     "__version__",

@@ -40,7 +40,7 @@ class Settings(BaseModel):
     create: bool = Field(default=True, description="create the schema in an empty database")
     max_upload_bytes: int = Field(default=100 * 2**30, gt=0)
     max_json_bytes: int = Field(default=16 * 2**20, gt=0)
-    upload_idle_timeout: float = Field(default=30.0, gt=0)
+    body_idle_timeout: float = Field(default=30.0, gt=0)
     max_uploads_per_principal: int = Field(default=8, gt=0)
     allowed_hosts: list[str] = Field(default_factory=list)
 
@@ -61,7 +61,7 @@ class Settings(BaseModel):
             "actor",
             "max_upload_bytes",
             "max_json_bytes",
-            "upload_idle_timeout",
+            "body_idle_timeout",
             "max_uploads_per_principal",
         ):
             env = os.environ.get(f"MODELREG_{key.upper()}")

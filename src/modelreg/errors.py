@@ -29,7 +29,8 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     │                                                                   folder, store unreachable)
     ├── Unavailable                     code=unavailable         exit 1 (no answer from the server)
     ├── TooManyUploads                  code=too_many_uploads    exit 1 (.retry_after; 429)
-    ├── UploadTimeout                   code=upload_timeout      exit 1 (an upload's body stalled)
+    ├── BodyTimeout                     code=body_timeout        exit 1 (a request body stalled;
+    │                                                                   408)
     └── SchemaOutdated                  code=schema_outdated     exit 1 (run `modelreg db upgrade`)
 """
 
@@ -42,6 +43,7 @@ __all__ = [
     "AlreadyExists",
     "ApprovalRequired",
     "BlobNotFound",
+    "BodyTimeout",
     "ConcurrentChange",
     "Conflict",
     "DigestMismatch",
@@ -62,7 +64,6 @@ __all__ = [
     "TooManyUploads",
     "Unauthenticated",
     "Unavailable",
-    "UploadTimeout",
     "VersionNotFound",
     "error_class_for_code",
     "rebuild",
@@ -261,10 +262,10 @@ class TooManyUploads(RegistryError):
         self.retry_after = retry_after
 
 
-class UploadTimeout(RegistryError):
-    """An upload's body stopped arriving for longer than the server waits; nothing was stored."""
+class BodyTimeout(RegistryError):
+    """A request's body stopped arriving for longer than the server waits; nothing was stored."""
 
-    code = "upload_timeout"
+    code = "body_timeout"
 
 
 class SchemaOutdated(RegistryError):

@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 
 import modelreg
 from modelreg.api.uploads import _Body
-from modelreg.errors import InvalidInput, UploadTimeout
+from modelreg.errors import BodyTimeout, InvalidInput
 from modelreg.storage.base import BlobInfo
 from modelreg.storage.memory import MemoryBlobStore
 from server_process import ThreadedServer, unlogged_server_errors
@@ -237,5 +237,5 @@ def test_a_body_that_stops_arriving_times_out_and_stores_nothing() -> None:
         await anyio.sleep(3600)
 
     got, store = _through_body(stalled(), limit=2**40, idle=0.2)
-    assert isinstance(got, UploadTimeout)
+    assert isinstance(got, BodyTimeout)
     assert list(store.iter_blobs()) == []

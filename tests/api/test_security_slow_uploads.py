@@ -28,6 +28,7 @@ from modelreg.services.actor import Actor
 from server_process import ServerProcess
 
 API = "/api/v1"
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 USERS = 4
 PER_USER = 25  # 100 uploads in all
 # Generous: the machine running the tests is busy; what matters is an answer, not its speed.
@@ -55,14 +56,24 @@ def _stored(home: Path) -> list[Path]:
 
 
 def _open_upload(
-    port: int, token: str, *, length: int = 10**6, first: bytes = b"x"
+    port: int,
+    token: str,
+    *,
+    path: str = "",
+    length: int = 10**6,
+    first: bytes = b"x",
+    method: str = "PUT",
+    kind: str = "application/octet-stream",
 ) -> socket.socket:
-    """A raw upload of ``length`` bytes announced, of which only ``first`` is sent."""
-    digest = hashlib.sha256(os.urandom(16)).hexdigest()
+    """A raw upload of ``length`` bytes announced, of which only ``first`` is sent.
+
+    To ``path``, or by default to a blob of a random digest.
+    """
+    path = path or f"{API}/blobs/sha256:{hashlib.sha256(os.urandom(16)).hexdigest()}"
     sock = socket.create_connection(("127.0.0.1", port), timeout=SETTLE_WITHIN)
     head = (
-        f"PUT {API}/blobs/sha256:{digest} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: {kind}\r\n"
         f"Content-Length: {length}\r\n\r\n"
     )
     sock.sendall(head.encode() + first)
@@ -90,6 +101,19 @@ class _Dribbler:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(timeout=SETTLE_WITHIN)
+
+
+def _artifact_path(server: ServerProcess, token: str) -> str:
+    """Where MLflow's client would upload a file of a new run (the MLflow door)."""
+    run = httpx.post(
+        f"{server.url}/api/2.0/mlflow/runs/create",
+        json={"experiment_id": "0", "start_time": 1},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=ANSWER_WITHIN,
+    )
+    assert run.status_code == 200, run.text
+    root = run.json()["run"]["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    return f"{ARTIFACTS}/{root}/model.bin"
 
 
 def _users(home: Path, tmp_path: Path) -> list[str]:
@@ -184,6 +208,15 @@ class TestSlowUploadsCostNothing:
                     url, content=data, headers={**headers, "authorization": f"Bearer {tokens[0]}"}
                 )
                 assert first.status_code == 429
+                # The MLflow door counts the same uploads.
+                door = client.put(
+                    f"{server.url}{_artifact_path(server, tokens[0])}",
+                    content=data,
+                    headers={**headers, "authorization": f"Bearer {tokens[0]}"},
+                )
+                assert door.status_code == 429, door.text
+                assert door.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+                assert int(door.headers["retry-after"]) > 0
                 second = client.put(
                     url, content=data, headers={**headers, "authorization": f"Bearer {tokens[1]}"}
                 )
@@ -191,22 +224,26 @@ class TestSlowUploadsCostNothing:
                 assert second.json()["created"] is True
         assert _wait_for(lambda: _temporary(folder) == [])
 
-    @pytest.mark.parametrize("sent", [0, 1000], ids=["no-body", "part-of-a-body"])
+    @pytest.mark.parametrize(
+        ("door", "sent", "code"),
+        [
+            ("rest", 0, b'"body_timeout"'),
+            ("rest", 1000, b'"body_timeout"'),
+            ("mlflow", 1000, b'"DEADLINE_EXCEEDED"'),
+        ],
+        ids=["no-body", "part-of-a-body", "mlflow-artifact"],
+    )
     def test_an_idle_upload_times_out_and_leaves_nothing(
-        self, folder: Path, tmp_path: Path, sent: int
+        self, folder: Path, tmp_path: Path, door: str, sent: int, code: bytes
     ) -> None:
         tokens = _users(folder, tmp_path)
         before = _stored(folder)
-        with _serve(folder, upload_idle_timeout=1) as server:
-            with _open_upload(server.port, tokens[0], first=b"x" * sent) as sock:
-                answer = b""
-                while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
-                    piece = sock.recv(65536)  # the socket's timeout is generous
-                    if not piece:
-                        break
-                    answer += piece
+        with _serve(folder, body_idle_timeout=1) as server:
+            path = _artifact_path(server, tokens[0]) if door == "mlflow" else ""
+            with _open_upload(server.port, tokens[0], path=path, first=b"x" * sent) as sock:
+                answer = _answer(sock)
             assert answer.startswith(b"HTTP/1.1 408 "), answer
-            assert b'"upload_timeout"' in answer
+            assert code in answer
             assert _wait_for(lambda: _temporary(folder) == [])
             assert _stored(folder) == before
             # The server still takes uploads.
@@ -218,6 +255,45 @@ class TestSlowUploadsCostNothing:
                 timeout=ANSWER_WITHIN,
             )
             assert done.status_code == 200, done.text
+
+    @pytest.mark.parametrize(
+        ("path", "code"),
+        [
+            (f"{API}/models", b'"body_timeout"'),
+            ("/api/2.0/mlflow/registered-models/create", b'"DEADLINE_EXCEEDED"'),
+        ],
+        ids=["rest", "mlflow"],
+    )
+    def test_an_idle_json_body_times_out_and_changes_nothing(
+        self, folder: Path, tmp_path: Path, path: str, code: bytes
+    ) -> None:
+        tokens = _users(folder, tmp_path)
+        with _serve(folder, body_idle_timeout=1) as server:
+            with _open_upload(
+                server.port,
+                tokens[0],
+                method="POST",
+                path=path,
+                kind="application/json",
+                length=100,
+                first=b'{"name": "st',
+            ) as sock:
+                answer = _answer(sock)
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert code in answer
+            with modelreg.Registry(server.url, token=tokens[0]) as remote:
+                assert [m.name for m in remote.list_models()] == ["m"]
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """A whole JSON answer from ``sock`` (the socket's timeout is generous)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        answer += piece
+    return answer
 
 
 class TestUploadGate:

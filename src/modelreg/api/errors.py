@@ -22,7 +22,7 @@ STATUS: list[tuple[type[errors.RegistryError], int]] = [
     (errors.PolicyViolation, 422),
     (errors.ApprovalRequired, 202),
     (errors.InvalidInput, 400),
-    (errors.UploadTimeout, 408),
+    (errors.BodyTimeout, 408),
     (errors.TooManyUploads, 429),
     (errors.IntegrityFailure, 500),
     (errors.StorageFailure, 503),

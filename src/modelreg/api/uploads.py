@@ -8,8 +8,8 @@ Blob uploads and MLflow artifact uploads both come through ``receive_blob`` (SEC
   a small buffer, never a thread. Those hops take tokens from a limiter of their own
   (``UploadGate.limiter``), not from the default one that sync routes and dependencies share,
   so uploads cannot starve ``/healthz`` or reads even when they are fast;
-- a body that sends nothing for ``upload_idle_timeout`` seconds is cut off with 408
-  ``upload_timeout``, and its temp file removed;
+- a body that sends nothing for ``body_idle_timeout`` seconds is cut off with 408
+  ``body_timeout``, and its temp file removed;
 - each principal may have ``max_uploads_per_principal`` uploads running in this process; one
   more is answered 429 ``too_many_uploads`` with ``Retry-After`` before its body is read.
 """
@@ -27,7 +27,7 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 from starlette.requests import ClientDisconnect, Request
 
-from modelreg.errors import InvalidInput, TooManyUploads, UploadTimeout
+from modelreg.errors import BodyTimeout, InvalidInput, TooManyUploads
 from modelreg.services.actor import Actor
 from modelreg.storage.base import BlobInfo, BlobWriter
 
@@ -103,7 +103,7 @@ async def receive_blob(
     Raises:
         TooManyUploads: ``actor`` has its most uploads running already; nothing was read.
         InvalidInput: the body is larger than ``max_upload_bytes``; nothing is stored.
-        UploadTimeout: no bytes came for ``upload_idle_timeout`` seconds; nothing is stored.
+        BodyTimeout: no bytes came for ``body_idle_timeout`` seconds; nothing is stored.
         DigestMismatch: ``expected`` was given and the body hashes to something else.
     """
     settings = registry.settings
@@ -116,7 +116,7 @@ async def receive_blob(
         writer = await anyio.to_thread.run_sync(
             functools.partial(registry.store.writer, expected=expected), limiter=gate.limiter
         )
-        body = _Body(limit, settings.upload_idle_timeout)
+        body = _Body(limit, settings.body_idle_timeout)
         try:
             return await body.store(request.stream(), writer, gate.limiter)
         finally:
@@ -166,7 +166,7 @@ class _Body:
                     failure = exc
                 group.cancel_scope.cancel()
         if self._timed_out:
-            raise UploadTimeout(
+            raise BodyTimeout(
                 f"no bytes of the upload arrived for {self._idle:g} s; nothing was stored",
                 detail={"idle_timeout": self._idle},
             )

@@ -49,8 +49,8 @@ def blob_exists(digest: str, registry: RegistryDep, actor: ActorDep) -> Response
     responses={
         408: {
             "model": ErrorEnvelope,
-            "description": "No body bytes arrived for `upload_idle_timeout` seconds "
-            "(`upload_timeout`); nothing was stored",
+            "description": "No body bytes arrived for `body_idle_timeout` seconds "
+            "(`body_timeout`); nothing was stored",
         },
         429: {
             "model": ErrorEnvelope,
