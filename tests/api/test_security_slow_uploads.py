@@ -15,17 +15,22 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import modelreg
+from modelreg.api.app import create_app
+from modelreg.api.http_protocol import HeaderDeadline
 from modelreg.api.uploads import UploadGate
+from modelreg.config import Settings
 from modelreg.errors import TooManyUploads
 from modelreg.services.actor import Actor
-from server_process import ServerProcess
+from server_process import ServerProcess, ThreadedServer
 
 API = "/api/v1"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -329,3 +334,61 @@ class TestUploadGate:
 
 def _uuid(n: int) -> uuid.UUID:
     return uuid.UUID(int=n)
+
+
+class _Impatient(HeaderDeadline, H11Protocol):
+    header_timeout = 1.0
+
+
+class _ImpatientFast(HeaderDeadline, HttpToolsProtocol):
+    header_timeout = 1.0
+
+
+@pytest.fixture(params=[_Impatient, _ImpatientFast], ids=["h11", "httptools"])
+def impatient(request: pytest.FixtureRequest, folder: Path) -> Iterator[ThreadedServer]:
+    """A laptop-mode server whose header deadline is one second."""
+    with ThreadedServer(create_app(Settings.for_home(folder)), http=request.param) as server:
+        yield server
+
+
+class TestHeaderDeadline:
+    """Headers sent a byte at a time never reach the app: uvicorn must close the connection."""
+
+    def test_headers_that_crawl_get_the_connection_closed(self, impatient: ThreadedServer) -> None:
+        with socket.create_connection(("127.0.0.1", impatient.port), timeout=1) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            deadline = time.monotonic() + SETTLE_WITHIN
+            answer = None
+            while answer is None and time.monotonic() < deadline:
+                try:
+                    sock.sendall(b"x")
+                    answer = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:  # reset: closed while we were still sending
+                    answer = b""
+        assert answer == b""
+
+    def test_a_body_that_crawls_is_not_cut_by_the_header_deadline(
+        self, impatient: ThreadedServer
+    ) -> None:
+        data = b"x" * 12
+
+        def crawl() -> Iterator[bytes]:
+            for byte in data:
+                time.sleep(0.25)  # three header deadlines in all
+                yield bytes([byte])
+
+        url = f"{impatient.url}{API}/blobs/sha256:{hashlib.sha256(data).hexdigest()}"
+        response = httpx.put(
+            url, content=crawl(), headers={"content-length": str(len(data))}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+
+    def test_a_kept_alive_connection_still_serves_its_next_request(
+        self, impatient: ThreadedServer
+    ) -> None:
+        with httpx.Client(base_url=impatient.url, timeout=ANSWER_WITHIN) as client:
+            for _ in range(3):
+                assert client.get("/healthz").status_code == 200
+                time.sleep(0.5)
