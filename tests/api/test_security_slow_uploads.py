@@ -229,6 +229,39 @@ class TestSlowUploadsCostNothing:
                 assert second.json()["created"] is True
         assert _wait_for(lambda: _temporary(folder) == [])
 
+    def test_the_client_waits_for_a_free_slot_instead_of_failing(
+        self, folder: Path, tmp_path: Path
+    ) -> None:
+        tokens = _users(folder, tmp_path)
+        weights = tmp_path / "queued.bin"
+        weights.write_bytes(b"registered once a slot frees")
+        with _serve(folder, max_uploads_per_principal=1) as server:
+            held = _open_upload(server.port, tokens[0])
+            assert _wait_for(lambda: len(_temporary(folder)) == 1)
+            statuses: list[int] = []
+            outcome: list[object] = []
+            with modelreg.Registry(server.url, token=tokens[0]) as remote:
+                remote.backend._http.event_hooks["response"].append(  # type: ignore[attr-defined]
+                    lambda response: statuses.append(response.status_code)
+                )
+
+                def register() -> None:
+                    try:
+                        outcome.append(remote.register("queued", weights, capture=False).version)
+                    except Exception as exc:
+                        outcome.append(exc)
+
+                worker = threading.Thread(target=register)
+                worker.start()
+                try:
+                    # Free the slot only once the client has been told to wait.
+                    assert _wait_for(lambda: 429 in statuses or bool(outcome))
+                finally:
+                    held.close()
+                    worker.join(timeout=SETTLE_WITHIN)
+            assert outcome == [1]
+            assert 429 in statuses
+
     @pytest.mark.parametrize(
         ("door", "sent", "code"),
         [
