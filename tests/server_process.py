@@ -143,13 +143,14 @@ class ThreadedServer:
     """A FastAPI app served by uvicorn in a thread on a free loopback port (like conftest's
     ``LiveServer``, for apps a test builds itself, e.g. with small limits)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
+        """``options`` are more of ``uvicorn.Config``'s (e.g. ``http=`` a protocol class)."""
         import uvicorn
 
         self.app = app
         self.port = free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", **options
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -40,6 +40,8 @@ class Settings(BaseModel):
     create: bool = Field(default=True, description="create the schema in an empty database")
     max_upload_bytes: int = Field(default=100 * 2**30, gt=0)
     max_json_bytes: int = Field(default=16 * 2**20, gt=0)
+    body_idle_timeout: float = Field(default=30.0, gt=0)
+    max_uploads_per_principal: int = Field(default=8, gt=0)
     allowed_hosts: list[str] = Field(default_factory=list)
 
     @classmethod
@@ -53,7 +55,15 @@ class Settings(BaseModel):
                 values.update(tomllib.loads(file.read_text()))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise InvalidInput(f"{file}: {exc}", detail={"file": str(file)}) from None
-        for key in ("db", "artifacts", "actor", "max_upload_bytes", "max_json_bytes"):
+        for key in (
+            "db",
+            "artifacts",
+            "actor",
+            "max_upload_bytes",
+            "max_json_bytes",
+            "body_idle_timeout",
+            "max_uploads_per_principal",
+        ):
             env = os.environ.get(f"MODELREG_{key.upper()}")
             if env:
                 values[key] = env

@@ -28,6 +28,9 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     ├── StorageFailure                  code=storage_failure     exit 1 (disk full, unwritable
     │                                                                   folder, store unreachable)
     ├── Unavailable                     code=unavailable         exit 1 (no answer from the server)
+    ├── TooManyUploads                  code=too_many_uploads    exit 1 (.retry_after; 429)
+    ├── BodyTimeout                     code=body_timeout        exit 1 (a request body stalled;
+    │                                                                   408)
     └── SchemaOutdated                  code=schema_outdated     exit 1 (run `modelreg db upgrade`)
 """
 
@@ -40,6 +43,7 @@ __all__ = [
     "AlreadyExists",
     "ApprovalRequired",
     "BlobNotFound",
+    "BodyTimeout",
     "ConcurrentChange",
     "Conflict",
     "DigestMismatch",
@@ -57,6 +61,7 @@ __all__ = [
     "RegistryError",
     "SchemaOutdated",
     "StorageFailure",
+    "TooManyUploads",
     "Unauthenticated",
     "Unavailable",
     "VersionNotFound",
@@ -244,6 +249,25 @@ class Unavailable(RegistryError):
     code = "unavailable"
 
 
+class TooManyUploads(RegistryError):
+    """The caller already has as many uploads running as the server allows one principal.
+
+    Nothing was read or stored; ``retry_after`` (seconds) says when to try again.
+    """
+
+    code = "too_many_uploads"
+
+    def __init__(self, message: str, *, retry_after: int, detail: dict[str, Any] | None = None):
+        super().__init__(message, detail={"retry_after": retry_after, **(detail or {})})
+        self.retry_after = retry_after
+
+
+class BodyTimeout(RegistryError):
+    """A request's body stopped arriving for longer than the server waits; nothing was stored."""
+
+    code = "body_timeout"
+
+
 class SchemaOutdated(RegistryError):
     """The metadata database needs ``modelreg db upgrade`` (or a newer modelreg)."""
 
@@ -310,6 +334,8 @@ def rebuild(code: str, message: str, detail: dict[str, Any] | None = None) -> Re
         exc.position = int(exc.detail.get("position", 0))
     if isinstance(exc, PolicyViolation):
         exc.failed_criteria = list(exc.detail.get("failed_criteria", []))
+    if isinstance(exc, TooManyUploads):
+        exc.retry_after = int(exc.detail.get("retry_after", 1))
     return exc
 
 

@@ -7,7 +7,6 @@ download several send chunks. SQLite only: this is about HTTP and the blob store
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import socket
 import time
@@ -15,15 +14,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
-import anyio.from_thread
-import anyio.to_thread
 import httpx
 import pytest
 from starlette.requests import ClientDisconnect
 
 import modelreg
-from modelreg.api.routes.blobs import _BodyReader
-from modelreg.errors import InvalidInput
+from modelreg.api.uploads import _Body
+from modelreg.errors import BodyTimeout, InvalidInput
+from modelreg.storage.base import BlobInfo
+from modelreg.storage.memory import MemoryBlobStore
 from server_process import ThreadedServer, unlogged_server_errors
 
 API = "/api/v1"
@@ -182,77 +181,61 @@ def test_a_registry_download_of_a_large_file_is_verified(
     assert path.read_bytes() == data
 
 
-# -- the body reader on its own: an event loop feeding a worker thread ----------------------
+# -- the body on its own: read on an event loop, written by a worker thread a batch at a time --
 
 
-def _through_reader(pieces: list[bytes], sizes: list[int], *, limit: int) -> list[object]:
-    """What ``read(size)`` returns for each of ``sizes`` while ``pieces`` arrive."""
+def _through_body(
+    pieces: list[bytes] | AsyncIterator[bytes], *, limit: int, idle: float = 60
+) -> tuple[object, MemoryBlobStore]:
+    """What ``_Body.store`` returns (or raises) for ``pieces``, and the store it wrote to."""
 
     async def body() -> AsyncIterator[bytes]:
         for piece in pieces:
             yield piece
 
-    async def main() -> list[object]:
-        reader = _BodyReader(limit)
-        out: list[object] = []
+    store = MemoryBlobStore()
 
-        def consume() -> None:
-            try:
-                out.extend(reader.read(size) for size in sizes)
-            except InvalidInput as exc:
-                out.append(exc)
+    async def main() -> object:
+        chunks = body() if isinstance(pieces, list) else pieces
+        try:
+            return await _Body(limit, idle).store(chunks, store.writer(), anyio.CapacityLimiter(1))
+        except Exception as exc:
+            return exc
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(reader.pump, body())
-            await anyio.to_thread.run_sync(consume)
-        reader.close()
-        return out
-
-    return anyio.run(main)
+    return anyio.run(main), store
 
 
-def test_the_reader_splits_pieces_larger_than_a_read(data: bytes) -> None:
-    pieces = [data[: 3 * MiB], b"", data[3 * MiB : 4 * MiB]]
-    got = _through_reader(pieces, [MiB, MiB, 10, -1, MiB], limit=len(data))
-    cuts = [0, MiB, 2 * MiB, 2 * MiB + 10, 4 * MiB]
-    expected = [data[a:b] for a, b in itertools.pairwise(cuts)]
-    assert got == [*expected, b""]
+def test_the_body_is_stored_whole_across_batches(data: bytes) -> None:
+    pieces = [data[: 3 * MiB], b"", *_pieces(data[3 * MiB :])]
+    got, store = _through_body(pieces, limit=len(data))
+    assert got == BlobInfo(_sha(data), len(data), created=True)
+    assert store.open(_sha(data)).read() == data
 
 
-def test_the_reader_raises_the_size_limit_in_the_reading_thread(data: bytes) -> None:
-    pieces = list(_pieces(data[: 4 * MiB]))
-    got = _through_reader(pieces, [-1], limit=2 * MiB)
-    assert len(got) == 1
-    assert isinstance(got[0], InvalidInput)
-    assert "limit" in str(got[0])
+def test_the_body_raises_the_size_limit_and_stores_nothing(data: bytes) -> None:
+    got, store = _through_body(list(_pieces(data[: 4 * MiB])), limit=2 * MiB)
+    assert isinstance(got, InvalidInput)
+    assert "limit" in str(got)
+    assert list(store.iter_blobs()) == []
 
 
-def test_a_cancelled_pump_is_not_taken_for_the_end_of_the_body() -> None:
+def test_a_body_cut_off_is_not_taken_for_the_end_of_the_body() -> None:
     # Were it taken for the end, a store without an expected digest would keep a cut-off blob.
-    async def endless() -> AsyncIterator[bytes]:
-        while True:
+    async def cut() -> AsyncIterator[bytes]:
+        for _ in range(3000):
             yield b"x" * 1000
-            await anyio.sleep(0)
+        raise ClientDisconnect
 
-    async def main() -> list[object]:
-        reader = _BodyReader(2**40)
-        got: list[object] = []
-        async with anyio.create_task_group() as group:
-            group.start_soon(reader.pump, endless())
+    got, store = _through_body(cut(), limit=2**40)
+    assert isinstance(got, ClientDisconnect)
+    assert list(store.iter_blobs()) == []
 
-            def consume() -> None:
-                got.append(reader.read(10))
-                anyio.from_thread.run_sync(group.cancel_scope.cancel)
-                try:
-                    while reader.read(MiB):
-                        pass
-                except ClientDisconnect as exc:
-                    got.append(exc)
 
-            await anyio.to_thread.run_sync(consume)
-        reader.close()
-        return got
+def test_a_body_that_stops_arriving_times_out_and_stores_nothing() -> None:
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        await anyio.sleep(3600)
 
-    got = anyio.run(main)
-    assert got[0] == b"x" * 10
-    assert isinstance(got[-1], ClientDisconnect)
+    got, store = _through_body(stalled(), limit=2**40, idle=0.2)
+    assert isinstance(got, BodyTimeout)
+    assert list(store.iter_blobs()) == []

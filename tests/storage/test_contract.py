@@ -234,6 +234,38 @@ class TestPut:
         assert store.exists(sha(b"partial upload")) is False
 
 
+class TestWriter:
+    """``writer()``: the blob ``put`` would store, fed piece by piece (as the server does)."""
+
+    def test_pieces_become_the_blob_put_would_store(self, store):
+        data = os.urandom(3 * CHUNK + 17)
+        writer = store.writer(expected=sha(data))
+        for i in range(0, len(data), 100_000):
+            writer.write(data[i : i + 100_000])
+        info = writer.commit()
+        writer.abort()  # after commit: nothing to drop
+        assert (info.sha256, info.size, info.created) == (sha(data), len(data), True)
+        assert read_all(store, info.sha256) == data
+        assert store.put(io.BytesIO(data)).created is False
+
+    def test_an_aborted_writer_leaves_nothing(self, store):
+        writer = store.writer()
+        writer.write(b"half of a blob")
+        writer.abort()
+        writer.abort()
+        assert list(store.iter_blobs()) == []
+        assert not store.exists(sha(b"half of a blob"))
+        assert store.clean_temporary(older_than=time.time() + 60) == 0
+
+    def test_a_mismatch_at_commit_stores_nothing(self, store):
+        writer = store.writer(expected=sha(b"declared"))
+        writer.write(b"sent")
+        with pytest.raises(DigestMismatch):
+            writer.commit()
+        assert list(store.iter_blobs()) == []
+        assert store.clean_temporary(older_than=time.time() + 60) == 0
+
+
 class TestRead:
     @pytest.mark.parametrize("data", PAYLOADS)
     def test_exists_size_open_round_trip(self, store, data):

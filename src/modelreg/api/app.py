@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -166,15 +167,17 @@ class JsonOnly:
 
 
 class JsonBodyLimit:
-    """Cut off request bodies (other than blob uploads) past ``limit`` bytes, chunked or not.
+    """Cut off request bodies (not uploads) past ``limit`` bytes or idle for ``idle`` seconds.
 
-    The Content-Length check in ``guard`` answers honest clients early; this catches bodies
-    sent without a length, before they are buffered.
+    The Content-Length check in ``JsonOnly`` answers honest clients early; this catches bodies
+    sent without a length, before they are buffered. A body that stalls is answered 408
+    ``body_timeout`` (SECURITY.md rule 16; uploads have the same cut-off in ``api.uploads``).
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, idle: float) -> None:
         self.app = app
         self.limit = limit
+        self.idle = idle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (
@@ -184,27 +187,39 @@ class JsonBodyLimit:
             return
         seen = 0
         refused = False
+        complete = False
+
+        async def refuse(code: str, message: str, status: int) -> Message:
+            nonlocal refused
+            # Answer now; the app then sees a client that went away, and anything it tries
+            # to send is dropped.
+            refused = True
+            response = api_errors.envelope(code, message, None, status, path=scope["path"])
+            await response(scope, receive, send)
+            return {"type": "http.disconnect"}
 
         async def limited() -> Message:
-            nonlocal seen, refused
+            nonlocal seen, complete
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if complete:
+                # Past the body, receive() waits for the client to leave (e.g. while a
+                # download streams): no time limit there.
+                return await receive()
+            message: Message | None = None
+            with anyio.move_on_after(self.idle):
+                message = await receive()
+            if message is None:
+                return await refuse(
+                    "body_timeout", f"no bytes of the request body arrived for {self.idle:g} s", 408
+                )
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    # Answer now; the app then sees a client that went away, and anything it
-                    # tries to send is dropped.
-                    refused = True
-                    response = api_errors.envelope(
-                        "too_large",
-                        f"request bodies are limited to {self.limit} bytes",
-                        None,
-                        413,
-                        path=scope["path"],
+                    return await refuse(
+                        "too_large", f"request bodies are limited to {self.limit} bytes", 413
                     )
-                    await response(scope, receive, send)
-                    return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -254,7 +269,9 @@ def create_app(settings: Settings) -> FastAPI:
     # Innermost: remembered reads are answered before routing, behind every guard.
     app.add_middleware(CachedReads, registry=registry)
     app.add_middleware(JsonOnly, limit=settings.max_json_bytes)
-    app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes)
+    app.add_middleware(
+        JsonBodyLimit, limit=settings.max_json_bytes, idle=settings.body_idle_timeout
+    )
     if settings.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     # Added last, so it is the outermost layer: every answer gets the headers, even the

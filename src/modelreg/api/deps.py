@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from modelreg.api.uploads import UploadGate
 from modelreg.config import Settings
 from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
@@ -36,6 +37,11 @@ class Registry:
     owner: str
     # Answers valid while the registry's change stamp stands still (``services.stamp``).
     cache: StampedCache = field(default_factory=StampedCache)
+    # Uploads running per principal in this process (``api.uploads``).
+    uploads: UploadGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploads = UploadGate(self.settings.max_uploads_per_principal)
 
     def read(self) -> contextlib.AbstractContextManager[Session]:
         """A read-only transaction."""

@@ -22,6 +22,8 @@ STATUS: list[tuple[type[errors.RegistryError], int]] = [
     (errors.PolicyViolation, 422),
     (errors.ApprovalRequired, 202),
     (errors.InvalidInput, 400),
+    (errors.BodyTimeout, 408),
+    (errors.TooManyUploads, 429),
     (errors.IntegrityFailure, 500),
     (errors.StorageFailure, 503),
     (errors.SchemaOutdated, 503),
@@ -76,8 +78,12 @@ async def registry_error(request: Request, exc: Exception) -> JSONResponse:
     """Answer a ``RegistryError`` raised anywhere below a route."""
     assert isinstance(exc, errors.RegistryError)
     if mlflow_common.is_mlflow_path(request.url.path):
-        return mlflow_common.answer_registry_error(exc)
-    return envelope(exc.code, exc.message, exc.detail, status_for(exc))
+        response = mlflow_common.answer_registry_error(exc)
+    else:
+        response = envelope(exc.code, exc.message, exc.detail, status_for(exc))
+    if isinstance(exc, errors.TooManyUploads):
+        response.headers["retry-after"] = str(exc.retry_after)
+    return response
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:

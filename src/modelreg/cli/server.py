@@ -95,4 +95,10 @@ def server(
         log_level="warning",
         access_log=False,
         server_header=False,
+        # Slow clients (SECURITY.md rule 16): headers must be complete within 30 s of
+        # connecting or of the previous answer (uvicorn itself never times them out), an idle
+        # kept-alive connection is closed after 5 s (uvicorn's default, pinned here), and a
+        # body that stalls is cut off by the application (``body_idle_timeout``).
+        http="modelreg.api.http_protocol:HeaderDeadlineProtocol",
+        timeout_keep_alive=5,
     )

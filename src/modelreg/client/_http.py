@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from modelreg.errors import (
     DigestMismatch,
     InvalidInput,
     RegistryError,
+    TooManyUploads,
     Unavailable,
     rebuild,
 )
@@ -25,6 +28,8 @@ from modelreg.names import parse_ref, parse_target, validate_alias, validate_mod
 
 API = "/api/v1"
 DEFAULT_SCOPE = "*"
+# How long an upload keeps retrying while the server says the user has too many running.
+BUSY_PATIENCE = 600.0
 
 
 def _model_path(name: str) -> str:
@@ -232,12 +237,26 @@ class HttpBackend:
                 if progress is not None:
                     progress(size)
                 return
-        self._call(
-            "PUT",
-            blob,
-            content=_Body(item.source, progress),
-            headers={"content-type": "application/octet-stream", "content-length": str(size)},
-        )
+        headers = {"content-type": "application/octet-stream", "content-length": str(size)}
+        give_up = time.monotonic() + BUSY_PATIENCE
+        while True:
+            try:
+                self._call(
+                    "PUT",
+                    blob,
+                    content=_Body(item.source, progress),
+                    headers=headers,
+                )
+                return
+            except TooManyUploads as exc:
+                # Parallel jobs of one user (CI runners sharing a token) queue rather than fail;
+                # the jitter keeps them from coming back all at once.
+                wait = max(exc.retry_after, 1) * (1 + random.random())  # noqa: S311 - not secret
+                if time.monotonic() + wait > give_up:
+                    raise
+                time.sleep(wait)
+                # The refused attempt already sent (and counted) every byte.
+                progress = None
 
     def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]:
         """Register an empty model."""

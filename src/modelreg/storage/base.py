@@ -40,6 +40,27 @@ class BlobInfo:
     created: bool
 
 
+class BlobWriter(Protocol):
+    """One blob being stored, fed by its caller a piece at a time (``BlobStore.writer``).
+
+    A server receiving an upload calls ``write`` only when bytes have arrived, so no thread
+    waits on a slow client. ``commit`` or ``abort`` must end every writer; after ``commit``,
+    ``abort`` does nothing, so ``try: … commit() finally: abort()`` is the way to use it.
+    """
+
+    def write(self, data: bytes) -> None:
+        """Hash and store the next bytes."""
+        ...
+
+    def commit(self) -> BlobInfo:
+        """Make the bytes a blob (atomically); raises ``DigestMismatch`` like ``put``."""
+        ...
+
+    def abort(self) -> None:
+        """Drop everything written so far; nothing of it stays in the store."""
+        ...
+
+
 class BlobStore(Protocol):
     """Immutable blobs named by the SHA-256 of their bytes.
 
@@ -55,6 +76,13 @@ class BlobStore(Protocol):
         Raises:
             DigestMismatch: ``expected`` was given and the bytes hash to something else; nothing
                 is stored.
+        """
+        ...
+
+    def writer(self, *, expected: str | None = None) -> BlobWriter:
+        """Start storing a blob whose bytes the caller hands over with ``write``.
+
+        ``put`` is this with a loop that reads ``stream``.
         """
         ...
 
@@ -91,6 +119,7 @@ __all__ = [
     "CHUNK",
     "BlobInfo",
     "BlobStore",
+    "BlobWriter",
     "Progress",
     "blob_key",
     "check_digest",

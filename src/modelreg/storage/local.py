@@ -44,59 +44,53 @@ class LocalBlobStore:
         self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
     ) -> BlobInfo:
         """Stream to a temp file while hashing, fsync, then rename into place."""
-        want = check_digest(expected) if expected is not None else None
+        source = _Source(stream)
+        writer = self.writer(expected=expected)
         try:
-            return self._put(_Source(stream), want, progress)
+            while chunk := source.read(CHUNK):
+                writer.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            return writer.commit()
         except _SourceError as exc:
             # The bytes' source failed (a reset upload, an unreadable file): that is the
             # caller's error to report, not the store's.
             raise exc.original from None
+        finally:
+            writer.abort()
+
+    def writer(self, *, expected: str | None = None) -> _LocalWriter:
+        """A temp file in ``root/tmp`` fed piece by piece; ``commit`` renames it into place."""
+        want = check_digest(expected) if expected is not None else None
+        with self._failures():
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="upload-")
+        return _LocalWriter(self, fd, tmp_name, want)
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            yield
         except OSError as exc:
+            if isinstance(exc, _SourceError):
+                raise
             raise StorageFailure(
                 f"cannot write to the artifact store {self.root}: {exc.strerror or exc}",
                 detail={"root": str(self.root), "errno": exc.errno},
             ) from None
 
-    def _put(self, stream: _Source, want: str | None, progress: Progress | None) -> BlobInfo:
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        hasher = hashlib.sha256()
-        size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                started = 0
-                while chunk := stream.read(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                    if size - started >= _WRITEBACK_EVERY:
-                        _start_writeback(fd, started, size - started)
-                        started = size
-                    if progress is not None:
-                        progress(len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-            digest = hasher.hexdigest()
-            if want is not None and not hmac.compare_digest(digest, want):
-                raise DigestMismatch(
-                    f"uploaded bytes hash to {digest}, not the declared {want}",
-                    detail={"expected": want, "actual": digest},
-                )
-            final = self._path(digest)
-            if final.exists():
-                # Refresh the blob's age: garbage collection spares young blobs, and this one is
-                # about to be referenced by a registration that has not committed yet.
-                os.utime(final)
-                return BlobInfo(digest, size, created=False)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(tmp_name, 0o444)
-            os.replace(tmp_name, final)
-            _fsync_dir(final.parent)
-            return BlobInfo(digest, size, created=True)
-        finally:
-            # Gone already when renamed; otherwise this was a duplicate or a failure.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+    def _place(self, tmp_name: str, digest: str, size: int) -> BlobInfo:
+        final = self._path(digest)
+        if final.exists():
+            # Refresh the blob's age: garbage collection spares young blobs, and this one is
+            # about to be referenced by a registration that has not committed yet.
+            os.utime(final)
+            return BlobInfo(digest, size, created=False)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp_name, 0o444)
+        os.replace(tmp_name, final)
+        _fsync_dir(final.parent)
+        return BlobInfo(digest, size, created=True)
 
     def exists(self, digest: str) -> bool:
         """Whether the blob is stored."""
@@ -197,6 +191,59 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     function = _sync_file_range()
     if function is not None:
         function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+class _LocalWriter:
+    """One upload in ``root/tmp``: hashed as written, fsynced and renamed by ``commit``."""
+
+    def __init__(self, store: LocalBlobStore, fd: int, tmp_name: str, want: str | None) -> None:
+        self._store = store
+        self._tmp_name = tmp_name
+        self._want = want
+        self._out: BinaryIO | None = os.fdopen(fd, "wb")
+        self._hasher = hashlib.sha256()
+        self._size = 0
+        self._started = 0
+
+    def write(self, data: bytes) -> None:
+        if self._out is None:
+            raise ValueError("write to a finished blob writer")
+        with self._store._failures():
+            self._hasher.update(data)
+            self._out.write(data)
+            self._size += len(data)
+            if self._size - self._started >= _WRITEBACK_EVERY:
+                _start_writeback(self._out.fileno(), self._started, self._size - self._started)
+                self._started = self._size
+
+    def commit(self) -> BlobInfo:
+        if self._out is None:
+            raise ValueError("commit of a finished blob writer")
+        try:
+            with self._store._failures():
+                out, self._out = self._out, None
+                with out:
+                    out.flush()
+                    os.fsync(out.fileno())
+                digest = self._hasher.hexdigest()
+                if self._want is not None and not hmac.compare_digest(digest, self._want):
+                    raise DigestMismatch(
+                        f"uploaded bytes hash to {digest}, not the declared {self._want}",
+                        detail={"expected": self._want, "actual": digest},
+                    )
+                return self._store._place(self._tmp_name, digest, self._size)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            # Closing flushes, which can fail on a full disk; the bytes are being dropped.
+            with contextlib.suppress(OSError):
+                out.close()
+        # Gone already when renamed; otherwise this was a duplicate or a failure.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp_name)
 
 
 class _SourceError(OSError):

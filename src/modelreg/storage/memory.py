@@ -23,26 +23,16 @@ class MemoryBlobStore:
         self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
     ) -> BlobInfo:
         """Read ``stream`` fully, hash it, and keep it under its digest."""
-        want = check_digest(expected) if expected is not None else None
-        hasher = hashlib.sha256()
-        buffer = io.BytesIO()
+        writer = self.writer(expected=expected)
         while chunk := stream.read(CHUNK):
-            hasher.update(chunk)
-            buffer.write(chunk)
+            writer.write(chunk)
             if progress is not None:
                 progress(len(chunk))
-        digest = hasher.hexdigest()
-        if want is not None and not hmac.compare_digest(digest, want):
-            raise DigestMismatch(
-                f"uploaded bytes hash to {digest}, not the declared {want}",
-                detail={"expected": want, "actual": digest},
-            )
-        data = buffer.getvalue()
-        if digest in self._blobs:
-            self._blobs[digest] = (self._blobs[digest][0], time.time())
-            return BlobInfo(digest, len(data), created=False)
-        self._blobs[digest] = (data, time.time())
-        return BlobInfo(digest, len(data), created=True)
+        return writer.commit()
+
+    def writer(self, *, expected: str | None = None) -> _MemoryWriter:
+        """A blob fed piece by piece, kept when committed."""
+        return _MemoryWriter(self._blobs, check_digest(expected) if expected is not None else None)
 
     def exists(self, digest: str) -> bool:
         """Whether the blob is held."""
@@ -84,6 +74,36 @@ class MemoryBlobStore:
     def corrupt(self, digest: str, data: bytes) -> None:
         """Replace a blob's bytes behind the store's back (for integrity tests)."""
         self._blobs[check_digest(digest)] = (data, time.time())
+
+
+class _MemoryWriter:
+    def __init__(self, blobs: dict[str, tuple[bytes, float]], want: str | None) -> None:
+        self._blobs = blobs
+        self._want = want
+        self._hasher = hashlib.sha256()
+        self._buffer = io.BytesIO()
+
+    def write(self, data: bytes) -> None:
+        self._hasher.update(data)
+        self._buffer.write(data)
+
+    def commit(self) -> BlobInfo:
+        digest = self._hasher.hexdigest()
+        data = self._buffer.getvalue()
+        self.abort()
+        if self._want is not None and not hmac.compare_digest(digest, self._want):
+            raise DigestMismatch(
+                f"uploaded bytes hash to {digest}, not the declared {self._want}",
+                detail={"expected": self._want, "actual": digest},
+            )
+        if digest in self._blobs:
+            self._blobs[digest] = (self._blobs[digest][0], time.time())
+            return BlobInfo(digest, len(data), created=False)
+        self._blobs[digest] = (data, time.time())
+        return BlobInfo(digest, len(data), created=True)
+
+    def abort(self) -> None:
+        self._buffer = io.BytesIO()
 
 
 __all__ = ["MemoryBlobStore"]

@@ -49,6 +49,8 @@ ERROR_CODES: list[tuple[type[errors.RegistryError], int, str]] = [
     # Pending approval is not an error in modelreg, but the MLflow client accepts only 200.
     (errors.ApprovalRequired, 409, "INVALID_STATE"),
     (errors.InvalidInput, 400, "INVALID_PARAMETER_VALUE"),
+    (errors.BodyTimeout, 408, "DEADLINE_EXCEEDED"),
+    (errors.TooManyUploads, 429, "REQUEST_LIMIT_EXCEEDED"),
     (errors.StorageFailure, 503, "TEMPORARILY_UNAVAILABLE"),
     (errors.SchemaOutdated, 503, "TEMPORARILY_UNAVAILABLE"),
     (errors.RegistryError, 500, "INTERNAL_ERROR"),
@@ -59,8 +61,10 @@ HTTP_CODES = {
     403: "PERMISSION_DENIED",
     404: "ENDPOINT_NOT_FOUND",
     405: "ENDPOINT_NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
     413: "INVALID_PARAMETER_VALUE",
     415: "BAD_REQUEST",
+    429: "REQUEST_LIMIT_EXCEEDED",
     500: "INTERNAL_ERROR",
 }
 PREFIXES = ("/api/2.0/mlflow", "/api/3.0/mlflow", "/api/2.0/mlflow-artifacts")

@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from modelreg.api.deps import ActorDep, Registry, RegistryDep
 from modelreg.api.mlflow._common import add_route, async_route, read_params
-from modelreg.api.routes.blobs import receive_blob
 from modelreg.api.routes.versions import blob_response
+from modelreg.api.uploads import receive_blob
 from modelreg.services import tracking
 from modelreg.services.actor import Actor
 
@@ -54,7 +54,7 @@ async def upload_artifact(
 
     # Refuse a bad path before a single byte is stored.
     await run_in_threadpool(check)
-    info = await receive_blob(request, registry.store, limit=registry.settings.max_upload_bytes)
+    info = await receive_blob(request, registry, actor)
 
     def record() -> None:
         with registry.write() as session:
