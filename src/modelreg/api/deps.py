@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from modelreg.api.origin import is_loopback_name, split_host
+from modelreg.api.origin import is_loopback_host
 from modelreg.config import Settings
 from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
@@ -76,8 +76,7 @@ def is_local(client: str | None, host: str, settings: Settings) -> bool:
         return False
     if settings.allowed_hosts:
         return True  # HostAndOrigin has let only allowed names through
-    target = split_host(host)
-    return target is not None and is_loopback_name(target[0])
+    return is_loopback_host(host)
 
 
 def basic_outside_door(header: str, path: str) -> bool:

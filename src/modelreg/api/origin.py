@@ -20,6 +20,7 @@ nothing, not even a cached read (``api.answers``), is answered before it has loo
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -72,6 +73,16 @@ def is_loopback_name(name: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+@functools.lru_cache(maxsize=64)
+def is_loopback_host(host: str) -> bool:
+    """Whether a ``Host`` header names this machine by a loopback name.
+
+    Cached: every request asks, and a server is called by a handful of names.
+    """
+    target = split_host(host)
+    return target is not None and is_loopback_name(target[0])
 
 
 def host_allowed(name: str, patterns: list[str]) -> bool:
@@ -147,6 +158,8 @@ class HostAndOrigin:
         await response(scope, receive, send)
 
     async def _host_refusal(self, host: str) -> tuple[str, str, dict[str, str], int] | None:
+        if not self.allowed_hosts and is_loopback_host(host):
+            return None
         target = split_host(host)
         name = "" if target is None else target[0]
         if self.allowed_hosts:
@@ -159,8 +172,6 @@ class HostAndOrigin:
                 {"host": host},
                 400,
             )
-        if target is not None and is_loopback_name(name):
-            return None
         if await self._has_users():
             return None  # every request needs a token: a rebound page has none
         return (
