@@ -231,6 +231,14 @@ ERRORS = [
         "blob_not_found",
     ),
     ("wrong-method", "DELETE", f"{API}/versions", {}, 405, "method_not_allowed"),
+    (
+        "untyped-bodiless-write",
+        "POST",
+        f"{API}/promotions/1/approve",
+        {},
+        415,
+        "unsupported_media_type",
+    ),
     ("exists", "POST", f"{API}/models", {"json": {"name": "fraud"}}, 409, "already_exists"),
     (
         "text-plain",

@@ -94,6 +94,24 @@ def test_server_answers_health_and_readiness(server: ServerProcess) -> None:
     assert "loopback" in server.output()
 
 
+def test_laptop_server_says_and_does_loopback_names_only(server: ServerProcess) -> None:
+    """Issue 18 finding 1: the start-up line names the rule, and the Host header obeys it."""
+    assert "as localhost, 127.0.0.1 or [::1] only" in server.output()
+    rebound = httpx.get(server.url + "/api/v1/models", headers={"host": "evil.example"})
+    assert rebound.status_code == 400
+    assert rebound.json()["error"]["code"] == "invalid_host"
+
+
+def test_allowed_hosts_from_the_command_line(folder: Path) -> None:
+    with ServerProcess(folder, "--allowed-hosts", "registry.internal,127.0.0.1") as srv:
+        assert "as registry.internal, 127.0.0.1 only (allowed_hosts)" in srv.output()
+        named = httpx.get(srv.url + "/api/v1/models", headers={"host": "registry.internal"})
+        assert named.status_code == 200
+        # The list is the whole list: this server no longer answers as localhost.
+        local = httpx.get(srv.url + "/api/v1/models", headers={"host": "localhost"})
+        assert local.status_code == 400
+
+
 def test_server_refuses_a_non_loopback_host_without_users(folder: Path) -> None:
     anywhere = "0.0.0.0"  # noqa: S104 - the point: binding beyond loopback is refused
     result = run_cli("--registry", str(folder), "server", "--host", anywhere, "--port", "0")

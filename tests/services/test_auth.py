@@ -218,13 +218,14 @@ async def test_no_users_means_loopback_only(home):
 
     app = create_app(Settings.for_home(home))
     remote = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
-    async with httpx.AsyncClient(transport=remote, base_url="http://registry") as client:
+    async with httpx.AsyncClient(transport=remote, base_url="http://localhost") as client:
         response = await client.get("/api/v1/models")
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthenticated"
         assert (await client.get("/healthz")).status_code == 200
     local = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-    async with httpx.AsyncClient(transport=local, base_url="http://registry") as client:
+    # A loopback name: with no users, the Host must be one too (test_security_dns_rebinding).
+    async with httpx.AsyncClient(transport=local, base_url="http://localhost") as client:
         assert (await client.get("/api/v1/models")).status_code == 200
     app.state.registry.engine.dispose()
 
@@ -242,7 +243,7 @@ async def test_json_bodies_are_limited_even_when_chunked(home):
         for _ in range(10):
             yield b'{"name": "' + b"x" * 500 + b'"}'
 
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         response = await client.post(
             "/api/v1/models", content=chunks(), headers={"content-type": "application/json"}
         )

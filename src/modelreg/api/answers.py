@@ -19,7 +19,7 @@ from anyio import to_thread
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelreg.api.deps import Registry, actor_key, cached_actor, client_is_loopback
+from modelreg.api.deps import Registry, actor_key, basic_outside_door, cached_actor, is_local
 from modelreg.services.actor import Permission
 from modelreg.services.stamp import SqliteStampReader
 from modelreg.services.stamp import current as stamp_of
@@ -91,15 +91,20 @@ class CachedReads:
         if hit is None:
             return False
         header = b""
+        named = b""
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 header = value
-                break
+            elif name == b"host":
+                named = value
         client = scope.get("client")
         host = client[0] if client else None
         # Headers arrive as latin-1 bytes; the slow path reads them the same way.
-        auth_key = actor_key(header.decode("latin-1"), client_is_loopback(host))
-        actor = cached_actor(self.registry, auth_key, stamp, host)
+        credentials = header.decode("latin-1")
+        if basic_outside_door(credentials, scope["path"]):
+            return False  # the slow path refuses it with its message
+        local = is_local(host, named.decode("latin-1"), self.registry.settings)
+        actor = cached_actor(self.registry, actor_key(credentials, local), stamp, host)
         model_id, body = hit
         if actor is None or not actor.can(Permission.READ, model_id):
             return False  # unknown caller or a refusal: the slow path answers it properly

@@ -12,7 +12,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg import __version__
@@ -22,6 +21,7 @@ from modelreg.api.deps import Registry
 from modelreg.api.mlflow import artifacts as mlflow_artifacts
 from modelreg.api.mlflow import registry as mlflow_registry
 from modelreg.api.mlflow import tracking as mlflow_tracking
+from modelreg.api.origin import HostAndOrigin
 from modelreg.api.routes import (
     admin,
     aliases,
@@ -75,9 +75,10 @@ class SecurityHeaders:
 
 
 ERROR_STATUSES = {
-    "400": "Invalid input (`invalid_input`, `invalid_name`, `invalid_query`, …)",
+    "400": "Invalid input (`invalid_input`, `invalid_name`, `invalid_query`, `invalid_host`, …)",
     "401": "No valid token (`unauthenticated`)",
-    "403": "The token's roles do not allow this (`permission_denied`)",
+    "403": "The token's roles do not allow this (`permission_denied`), or a write another "
+    "site's page sent (`cross_site_request`)",
     "404": "Not found (`model_not_found`, `version_not_found`, …)",
     "409": "Conflict (`already_exists`, `immutable`, `concurrent_change`)",
     "413": "Body too large (`too_large`)",
@@ -123,11 +124,15 @@ def _document_errors(app: FastAPI) -> None:
 
 
 class JsonOnly:
-    """Refuse writes whose body is not JSON (415) or declares more than ``limit`` bytes (413).
+    """Refuse writes not declared as JSON (415) or declaring more than ``limit`` bytes (413).
 
-    Browsers send text/plain and form types cross-site without a preflight (SECURITY.md rule
-    6). File uploads (``RAW_BODY_PREFIXES``) are bytes and pass. A plain ASGI layer: as
-    Starlette's ``BaseHTTPMiddleware`` it cost every request, reads included, a task hop.
+    Every write carries ``Content-Type: application/json``, a bodiless POST too: a web page
+    can POST with no type, ``text/plain`` or a form type to any address without asking, but
+    with a JSON type only after a CORS preflight, which this server never grants (SECURITY.md
+    rules 6, 14). Two kinds pass untyped, both with methods a page cannot send cross-site
+    without that preflight: byte uploads (PUT under ``RAW_BODY_PREFIXES``) and a DELETE
+    without a body (MLflow's client sends some bare). A plain ASGI layer: as Starlette's
+    ``BaseHTTPMiddleware`` it cost every request, reads included, a task hop.
     """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
@@ -147,12 +152,19 @@ class JsonOnly:
         headers = Headers(scope=scope)
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
         length = headers.get("content-length")
+        bare_delete = (
+            method == "DELETE"
+            and not kind
+            and length in (None, "0")
+            and "transfer-encoding" not in headers
+        )
         response = None
-        if kind != "application/json" and (length not in (None, "0") or kind):
+        if kind != "application/json" and not bare_delete:
             response = api_errors.envelope(
                 "unsupported_media_type",
-                "send JSON (Content-Type: application/json)",
-                None,
+                f"send writes as JSON (Content-Type: application/json), even without a body; "
+                f"got {kind or 'no Content-Type'}",
+                {"content_type": kind},
                 415,
                 path=path,
             )
@@ -272,10 +284,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         JsonBodyLimit, limit=settings.max_json_bytes, idle=settings.body_idle_timeout
     )
-    if settings.allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    # Outside every layer that answers (the cached reads included): a request to a name the
+    # registry is not served as, or a cross-site write, reaches nothing.
+    app.add_middleware(HostAndOrigin, registry=registry, allowed_hosts=settings.allowed_hosts)
     # Added last, so it is the outermost layer: every answer gets the headers, even the
-    # ones the inner middlewares send on their own (413, 415, 400 for a bad Host).
+    # ones the inner middlewares send on their own (413, 415, 400 for a bad Host, 403).
     app.add_middleware(SecurityHeaders)
     # The /models/{name}/… routes of versions, aliases, lifecycle and policies come before
     # models': /models/{name} would also match "fraud/policy" (such names are reserved).

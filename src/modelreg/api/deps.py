@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from modelreg.api.origin import is_loopback_host
 from modelreg.api.uploads import UploadGate
 from modelreg.config import Settings
 from modelreg.db.base import utcnow
@@ -57,6 +58,10 @@ def _registry(request: Request) -> Registry:
     return registry
 
 
+# The MLflow door: its client sends credentials as HTTP Basic, so only these paths take it.
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/api/3.0/mlflow", "/api/2.0/mlflow-artifacts")
+
+
 def client_is_loopback(host: str | None) -> bool:
     """Whether a request's peer address is this machine (laptop mode answers only those)."""
     try:
@@ -65,17 +70,53 @@ def client_is_loopback(host: str | None) -> bool:
         return False
 
 
+def is_local(client: str | None, host: str, settings: Settings) -> bool:
+    """Whether a request may act as the owner of a registry without users (laptop mode).
+
+    It must come from this machine (peer address) and name the server by a loopback name
+    (``Host``) or an allowed host: a web page can point any other name at 127.0.0.1 (DNS
+    rebinding, SECURITY.md rule 15). ``api.origin.HostAndOrigin`` refuses such requests
+    first; this keeps authentication itself from trusting them.
+    """
+    if not client_is_loopback(client):
+        return False
+    if settings.allowed_hosts:
+        return True  # HostAndOrigin has let only allowed names through
+    return is_loopback_host(host)
+
+
+def basic_outside_door(header: str, path: str) -> bool:
+    """Whether ``header`` holds Basic credentials sent to a path other than the MLflow door.
+
+    ``/api/v1`` takes Bearer tokens only: browsers remember Basic credentials and send them
+    on their own, MLflow's client needs them, and nothing else does.
+    """
+    return header[:6].lower() == "basic " and not path.startswith(MLFLOW_PREFIXES)
+
+
+def check_scheme(header: str, path: str) -> None:
+    """Raise ``Unauthenticated`` for Basic credentials outside the MLflow door."""
+    if basic_outside_door(header, path):
+        raise Unauthenticated(
+            "HTTP Basic credentials are accepted only by the MLflow door (/api/2.0/mlflow…); "
+            "send the token as `Authorization: Bearer TOKEN`",
+            detail={},
+        )
+
+
 def _actor(request: Request) -> Actor:
     """Authenticate the request: deny by default, every route under /api depends on this.
 
-    A registry without users answers loopback clients only (laptop mode): they are processes of
-    this machine's users and act as the registry's owner, as in embedded mode. Once a user
-    exists, every request needs a valid bearer token.
+    A registry without users answers local requests only (laptop mode, ``is_local``): they
+    are processes of this machine's users and act as the registry's owner, as in embedded
+    mode. Once a user exists, every request needs a valid token: ``Bearer``, or ``Basic``
+    with the token as password on the MLflow door.
     """
     registry: Registry = request.app.state.registry
     client = request.client.host if request.client else None
     header = request.headers.get("authorization", "")
-    loopback = client_is_loopback(client)
+    check_scheme(header, request.url.path)
+    loopback = is_local(client, request.headers.get("host", ""), registry.settings)
     key = actor_key(header, loopback)
     with registry.read() as session:
         stamp = stamp_of(session)
@@ -113,7 +154,8 @@ def _authenticate(
     if not auth.has_principals(session):
         if not loopback:
             raise Unauthenticated(
-                "this registry has no users yet, so it only answers loopback clients",
+                "this registry has no users yet, so it only answers clients on this machine "
+                "that address it by a loopback name (localhost, 127.0.0.1, [::1])",
                 detail={},
             )
         return Actor(registry.owner, source="api", superuser=True)

@@ -20,6 +20,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def describe_access(*, users_exist: bool, allowed_hosts: list[str]) -> str:
+    """Who the server answers, for its start-up line (docs/configuration.md, host names)."""
+    names = (
+        f"as {', '.join(allowed_hosts)} only (allowed_hosts)"
+        if allowed_hosts
+        else "as any host name (set allowed_hosts to pin them)"
+        if users_exist
+        else "as localhost, 127.0.0.1 or [::1] only (DNS-rebinding defence; see allowed_hosts)"
+    )
+    who = "tokens required" if users_exist else "no users, so loopback clients only"
+    return f"{who}, {names}"
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
@@ -32,9 +45,20 @@ def is_loopback(host: str) -> bool:
 )
 @click.option("--db", metavar="URL", help="Metadata database URL (default: the folder's SQLite).")
 @click.option("--artifacts", metavar="PATH", help="Artifact store (default: the folder's blobs/).")
+@click.option(
+    "--allowed-hosts",
+    metavar="NAMES",
+    help="Host names the server answers as, comma-separated (setting allowed_hosts).",
+)
 @click.pass_context
 def server(
-    ctx: click.Context, host: str, port: int, workers: int, db: str | None, artifacts: str | None
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    db: str | None,
+    artifacts: str | None,
+    allowed_hosts: str | None,
 ) -> None:
     """Serve the REST API (/api/v1, docs at /api/docs) for the registry.
 
@@ -65,6 +89,8 @@ def server(
         os.environ["MODELREG_DB"] = db
     if artifacts:
         os.environ["MODELREG_ARTIFACTS"] = artifacts
+    if allowed_hosts:
+        os.environ["MODELREG_ALLOWED_HOSTS"] = allowed_hosts
     settings = Settings.for_home(home)
     if not settings.db:
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -81,7 +107,7 @@ def server(
             "on a loopback address (127.0.0.1, ::1); create one with `modelreg users create`",
             detail={"host": host},
         )
-    access = "tokens required" if users_exist else "no users, so loopback clients only"
+    access = describe_access(users_exist=users_exist, allowed_hosts=settings.allowed_hosts)
     click.echo(
         f"modelreg serving {settings.home} on http://{host}:{port} (API docs: /api/docs); {access}",
         err=True,

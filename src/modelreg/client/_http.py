@@ -27,6 +27,7 @@ from modelreg.errors import (
 from modelreg.names import parse_ref, parse_target, validate_alias, validate_model_name
 
 API = "/api/v1"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_SCOPE = "*"
 # How long an upload keeps retrying while the server says the user has too many running.
 BUSY_PATIENCE = 600.0
@@ -135,6 +136,10 @@ class HttpBackend:
             ) from None
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        if method in WRITE_METHODS and "content" not in kwargs and "json" not in kwargs:
+            # The server takes writes declared as JSON only (its cross-site defence), a
+            # bodiless one included.
+            kwargs["headers"] = {"content-type": "application/json", **kwargs.get("headers", {})}
         try:
             response = self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:

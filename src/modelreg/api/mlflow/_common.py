@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelreg import errors
 from modelreg.api import answers
-from modelreg.api.deps import ActorDep, Registry, RegistryDep
+from modelreg.api.deps import MLFLOW_PREFIXES, ActorDep, Registry, RegistryDep
 from modelreg.db.tables import Model, Version, VersionStatus
 from modelreg.errors import InvalidInput
 from modelreg.names import Stage
@@ -67,7 +67,7 @@ HTTP_CODES = {
     429: "REQUEST_LIMIT_EXCEEDED",
     500: "INTERNAL_ERROR",
 }
-PREFIXES = ("/api/2.0/mlflow", "/api/3.0/mlflow", "/api/2.0/mlflow-artifacts")
+PREFIXES = MLFLOW_PREFIXES
 
 
 def is_mlflow_path(path: str) -> bool:
@@ -97,18 +97,21 @@ def answer_status(status: int, message: str) -> JSONResponse:
 
 
 async def read_params(request: Request) -> dict[str, Any]:
-    """MLflow's request fields: the query string (GET) merged with the JSON body (others).
+    """MLflow's request fields: the query string of a GET, the JSON body of anything else.
 
-    A key repeated in the query string (``order_by``, ``stages``) becomes a list.
+    A key repeated in the query string (``order_by``, ``stages``) becomes a list. A write
+    never reads the query string: MLflow's client sends its fields in the body, and a query
+    string is what a cross-site form or link can set (SECURITY.md rule 14).
     """
     params: dict[str, Any] = {}
-    for key, value in request.query_params.multi_items():
-        if key in params:
-            current = params[key]
-            params[key] = [*current, value] if isinstance(current, list) else [current, value]
-        else:
-            params[key] = value
-    if request.method != "GET":
+    if request.method in ("GET", "HEAD"):
+        for key, value in request.query_params.multi_items():
+            if key in params:
+                current = params[key]
+                params[key] = [*current, value] if isinstance(current, list) else [current, value]
+            else:
+                params[key] = value
+    else:
         raw = await request.body()
         if raw.strip():
             try:
