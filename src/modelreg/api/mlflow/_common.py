@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelreg import errors
 from modelreg.api import answers
+from modelreg.api.bodies import strict_loads
 from modelreg.api.deps import ActorDep, Registry, RegistryDep
 from modelreg.db.tables import Model, Version, VersionStatus
 from modelreg.errors import InvalidInput
@@ -110,7 +111,7 @@ async def read_params(request: Request) -> dict[str, Any]:
             try:
                 # NaN and Infinity (which MLflow's client may send for metrics) stay strings,
                 # so no JSON column ever holds a float that JSON cannot spell.
-                body = json.loads(raw, parse_constant=str)
+                body = strict_loads(raw, parse_constant=str)  # a repeated key: 400
             except (ValueError, UnicodeDecodeError, RecursionError):
                 raise InvalidInput("the request body is not valid JSON", detail={}) from None
             if not isinstance(body, dict):

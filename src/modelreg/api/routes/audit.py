@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import AuditPage, VerifyRead
 from modelreg.services import audit, models
 
-router = APIRouter(prefix="/api/v1", tags=["audit"])
+router = APIRouter(prefix="/api/v1", tags=["audit"], route_class=StrictJsonRoute)
 
 
 @router.get("/audit", response_model=AuditPage, operation_id="audit-list")

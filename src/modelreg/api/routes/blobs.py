@@ -13,13 +13,14 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.routes.versions import blob_response
 from modelreg.errors import InvalidInput
 from modelreg.services import artifacts, gc
 from modelreg.storage.base import BlobInfo, BlobStore, check_digest
 
-router = APIRouter(prefix="/api/v1", tags=["blobs"])
+router = APIRouter(prefix="/api/v1", tags=["blobs"], route_class=StrictJsonRoute)
 
 
 class BlobRead(BaseModel):

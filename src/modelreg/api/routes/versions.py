@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from modelreg.api import answers
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import (
     DescriptionUpdate,
@@ -22,7 +23,7 @@ from modelreg.services import compare, lifecycle, serialize, versions
 from modelreg.services.actor import Permission
 from modelreg.services.stamp import current as stamp_of
 
-router = APIRouter(prefix="/api/v1", tags=["versions"])
+router = APIRouter(prefix="/api/v1", tags=["versions"], route_class=StrictJsonRoute)
 
 Number = Path(ge=1, le=2**31 - 1)
 
