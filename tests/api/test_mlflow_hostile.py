@@ -716,7 +716,15 @@ class TestAuth:
         self, world: World, method: str, rpc: str, params: dict[str, Any]
     ) -> None:
         response = call(world["carol"], method, rpc, **world.fill(params))
-        mlflow_error(response, 403, "PERMISSION_DENIED")
+        # beta is answered as if it did not exist (issue 18, finding 10): creating a version
+        # needs the right to create the model, anything else does not find it.
+        if rpc == "model-versions/create":
+            mlflow_error(response, 403, "PERMISSION_DENIED")
+        else:
+            mlflow_error(response, 404, "RESOURCE_DOES_NOT_EXIST")
+        absent = call(world["carol"], method, rpc, **world.fill({**params, "name": "gone"}))
+        assert absent.status_code == response.status_code
+        assert absent.json() == json.loads(response.text.replace("beta", "gone"))
         assert versions_of(world, "beta")[0] == "1"
 
     def test_per_model_contributor_registers_her_model(self, world: World) -> None:

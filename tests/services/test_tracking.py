@@ -281,16 +281,17 @@ def test_listing_is_one_level_with_folders(reg):
 
 def test_a_version_view_needs_read_on_its_model(reg):
     reg.register("secret")
-    other = reg.run(lambda s: models.get_model(s, "secret").id)
+    other = reg.run(lambda s: models.get_model(s, "secret", actor=None).id)
     reg.register("open")
-    readable = reg.run(lambda s: models.get_model(s, "open").id)
+    readable = reg.run(lambda s: models.get_model(s, "open", actor=None).id)
     outsider = Actor("eve", superuser=False, grants={readable: Role.VIEWER})
     assert other is not None
-    with pytest.raises(errors.PermissionDenied):
+    # An unreadable model is absent to eve (issue 18, finding 10).
+    with pytest.raises(errors.ModelNotFound):
         reg.run(lambda s: tracking.list_artifacts(s, "_registry/secret/1", actor=outsider))
-    with pytest.raises(errors.PermissionDenied):
+    with pytest.raises(errors.ModelNotFound):
         reg.run(lambda s: tracking.open_artifact(s, "_registry/secret/1/model.bin", actor=outsider))
-    with pytest.raises(errors.PermissionDenied):
+    with pytest.raises(errors.ModelNotFound):
         reg.register_from("models:/secret/1", name="open", actor=outsider)
     files = reg.run(lambda s: tracking.list_artifacts(s, "_registry/open/1", actor=outsider))
     assert [f["path"] for f in files] == ["model.bin"]

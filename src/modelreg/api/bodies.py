@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 
 from modelreg.errors import InvalidInput
 
@@ -79,7 +80,8 @@ class StrictJsonRoute(APIRoute):
                 # Parsed here, before FastAPI's own reader (which turns every exception into
                 # a bare "error parsing the body"), so a repeated key is named in the answer.
                 # Malformed JSON: FastAPI parses again and answers as it always has.
-                with contextlib.suppress(ValueError):
+                # A body cut off by the size limit (ClientDisconnect) is answered there.
+                with contextlib.suppress(ValueError, RecursionError, ClientDisconnect):
                     await request.json()
             return await handler(request)
 

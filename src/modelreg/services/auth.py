@@ -86,7 +86,7 @@ def grant_role(
     """Give ``name`` the ``role`` registry-wide or on ``model``, replacing a previous one there."""
     actor.require(Permission.ADMIN)
     principal = get_principal(session, name)
-    target = get_model(session, model) if model is not None else None
+    target = get_model(session, model, actor=actor) if model is not None else None
     model_id = target.id if target is not None else None
     previous = session.scalars(
         select(Grant).where(

@@ -229,7 +229,7 @@ def promote(
     target = policies.parse_target(target)
     number = _check_version_number(number)
     reason = validate_text(reason, kind="reason")
-    model = get_model(session, name, lock=not dry_run)
+    model = get_model(session, name, actor=actor, lock=not dry_run)
     actor.require(Permission.PROMOTE, model.id)
     version = _locked_version(session, model, number)
     holder = current_holder(session, model, target)
@@ -328,7 +328,8 @@ def _require_demoter(session: Session, model: Model, actor: Actor) -> None:
         )
 
 
-def _load(session: Session, promotion_id: int, *, lock: bool) -> Promotion:
+def _load(session: Session, promotion_id: int, *, actor: Actor, lock: bool) -> Promotion:
+    """The request ``promotion_id``; one on a model ``actor`` may not read is absent to it."""
     if (
         isinstance(promotion_id, bool)
         or not isinstance(promotion_id, int)
@@ -336,13 +337,13 @@ def _load(session: Session, promotion_id: int, *, lock: bool) -> Promotion:
     ):
         raise InvalidInput("a promotion id is a whole number", detail={"id": promotion_id})
     promotion = session.get(Promotion, promotion_id)
-    if promotion is None:
+    if promotion is None or not actor.can(Permission.READ, promotion.model_id):
         raise PromotionNotFound(
             f"no promotion request #{promotion_id}", detail={"id": promotion_id}
         )
     if lock:
         # Every decision on a model is serialised by its row lock, as promotions are.
-        get_model(session, promotion.model.name, lock=True)
+        get_model(session, promotion.model.name, actor=None, lock=True)
         session.refresh(promotion)
     return promotion
 
@@ -377,7 +378,7 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
     longer passes (or whose expected holder moved) ends ``refused``.
     """
     reason = validate_text(reason, kind="reason")
-    promotion = _load(session, promotion_id, lock=True)
+    promotion = _load(session, promotion_id, actor=actor, lock=True)
     _check_pending(promotion)
     # Separation of duties first: it is the rule that holds whatever role the requester has.
     if actor.name == promotion.requested_by:
@@ -503,7 +504,7 @@ def reject(session: Session, promotion_id: int, *, actor: Actor, reason: str) ->
     reason = validate_text(reason, kind="reason").strip()
     if not reason:
         raise InvalidInput("a rejection needs a reason", detail={"id": promotion_id})
-    promotion = _load(session, promotion_id, lock=True)
+    promotion = _load(session, promotion_id, actor=actor, lock=True)
     _check_pending(promotion)
     if actor.name != promotion.requested_by:
         _require_approver(actor, _decider_role(session, promotion), promotion, "reject")
@@ -536,9 +537,7 @@ def reject(session: Session, promotion_id: int, *, actor: Actor, reason: str) ->
 
 def get_promotion(session: Session, promotion_id: int, *, actor: Actor) -> Promotion:
     """One request, if ``actor`` may read its model."""
-    promotion = _load(session, promotion_id, lock=False)
-    actor.require(Permission.READ, promotion.model_id)
-    return promotion
+    return _load(session, promotion_id, actor=actor, lock=False)
 
 
 def list_promotions(
@@ -553,8 +552,7 @@ def list_promotions(
     """Requests, newest first, optionally of one model and in one state (keyset pages)."""
     query = select(Promotion).options(selectinload(Promotion.votes))
     if name is not None:
-        model = get_model(session, name)
-        actor.require(Permission.READ, model.id)
+        model = get_model(session, name, actor=actor)
         query = query.where(Promotion.model_id == model.id)
     else:
         # A reader of some models lists their requests; the filter below keeps the rest out.
@@ -601,7 +599,7 @@ def set_alias(
     validate_alias(alias)
     reason = validate_text(reason, kind="reason")
     number = _check_version_number(version)
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     actor.require(Permission.ALIAS_SET, model.id)
     target = "@" + alias
     rule = policies.effective_rule(session, model, target)
@@ -638,7 +636,7 @@ def delete_alias(
     """
     validate_alias(alias)
     reason = validate_text(reason, kind="reason")
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     actor.require(Permission.ALIAS_SET, model.id)
     rule = policies.effective_rule(session, model, "@" + alias)
     if rule is not None and not actor.has_role(rule.approver_role, model.id):
@@ -791,7 +789,7 @@ def rollback(
     reason = validate_text(reason, kind="reason").strip()
     if not reason:
         raise InvalidInput("a rollback needs a reason (--reason)", detail={"name": name})
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     rule = policies.effective_rule(session, model, target)
     needed = rule.approver_role if rule is not None else Role.APPROVER
     actor.require(Permission.ROLLBACK, model.id)
@@ -867,8 +865,7 @@ def holder_at(
     ``NAME/staging`` does now.
     """
     target = policies.parse_target(target)
-    model = get_model(session, name)
-    actor.require(Permission.READ, model.id)
+    model = get_model(session, name, actor=actor)
     entries = _entries(session, model, target, at)
     if target.startswith("@"):
         return entries[-1].to_version if entries else None

@@ -776,8 +776,7 @@ def _tree_files(session: Session, prefix: str) -> list[tuple[str, int, str]]:
 
 
 def _version_files(session: Session, view: VersionView, actor: Actor) -> list[tuple[str, int, str]]:
-    model = get_model(session, view.name)
-    actor.require(Permission.READ, model.id)
+    get_model(session, view.name, actor=actor)  # raises unless actor may read it
     version = resolve(session, parse_ref(f"{view.name}:{view.number}", allow_model=False))
     return [(f.path, f.size, f.sha256) for f in version.files]
 
@@ -913,8 +912,8 @@ def resolve_source(session: Session, source: Any, *, actor: Actor, model_id: Any
             raise _bad_source(source, "it does not name the given model_id")
         # A registry URI (copy_model_version sends models:/NAME/VERSION).
         ref = parse_ref(body, allow_model=False)
+        get_model(session, ref.name, actor=actor)  # unreadable reads as absent
         version = resolve(session, ref)
-        actor.require(Permission.READ, version.model_id)
         files = [FileSpec(f.path, f.sha256, f.size) for f in version.files]
         return Source(
             files,

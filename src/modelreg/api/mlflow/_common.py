@@ -357,7 +357,9 @@ def add_route(
         key = ("mlflow", path, json.dumps(params, sort_keys=True, default=str))
         stamp: int = request.state.stamp
         hit: tuple[Any, bytes] | None = registry.cache.get(key, stamp)
-        if hit is None:
+        if hit is None or not actor.can(Permission.READ, hit[0]):
+            # Not remembered, or remembered for others: the handler answers a model this
+            # caller may not read as absent (404), never with a 403 that confirms the name.
             answer: ModelAnswer = await run_in_threadpool(handler, registry, actor, params)
             hit = (answer.model_id, bytes(JSONResponse(answer.body).body))
             # The key holds every query parameter the client sent: it counts to the budget.

@@ -24,7 +24,7 @@ def list_events(
 ) -> Any:
     """Events in sequence order after ``after``, optionally of one model."""
     with registry.read() as session:
-        target = models.get_model(session, model) if model else None
+        target = models.get_model(session, model, actor=actor) if model else None
         events = audit.list_events(
             session,
             actor=actor,

@@ -246,7 +246,8 @@ def resolve(
     key = ("resolve", uri, moment)
     stamp: int = request.state.stamp
     cached = registry.cache.get(key, stamp)
-    if cached is None:
+    if cached is None or not actor.can(Permission.READ, cached[0]):
+        # Remembered for other readers: the slow path answers an unreadable model as absent.
         with registry.read() as session:
             stamp = stamp_of(session)  # before the data, never after
             if moment is not None:
