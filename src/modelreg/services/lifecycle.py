@@ -39,7 +39,7 @@ from modelreg.errors import (
     VersionNotFound,
 )
 from modelreg.names import MAX_VERSION, Ref, Stage, parse_ref, validate_alias, validate_text
-from modelreg.services import policies
+from modelreg.services import auth, policies
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.aliases import alias_holder, check_expected, history_order, move_alias
 from modelreg.services.audit import EventTag, record
@@ -361,6 +361,19 @@ def _decider_role(session: Session, promotion: Promotion) -> Role:
     return rule.approver_role if rule is not None else promotion.approver_role
 
 
+def counted_approvers(session: Session, promotion: Promotion) -> set[str]:
+    """The approvers whose approval of ``promotion`` counts now.
+
+    An approval counts only while its approver still holds the role the target's rule asks
+    for, on the model or registry-wide (a demoted or disabled approver's approval stays on
+    record but no longer counts), so a request completes only with enough approvers who hold
+    the role when it does.
+    """
+    names = [v.actor for v in promotion.votes if v.approve]
+    role = _decider_role(session, promotion)
+    return auth.role_holders(session, names, role, promotion.model_id)
+
+
 def _require_approver(actor: Actor, role: Role, promotion: Promotion, verb: str) -> None:
     if not actor.has_role(role, promotion.model_id):
         raise PermissionDenied(
@@ -402,7 +415,9 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
     model = promotion.model
     rule = policies.effective_rule(session, model, promotion.target)
     promotion.approvals_required = rule.approvals if rule is not None else 0
-    approvals = sum(1 for v in promotion.votes if v.approve)
+    counted = counted_approvers(session, promotion)
+    approvals = len(counted)
+    lapsed = sorted(v.actor for v in promotion.votes if v.approve and v.actor not in counted)
     record(
         session,
         EventTag.PROMOTION_APPROVE,
@@ -413,6 +428,8 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
             "request_id": promotion.id,
             "approvals": approvals,
             "required": promotion.approvals_required,
+            # Approvals on record whose approver no longer holds the role: not counted.
+            **({"not_counted": lapsed} if lapsed else {}),
         },
         reason=reason,
     )
