@@ -63,4 +63,4 @@ class ServiceRegistry:
 
     def model_id(self, name: str = "m") -> Any:
         """The id of model ``name``."""
-        return self.run(lambda s: models.get_model(s, name).id)
+        return self.run(lambda s: models.get_model(s, name, actor=None).id)

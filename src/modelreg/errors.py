@@ -311,7 +311,8 @@ def refused(promotion: dict[str, Any]) -> PolicyViolation:
 
 def awaiting(promotion: dict[str, Any]) -> ApprovalRequired:
     """The error for a move that became a request waiting for approvals."""
-    have = len(promotion.get("approvals") or [])
+    # An approval whose approver has since lost the role is on record but does not count.
+    have = sum(1 for a in promotion.get("approvals") or [] if a.get("counts") is not False)
     return ApprovalRequired(
         f"promotion #{promotion.get('id')} of version {promotion.get('version')} to "
         f"{promotion.get('target')} waits for approval ({have} of "

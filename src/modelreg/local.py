@@ -413,7 +413,9 @@ class LocalBackend:
     def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]:
         """Audit events, optionally for one model."""
         with self._read() as session:
-            target = models.get_model(session, model) if model is not None else None
+            target = (
+                models.get_model(session, model, actor=self.actor) if model is not None else None
+            )
             events = audit.list_events(
                 session,
                 actor=self.actor,

@@ -716,7 +716,15 @@ class TestAuth:
         self, world: World, method: str, rpc: str, params: dict[str, Any]
     ) -> None:
         response = call(world["carol"], method, rpc, **world.fill(params))
-        mlflow_error(response, 403, "PERMISSION_DENIED")
+        # beta is answered as if it did not exist (issue 18, finding 10): creating a version
+        # needs the right to create the model, anything else does not find it.
+        if rpc == "model-versions/create":
+            mlflow_error(response, 403, "PERMISSION_DENIED")
+        else:
+            mlflow_error(response, 404, "RESOURCE_DOES_NOT_EXIST")
+        absent = call(world["carol"], method, rpc, **world.fill({**params, "name": "gone"}))
+        assert absent.status_code == response.status_code
+        assert absent.json() == json.loads(response.text.replace("beta", "gone"))
         assert versions_of(world, "beta")[0] == "1"
 
     def test_per_model_contributor_registers_her_model(self, world: World) -> None:
@@ -855,6 +863,128 @@ class TestAuth:
         register(root, "tomb-other", world.model_id)
         ok(call(root, "POST", "registered-models/rename", name="tomb-other", new_name="tomb"))
         assert int(register(root, "tomb", world.model_id)) > 3
+
+
+# -- 4b. experiments belong to their creator (issue 18, finding 7) --------------------------------
+
+
+class TestExperiments:
+    """Experiments are owned like runs: seen by their creator and registry-wide readers (and
+    the shared Default by everyone), changed by their creator or an admin; an experiment the
+    caller may not see answers as absent."""
+
+    @staticmethod
+    def _make(world: World, who: str, name: str) -> str:
+        made = ok(call(world[who], "POST", "experiments/create", name=name))
+        experiment_id: str = made["experiment_id"]
+        return experiment_id
+
+    @staticmethod
+    def _tags(world: World, experiment_id: str) -> dict[str, str]:
+        got = ok(call(world["root"], "GET", "experiments/get", experiment_id=experiment_id))
+        return {t["key"]: t["value"] for t in got["experiment"]["tags"]}
+
+    def test_another_teams_experiment_is_absent(self, world: World) -> None:
+        theirs = self._make(world, "dave", "exp-dave-secret")
+        mine = self._make(world, "carol", "exp-carol-own")
+        carol = world["carol"]
+        # Unseen answers exactly as a missing one, by id and by name.
+        for rpc, key, hidden, absent in [
+            ("experiments/get", "experiment_id", theirs, "999999"),
+            ("experiments/get-by-name", "experiment_name", "exp-dave-secret", "exp-nobody-xx"),
+        ]:
+            seen = mlflow_error(
+                call(carol, "GET", rpc, **{key: hidden}), 404, "RESOURCE_DOES_NOT_EXIST"
+            )
+            missing = mlflow_error(
+                call(carol, "GET", rpc, **{key: absent}), 404, "RESOURCE_DOES_NOT_EXIST"
+            )
+            assert seen["message"].replace(hidden, "X") == missing["message"].replace(absent, "X")
+        listed = ok(call(carol, "GET", "experiments/search"))["experiments"]
+        assert {"0", mine} <= {e["experiment_id"] for e in listed}
+        assert theirs not in {e["experiment_id"] for e in listed}
+        # Nothing can be written into it either: tags, runs, logged models.
+        for rpc, params in [
+            ("experiments/set-experiment-tag", {"key": "owner", "value": "carol"}),
+            ("runs/create", {}),
+            ("logged-models", {"name": "planted"}),
+        ]:
+            response = call(carol, "POST", rpc, experiment_id=theirs, **params)
+            mlflow_error(response, 404, "RESOURCE_DOES_NOT_EXIST")
+        assert self._tags(world, theirs) == {}
+        # Her own experiment is hers to read, tag and log into.
+        ok(call(carol, "GET", "experiments/get", experiment_id=mine))
+        ok(
+            call(
+                carol,
+                "POST",
+                "experiments/set-experiment-tag",
+                experiment_id=mine,
+                key="k",
+                value="v",
+            )
+        )
+        ok(call(carol, "POST", "runs/create", experiment_id=mine))
+        assert self._tags(world, mine) == {"k": "v"}
+
+    def test_wide_readers_see_all_and_only_owners_and_admins_change(self, world: World) -> None:
+        theirs = self._make(world, "dave", "exp-dave-shared")
+        for who in ("vic", "con", "root"):
+            ok(call(world[who], "GET", "experiments/get", experiment_id=theirs))
+            listed = ok(call(world[who], "GET", "experiments/search"))["experiments"]
+            assert theirs in {e["experiment_id"] for e in listed}
+        # A registry-wide contributor logs runs into any experiment (as into any run) but does
+        # not change another's experiment; the owner and an admin do.
+        ok(call(world["con"], "POST", "runs/create", experiment_id=theirs))
+        for who in ("con", "vic"):
+            response = call(
+                world[who],
+                "POST",
+                "experiments/set-experiment-tag",
+                experiment_id=theirs,
+                key="k",
+                value=who,
+            )
+            mlflow_error(response, 403, "PERMISSION_DENIED")
+        for who in ("dave", "root"):
+            ok(
+                call(
+                    world[who],
+                    "POST",
+                    "experiments/set-experiment-tag",
+                    experiment_id=theirs,
+                    key=who,
+                    value="1",
+                )
+            )
+        assert self._tags(world, theirs) == {"dave": "1", "root": "1"}
+
+    def test_the_default_experiment_is_shared_and_only_admins_change_it(self, world: World) -> None:
+        for who in ("carol", "dave", "con"):
+            ok(call(world[who], "POST", "runs/create", experiment_id="0"))
+            got = ok(call(world[who], "GET", "experiments/get", experiment_id="0"))
+            assert got["experiment"]["name"] == "Default"
+            response = call(
+                world[who],
+                "POST",
+                "experiments/set-experiment-tag",
+                experiment_id="0",
+                key="team",
+                value=who,
+            )
+            mlflow_error(response, 403, "PERMISSION_DENIED")
+        assert "team" not in self._tags(world, "0")
+        ok(
+            call(
+                world["root"],
+                "POST",
+                "experiments/set-experiment-tag",
+                experiment_id="0",
+                key="team",
+                value="platform",
+            )
+        )
+        assert self._tags(world, "0")["team"] == "platform"
 
 
 # -- 5. policy bypass -----------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_a_cached_answer_is_still_checked_against_the_reader(home: Path, live_se
     wide = modelreg.Registry(live_server.url, token=local.create_token("wide")["token"])
     narrow = modelreg.Registry(live_server.url, token=local.create_token("narrow")["token"])
     assert wide.get_version("m:1").version == 1  # now cached
-    with pytest.raises(modelreg.PermissionDenied):
+    with pytest.raises(modelreg.ModelNotFound):  # unreadable is absent, cached or not
         narrow.get_version("m:1")
     for registry in (wide, narrow, local):
         registry.close()
@@ -172,8 +172,8 @@ def test_a_remembered_answer_is_never_served_to_someone_else(home: Path, live_se
         for _ in range(2):
             assert http.get("/api/v1/resolve", params=params, headers=wide).status_code == 200
         denied = http.get("/api/v1/resolve", params=params, headers=narrow)
-        assert denied.status_code == 403
-        assert denied.json()["error"]["code"] == "permission_denied"
+        assert denied.status_code == 404
+        assert denied.json()["error"]["code"] == "model_not_found"
         anonymous = http.get("/api/v1/resolve", params=params)
         assert anonymous.status_code == 401
         forged = http.get("/api/v1/resolve", params=params, headers={"authorization": "Bearer x"})

@@ -111,7 +111,8 @@ class TestAuthorization:
             carol.register("churn", files / "model.pkl", capture=False)
         with pytest.raises(errors.PermissionDenied):
             carol.register("brand-new", files / "model.pkl", capture=False)
-        with pytest.raises(errors.PermissionDenied):
+        # A model carol may not read answers as absent (issue 18, finding 10).
+        with pytest.raises(errors.ModelNotFound):
             carol.get_version("churn:1")
         with pytest.raises(errors.PermissionDenied):
             carol.audit()

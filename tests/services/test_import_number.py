@@ -55,7 +55,7 @@ def last_event(reg):
 
 def stage_history(reg, name="m"):
     with transaction(reg.engine, write=False) as session:
-        model = models.get_model(session, name)
+        model = models.get_model(session, name, actor=None)
         rows = session.scalars(
             select(HistoryEntry).where(
                 HistoryEntry.model_id == model.id, HistoryEntry.kind == HistoryKind.STAGE
@@ -69,7 +69,7 @@ class TestExplicitNumber:
         assert register(reg, number=1) == (1, "none")
         assert register(reg, number=4) == (4, "none")
         with transaction(reg.engine, write=False) as session:
-            assert models.get_model(session, "m").last_version == 4
+            assert models.get_model(session, "m", actor=None).last_version == 4
             assert versions.find_version(session, "m:3") is None
 
     def test_skipped_numbers_are_never_handed_out(self, reg):

@@ -31,7 +31,16 @@ from modelreg.db.tables import (
     Role,
     Version,
 )
-from modelreg.services import aliases, audit, lifecycle, models, policies, versions
+from modelreg.services import (
+    aliases,
+    audit,
+    auth,
+    lifecycle,
+    models,
+    policies,
+    serialize,
+    versions,
+)
 from modelreg.services.actor import Actor
 from modelreg.services.policies import RuleSpec
 from service_db import ServiceRegistry, engine_for, migrated_template
@@ -145,7 +154,7 @@ class Reg(ServiceRegistry):
 
     def holder(self, target, name="m"):
         with transaction(self.engine, write=False) as session:
-            model = models.get_model(session, name)
+            model = models.get_model(session, name, actor=None)
             return lifecycle.current_holder(session, model, target)
 
     def history(self, name="m"):
@@ -587,6 +596,64 @@ def test_a_rule_asking_for_more_approvals_holds_a_pending_request(reg):
     assert reg.approve(p.id, CAROL).state == "applied"
 
 
+def test_security_an_approval_counts_only_while_its_approver_holds_the_role(reg):
+    """Issue 18, finding 9: a demoted (or disabled) approver's approval stops counting."""
+    reg.register()
+    reg.rule("production", approvals=2)
+    for name in ("bob", "carol", "dave"):
+        reg.run(auth.create_principal, name, actor=ADMIN, role=Role.APPROVER)
+    reg.run(auth.create_principal, "sam", actor=ADMIN, role=Role.APPROVER, model="m")
+    sam = Actor("sam", superuser=False, grants={reg.model_id("m"): Role.APPROVER})
+    p = reg.promote(1, "production", actor=ALICE)
+
+    def view():
+        return reg.run(
+            lambda s: serialize.promotion_to_dict(lifecycle.get_promotion(s, p.id, actor=ADMIN))
+        )
+
+    assert reg.approve(p.id, BOB).state == "pending"
+    assert [(a["actor"], a["counts"]) for a in view()["approvals"]] == [("bob", True)]
+    reg.run(auth.grant_role, "bob", Role.VIEWER, actor=ADMIN)  # demoted after approving
+    assert [(a["actor"], a["counts"]) for a in view()["approvals"]] == [("bob", False)]
+    # The second approval arrives: one of two counts, so nothing moves.
+    second = reg.approve(p.id, CAROL)
+    assert (second.state, second.decided_by) == ("pending", None)
+    assert reg.stages() == {1: "none"}
+    event = reg.events()[-1]
+    assert (event.actor, event.after["approvals"], event.after["not_counted"]) == (
+        "carol",
+        1,
+        ["bob"],
+    )
+    shown = view()
+    assert [(a["actor"], a["counts"]) for a in shown["approvals"]] == [
+        ("bob", False),
+        ("carol", True),
+    ]
+    assert "(1 of 2)" in errors.awaiting(shown).message
+    # A model-scoped approver counts, until that grant is lowered; a disabled one never does.
+    reg.run(auth.grant_role, "carol", Role.CONTRIBUTOR, actor=ADMIN)
+    reg.run(lambda s: setattr(auth.get_principal(s, "dave"), "disabled", True))
+    assert reg.approve(p.id, DAVE).state == "pending"
+    assert reg.approve(p.id, sam).state == "pending"  # sam counts; carol, dave, bob do not
+    assert [(a["actor"], a["counts"]) for a in view()["approvals"]] == [
+        ("bob", False),
+        ("carol", False),
+        ("dave", False),
+        ("sam", True),
+    ]
+    reg.run(auth.grant_role, "sam", Role.VIEWER, actor=ADMIN, model="m")
+    assert [a["counts"] for a in view()["approvals"]] == [False, False, False, False]
+    # Given back the role, an approver's approval counts again; the request completes with
+    # two approvers who hold the role when it does (the approval that completes it is new).
+    reg.run(auth.grant_role, "bob", Role.APPROVER, actor=ADMIN)
+    reg.run(auth.create_principal, "erin2", actor=ADMIN, role=Role.ADMIN)
+    done = reg.approve(p.id, _user("erin2", Role.ADMIN))
+    assert (done.state, done.decided_by) == ("applied", "erin2")
+    assert reg.stages() == {1: "production"}
+    assert [a["counts"] for a in view()["approvals"]] == [None] * 5  # decided: the record
+
+
 def test_a_version_deleted_while_pending_is_refused(reg):
     reg.register()
     reg.register()
@@ -642,7 +709,7 @@ def test_reading_and_listing_requests(reg):
     reg.reject(b.id, BOB)
     on_m = Actor("rita", superuser=False, grants={reg.model_id("m"): Role.VIEWER})
     assert reg.get(a.id, actor=on_m).state == "pending"
-    with pytest.raises(errors.PermissionDenied):
+    with pytest.raises(errors.PromotionNotFound):  # another model's request: absent to rita
         reg.get(b.id, actor=on_m)
     with transaction(reg.engine, write=False) as session:
 
@@ -666,7 +733,7 @@ def test_reading_and_listing_requests(reg):
             )
         with pytest.raises(errors.InvalidInput, match="unknown state"):
             ids(actor=VIEWER, state="approved")
-        with pytest.raises(errors.PermissionDenied):
+        with pytest.raises(errors.ModelNotFound):
             ids(actor=on_m, name="other")
 
 
@@ -1238,7 +1305,7 @@ def test_concurrent_compare_and_set_promotions(reg):
         def job(engine):
             for _ in range(200):
                 with transaction(engine, write=False) as session:
-                    model = models.get_model(session, "m")
+                    model = models.get_model(session, "m", actor=None)
                     holder = lifecycle.current_holder(session, model, "production") or 0
                 try:
                     return promote_job(number, expect_current=holder)(engine)

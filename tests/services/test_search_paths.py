@@ -125,7 +125,7 @@ def _newest_first(reg: Any, keep: Any) -> list[Any]:
 def _tie(reg: Any, model: str) -> None:
     """Give every version of ``model`` the same creation time (and its metrics the copy)."""
     with transaction(reg.engine, write=True) as session:
-        model_id = models.get_model(session, model).id
+        model_id = models.get_model(session, model, actor=None).id
         ids = list(session.scalars(select(Version.id).where(Version.model_id == model_id)))
         session.execute(update(Version).where(Version.id.in_(ids)).values(created_at=TIE))
         session.execute(
@@ -305,7 +305,7 @@ class TestBulkSerializers:
         with transaction(reg.engine, write=True) as session:
             models.set_model_tags(session, "beta", actor=OWNER, set_tags={"b": "2", "a": "1"})
             # Not ready: the latest *ready* version is the one before it.
-            alpha = models.get_model(session, "alpha")
+            alpha = models.get_model(session, "alpha", actor=None)
             session.execute(
                 update(Version)
                 .where(Version.model_id == alpha.id, Version.number == 5)

@@ -85,16 +85,54 @@ class Tracker(ServiceRegistry):
 
 
 def test_default_experiment_appears_on_first_use(reg):
-    experiment = reg.run(tracking.get_experiment, "0")
+    experiment = reg.run(tracking.get_experiment, "0", actor=OWNER)
     assert (experiment.id, experiment.name) == (0, "Default")
     made = reg.run(lambda s: tracking.create_experiment(s, "churn", actor=OWNER).id)
     assert made >= 1
     with pytest.raises(errors.AlreadyExists):
         reg.run(lambda s: tracking.create_experiment(s, "churn", actor=OWNER))
     with pytest.raises(errors.NotFound):
-        reg.run(tracking.get_experiment, "999")
+        reg.run(tracking.get_experiment, "999", actor=OWNER)
     with pytest.raises(errors.InvalidInput):
-        reg.run(tracking.get_experiment, "../1")
+        reg.run(tracking.get_experiment, "../1", actor=OWNER)
+
+
+def test_security_experiments_belong_to_their_creator(reg):
+    """Issue 18, finding 7: per-model principals see and change only their own experiments."""
+    reg.register("a")
+    reg.register("b")
+    ann = Actor("ann", superuser=False, grants={reg.model_id("a"): Role.CONTRIBUTOR})
+    ben = Actor("ben", superuser=False, grants={reg.model_id("b"): Role.CONTRIBUTOR})
+    mine = reg.run(lambda s: tracking.create_experiment(s, "ann-exp", actor=ann).id)
+    theirs = reg.run(lambda s: tracking.create_experiment(s, "ben-exp", actor=ben).id)
+    assert reg.run(tracking.get_experiment, str(mine), actor=ann).name == "ann-exp"
+    for call in (
+        lambda s: tracking.get_experiment(s, str(theirs), actor=ann),
+        lambda s: tracking.get_experiment_by_name(s, "ben-exp", actor=ann),
+        lambda s: tracking.set_experiment_tag(s, str(theirs), "k", "v", actor=ann),
+        lambda s: tracking.create_run(s, actor=ann, experiment=str(theirs)),
+        lambda s: tracking.create_logged_model(s, actor=ann, experiment=str(theirs)),
+    ):
+        with pytest.raises(errors.NotFound, match="no experiment"):
+            reg.run(call)
+    seen = reg.run(lambda s: [e.id for e in tracking.search_experiments(s, actor=ann)])
+    assert sorted(seen) == [0, mine]
+    assert sorted(
+        reg.run(lambda s: [e.id for e in tracking.search_experiments(s, actor=VIEWER)])
+    ) == [0, mine, theirs]
+    # The shared Default: everyone logs into it, only an admin changes it.
+    reg.run(lambda s: tracking.create_run(s, actor=ann, experiment="0"))
+    for actor in (ann, CONTRIB):
+        with pytest.raises(errors.PermissionDenied):
+            reg.run(lambda s, a=actor: tracking.set_experiment_tag(s, "0", "k", "v", actor=a))
+    # Another's experiment: a registry-wide contributor logs into it but may not change it.
+    reg.run(lambda s: tracking.create_run(s, actor=CONTRIB, experiment=str(theirs)))
+    with pytest.raises(errors.PermissionDenied):
+        reg.run(lambda s: tracking.set_experiment_tag(s, str(theirs), "k", "v", actor=CONTRIB))
+    reg.run(lambda s: tracking.set_experiment_tag(s, str(theirs), "k", "ben", actor=ben))
+    reg.run(lambda s: tracking.set_experiment_tag(s, "0", "k", "admin", actor=OWNER))
+    tags = reg.run(lambda s: dict(tracking.get_experiment(s, str(theirs), actor=OWNER).tags))
+    assert tags == {"k": "ben"}
 
 
 def test_latest_metric_is_the_highest_step_and_params_are_immutable(reg):
@@ -281,16 +319,17 @@ def test_listing_is_one_level_with_folders(reg):
 
 def test_a_version_view_needs_read_on_its_model(reg):
     reg.register("secret")
-    other = reg.run(lambda s: models.get_model(s, "secret").id)
+    other = reg.run(lambda s: models.get_model(s, "secret", actor=None).id)
     reg.register("open")
-    readable = reg.run(lambda s: models.get_model(s, "open").id)
+    readable = reg.run(lambda s: models.get_model(s, "open", actor=None).id)
     outsider = Actor("eve", superuser=False, grants={readable: Role.VIEWER})
     assert other is not None
-    with pytest.raises(errors.PermissionDenied):
+    # An unreadable model is absent to eve (issue 18, finding 10).
+    with pytest.raises(errors.ModelNotFound):
         reg.run(lambda s: tracking.list_artifacts(s, "_registry/secret/1", actor=outsider))
-    with pytest.raises(errors.PermissionDenied):
+    with pytest.raises(errors.ModelNotFound):
         reg.run(lambda s: tracking.open_artifact(s, "_registry/secret/1/model.bin", actor=outsider))
-    with pytest.raises(errors.PermissionDenied):
+    with pytest.raises(errors.ModelNotFound):
         reg.register_from("models:/secret/1", name="open", actor=outsider)
     files = reg.run(lambda s: tracking.list_artifacts(s, "_registry/open/1", actor=outsider))
     assert [f["path"] for f in files] == ["model.bin"]

@@ -7,6 +7,7 @@ byte is written. Credentials go where MLflow's client sends them and never into 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -175,7 +176,7 @@ class TestFetch:
         got = source(lambda r: httpx.Response(200, content=body)).fetch(
             SourceFile("a/b.bin", "r/a/b.bin", 3000), tmp_path / "a" / "b.bin", seen.append
         )
-        assert got == 3000
+        assert got == (3000, hashlib.sha256(body).hexdigest())
         assert sum(seen) == 3000
         assert (tmp_path / "a" / "b.bin").read_bytes() == body
 

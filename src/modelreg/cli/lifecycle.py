@@ -45,6 +45,11 @@ def _where(p: Promotion) -> str:
     return f"{p.name}{p.target}" if p.target.startswith("@") else f"{p.name}/{p.target}"
 
 
+def _counted(p: Promotion) -> int:
+    # An approval whose approver has since lost the approver role is shown but not counted.
+    return sum(1 for a in p.approvals if a.get("counts") is not False)
+
+
 def _print_criteria(criteria: list[dict[str, Any]]) -> None:
     from rich.markup import escape
 
@@ -69,7 +74,7 @@ def report(promotion: Promotion, *, as_json: bool) -> None:
             note = f" ({promotion.decision_reason})" if promotion.decision_reason else ""
             screen.print(f"{what}: {done}{note}")
         elif promotion.state == "pending":
-            have = len(promotion.approvals)
+            have = _counted(promotion)
             screen.print(
                 f"{what}: {'would wait' if promotion.dry_run else 'waits'} for approval "
                 f"({have} of {promotion.approvals_required}, role {promotion.approver_role})"
@@ -209,7 +214,7 @@ def promotions(
     from rich.markup import escape
 
     for p in items:
-        approvals = f"{len(p.approvals)}/{p.approvals_required} approvals"
+        approvals = f"{_counted(p)}/{p.approvals_required} approvals"
         line = (
             f"#{p.id}  {_where(p)} ← version {p.version}  {p.state}  {approvals}  "
             f"by {p.requested_by}  {(p.requested_at or '')[:16].replace('T', ' ')}"

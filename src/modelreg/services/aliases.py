@@ -106,7 +106,7 @@ def alias_holder(session: Session, model: Model, alias: str) -> int | None:
 
 def history(session: Session, name: str, *, actor: Actor, limit: int = 1000) -> list[HistoryEntry]:
     """The latest ``limit`` stage changes and alias moves of a model, oldest first."""
-    model = get_model(session, name)
+    model = get_model(session, name, actor=actor)
     actor.require(Permission.READ, model.id)
     newest = session.scalars(
         select(HistoryEntry)

@@ -6,9 +6,10 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
@@ -48,6 +49,32 @@ def check_principal_name(name: str) -> str:
 def has_principals(session: Session) -> bool:
     """Whether authentication is on (some user or service account exists)."""
     return bool(session.scalar(select(exists().where(Principal.id.is_not(None)))))
+
+
+def role_holders(
+    session: Session, names: Iterable[str], role: Role, model_id: uuid.UUID
+) -> set[str]:
+    """Which of ``names`` hold ``role`` (or a stronger one) on ``model_id`` or registry-wide now.
+
+    A disabled principal holds no role. A name that is no principal is the registry owner
+    acting locally (embedded, or a server with no users answering loopback): a superuser, who
+    holds every role.
+    """
+    wanted = set(names)
+    if not wanted:
+        return set()
+    principals = list(session.scalars(select(Principal).where(Principal.name.in_(wanted))))
+    held = wanted - {p.name for p in principals}
+    enabled = {p.id: p.name for p in principals if not p.disabled}
+    if enabled:
+        grants = session.scalars(
+            select(Grant).where(
+                Grant.principal_id.in_(list(enabled)),
+                or_(Grant.model_id.is_(None), Grant.model_id == model_id),
+            )
+        )
+        held |= {enabled[g.principal_id] for g in grants if g.role.rank >= role.rank}
+    return held
 
 
 def get_principal(session: Session, name: str) -> Principal:
@@ -93,7 +120,7 @@ def grant_role(
     """Give ``name`` the ``role`` registry-wide or on ``model``, replacing a previous one there."""
     actor.require(Permission.ADMIN)
     principal = get_principal(session, name)
-    target = get_model(session, model) if model is not None else None
+    target = get_model(session, model, actor=actor) if model is not None else None
     model_id = target.id if target is not None else None
     previous = session.scalars(
         select(Grant).where(
@@ -134,7 +161,7 @@ def revoke_role(
     """
     actor.require(Permission.ADMIN)
     principal = get_principal(session, name)
-    target = get_model(session, model) if model is not None else None
+    target = get_model(session, model, actor=actor) if model is not None else None
     model_id = target.id if target is not None else None
     scope = f"on {target.name}" if target is not None else "registry-wide"
     held = session.scalars(

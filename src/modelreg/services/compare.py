@@ -28,7 +28,7 @@ def _kv_diff(a: dict[str, Any], b: dict[str, Any], *, numeric: bool) -> list[dic
 
 def compare(session: Session, name: str, a: int, b: int, *, actor: Actor) -> dict[str, Any]:
     """Metric, param, tag and file differences between versions ``a`` and ``b`` of ``name``."""
-    model = get_model(session, name)
+    model = get_model(session, name, actor=actor)
     actor.require(Permission.READ, model.id)
     va = version_to_dict(resolve(session, Ref(model.name, version=a)))
     vb = version_to_dict(resolve(session, Ref(model.name, version=b)))

@@ -39,7 +39,7 @@ from modelreg.errors import (
     VersionNotFound,
 )
 from modelreg.names import MAX_VERSION, Ref, Stage, parse_ref, validate_alias, validate_text
-from modelreg.services import policies
+from modelreg.services import auth, policies
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.aliases import alias_holder, check_expected, history_order, move_alias
 from modelreg.services.audit import EventTag, record
@@ -229,7 +229,7 @@ def promote(
     target = policies.parse_target(target)
     number = _check_version_number(number)
     reason = validate_text(reason, kind="reason")
-    model = get_model(session, name, lock=not dry_run)
+    model = get_model(session, name, actor=actor, lock=not dry_run)
     actor.require(Permission.PROMOTE, model.id)
     version = _locked_version(session, model, number)
     holder = current_holder(session, model, target)
@@ -328,7 +328,8 @@ def _require_demoter(session: Session, model: Model, actor: Actor) -> None:
         )
 
 
-def _load(session: Session, promotion_id: int, *, lock: bool) -> Promotion:
+def _load(session: Session, promotion_id: int, *, actor: Actor, lock: bool) -> Promotion:
+    """The request ``promotion_id``; one on a model ``actor`` may not read is absent to it."""
     if (
         isinstance(promotion_id, bool)
         or not isinstance(promotion_id, int)
@@ -336,13 +337,13 @@ def _load(session: Session, promotion_id: int, *, lock: bool) -> Promotion:
     ):
         raise InvalidInput("a promotion id is a whole number", detail={"id": promotion_id})
     promotion = session.get(Promotion, promotion_id)
-    if promotion is None:
+    if promotion is None or not actor.can(Permission.READ, promotion.model_id):
         raise PromotionNotFound(
             f"no promotion request #{promotion_id}", detail={"id": promotion_id}
         )
     if lock:
         # Every decision on a model is serialised by its row lock, as promotions are.
-        get_model(session, promotion.model.name, lock=True)
+        get_model(session, promotion.model.name, actor=None, lock=True)
         session.refresh(promotion)
     return promotion
 
@@ -358,6 +359,19 @@ def _check_pending(promotion: Promotion) -> None:
 def _decider_role(session: Session, promotion: Promotion) -> Role:
     rule = policies.effective_rule(session, promotion.model, promotion.target)
     return rule.approver_role if rule is not None else promotion.approver_role
+
+
+def counted_approvers(session: Session, promotion: Promotion) -> set[str]:
+    """The approvers whose approval of ``promotion`` counts now.
+
+    An approval counts only while its approver still holds the role the target's rule asks
+    for, on the model or registry-wide (a demoted or disabled approver's approval stays on
+    record but no longer counts), so a request completes only with enough approvers who hold
+    the role when it does.
+    """
+    names = [v.actor for v in promotion.votes if v.approve]
+    role = _decider_role(session, promotion)
+    return auth.role_holders(session, names, role, promotion.model_id)
 
 
 def _require_approver(actor: Actor, role: Role, promotion: Promotion, verb: str) -> None:
@@ -377,7 +391,7 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
     longer passes (or whose expected holder moved) ends ``refused``.
     """
     reason = validate_text(reason, kind="reason")
-    promotion = _load(session, promotion_id, lock=True)
+    promotion = _load(session, promotion_id, actor=actor, lock=True)
     _check_pending(promotion)
     # Separation of duties first: it is the rule that holds whatever role the requester has.
     if actor.name == promotion.requested_by:
@@ -401,7 +415,9 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
     model = promotion.model
     rule = policies.effective_rule(session, model, promotion.target)
     promotion.approvals_required = rule.approvals if rule is not None else 0
-    approvals = sum(1 for v in promotion.votes if v.approve)
+    counted = counted_approvers(session, promotion)
+    approvals = len(counted)
+    lapsed = sorted(v.actor for v in promotion.votes if v.approve and v.actor not in counted)
     record(
         session,
         EventTag.PROMOTION_APPROVE,
@@ -412,6 +428,8 @@ def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = 
             "request_id": promotion.id,
             "approvals": approvals,
             "required": promotion.approvals_required,
+            # Approvals on record whose approver no longer holds the role: not counted.
+            **({"not_counted": lapsed} if lapsed else {}),
         },
         reason=reason,
     )
@@ -503,7 +521,7 @@ def reject(session: Session, promotion_id: int, *, actor: Actor, reason: str) ->
     reason = validate_text(reason, kind="reason").strip()
     if not reason:
         raise InvalidInput("a rejection needs a reason", detail={"id": promotion_id})
-    promotion = _load(session, promotion_id, lock=True)
+    promotion = _load(session, promotion_id, actor=actor, lock=True)
     _check_pending(promotion)
     if actor.name != promotion.requested_by:
         _require_approver(actor, _decider_role(session, promotion), promotion, "reject")
@@ -536,9 +554,7 @@ def reject(session: Session, promotion_id: int, *, actor: Actor, reason: str) ->
 
 def get_promotion(session: Session, promotion_id: int, *, actor: Actor) -> Promotion:
     """One request, if ``actor`` may read its model."""
-    promotion = _load(session, promotion_id, lock=False)
-    actor.require(Permission.READ, promotion.model_id)
-    return promotion
+    return _load(session, promotion_id, actor=actor, lock=False)
 
 
 def list_promotions(
@@ -553,8 +569,7 @@ def list_promotions(
     """Requests, newest first, optionally of one model and in one state (keyset pages)."""
     query = select(Promotion).options(selectinload(Promotion.votes))
     if name is not None:
-        model = get_model(session, name)
-        actor.require(Permission.READ, model.id)
+        model = get_model(session, name, actor=actor)
         query = query.where(Promotion.model_id == model.id)
     else:
         # A reader of some models lists their requests; the filter below keeps the rest out.
@@ -601,7 +616,7 @@ def set_alias(
     validate_alias(alias)
     reason = validate_text(reason, kind="reason")
     number = _check_version_number(version)
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     actor.require(Permission.ALIAS_SET, model.id)
     target = "@" + alias
     rule = policies.effective_rule(session, model, target)
@@ -638,7 +653,7 @@ def delete_alias(
     """
     validate_alias(alias)
     reason = validate_text(reason, kind="reason")
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     actor.require(Permission.ALIAS_SET, model.id)
     rule = policies.effective_rule(session, model, "@" + alias)
     if rule is not None and not actor.has_role(rule.approver_role, model.id):
@@ -791,7 +806,7 @@ def rollback(
     reason = validate_text(reason, kind="reason").strip()
     if not reason:
         raise InvalidInput("a rollback needs a reason (--reason)", detail={"name": name})
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     rule = policies.effective_rule(session, model, target)
     needed = rule.approver_role if rule is not None else Role.APPROVER
     actor.require(Permission.ROLLBACK, model.id)
@@ -867,8 +882,7 @@ def holder_at(
     ``NAME/staging`` does now.
     """
     target = policies.parse_target(target)
-    model = get_model(session, name)
-    actor.require(Permission.READ, model.id)
+    model = get_model(session, name, actor=actor)
     entries = _entries(session, model, target, at)
     if target.startswith("@"):
         return entries[-1].to_version if entries else None

@@ -34,11 +34,22 @@ def find_model(session: Session, name: str, *, lock: bool = False) -> Model | No
     return session.scalars(query).one_or_none()
 
 
-def get_model(session: Session, name: str, *, lock: bool = False) -> Model:
-    """The model called ``name``; raises ``ModelNotFound``."""
+def not_found(name: str) -> ModelNotFound:
+    """The one answer for a model that does not exist, or that the caller may not read."""
+    return ModelNotFound(f"no model named {name!r}", detail={"name": name})
+
+
+def get_model(session: Session, name: str, *, actor: Actor | None, lock: bool = False) -> Model:
+    """The model called ``name``, if ``actor`` may see it; raises ``ModelNotFound``.
+
+    A model ``actor`` may not read is answered exactly like one that does not exist (same
+    error, same message), so names cannot be probed (SECURITY.md rule 14); a reader who lacks
+    a right to write still gets ``PermissionDenied`` from the check that follows. ``actor``
+    ``None`` is for lookups after an access check, or of names the caller chose itself.
+    """
     model = find_model(session, name, lock=lock)
-    if model is None:
-        raise ModelNotFound(f"no model named {name!r}", detail={"name": name})
+    if model is None or (actor is not None and not actor.can(Permission.READ, model.id)):
+        raise not_found(name)
     return model
 
 
@@ -115,7 +126,7 @@ def create_model(
     clean = check_tags(tags)
     model = _new_model(session, name, actor=actor, description=description, tags=clean)
     if model is None:
-        existing = get_model(session, name)
+        existing = get_model(session, name, actor=None)
         raise AlreadyExists(
             f"a model named {existing.name!r} exists already",
             detail={"name": existing.name},
@@ -126,12 +137,16 @@ def create_model(
 def ensure_model(session: Session, name: str, *, actor: Actor, lock: bool = False) -> Model:
     """The model called ``name``, created on the spot if it does not exist yet."""
     model = find_model(session, name, lock=lock)
+    if model is not None and actor.can(Permission.READ, model.id):
+        return model
+    # A model the actor may not see is treated as absent: creating it needs the registry-wide
+    # right, which also reads every model (so the answer never tells the two apart).
+    actor.require(Permission.MODEL_CREATE)
     if model is not None:
         return model
-    actor.require(Permission.MODEL_CREATE)
     validate_model_name(name)
     _new_model(session, name, actor=actor, description="", tags={})
-    return get_model(session, name, lock=lock)
+    return get_model(session, name, actor=None, lock=lock)
 
 
 def update_model(
@@ -139,7 +154,7 @@ def update_model(
 ) -> Model:
     """Change a model's description (audited)."""
     reason = validate_text(reason, kind="reason")
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     actor.require(Permission.MODEL_UPDATE, model.id)
     description = validate_text(description, kind="description", limit=MAX_DESCRIPTION)
     before = model.description
@@ -167,7 +182,7 @@ def set_model_tags(
     delete: list[str] | None = None,
 ) -> Model:
     """Set and/or delete tags on a model in one audited action."""
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     actor.require(Permission.MODEL_UPDATE, model.id)
     clean = check_tags(set_tags)
     removing = [validate_key(k, kind="tag") for k in (delete or [])]
@@ -200,9 +215,7 @@ def set_model_tags(
 
 def read_model(session: Session, name: str, *, actor: Actor) -> Model:
     """The model called ``name``, if ``actor`` may read it."""
-    model = get_model(session, name)
-    actor.require(Permission.READ, model.id)
-    return model
+    return get_model(session, name, actor=actor)
 
 
 def list_models(
@@ -231,7 +244,7 @@ def list_models(
 def delete_model(session: Session, name: str, *, actor: Actor, reason: str = "") -> None:
     """Delete a model and all its versions, leaving a tombstone that keeps its numbers used."""
     reason = validate_text(reason, kind="reason")
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     actor.require(Permission.MODEL_DELETE, model.id)
     numbers = list(session.scalars(select(Version.number).where(Version.model_id == model.id)))
     session.add(
@@ -265,7 +278,7 @@ def rename_model(session: Session, name: str, new_name: str, *, actor: Actor) ->
     to mean a different version, and the model's policy rules move with it, so a rename is no
     way around a gate.
     """
-    model = get_model(session, name, lock=True)
+    model = get_model(session, name, actor=actor, lock=True)
     actor.require(Permission.ADMIN, model.id)
     validate_model_name(new_name)
     old, normalized = model.name, normalize_name(new_name)

@@ -27,7 +27,7 @@ from modelreg.names import (
 from modelreg.services import search
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
-from modelreg.services.models import find_model
+from modelreg.services.models import find_model, not_found
 
 DEFAULT_SCOPE = "*"
 MAX_APPROVALS = 10
@@ -305,10 +305,22 @@ def apply_policies(
 
 def get_rules(session: Session, scope: str, *, actor: Actor) -> dict[str, dict[str, Any]]:
     """The rules written for ``scope`` itself (not inherited), by target."""
-    scope = parse_scope(scope)
-    model = _scope_model(session, scope)
-    actor.require(Permission.READ, model.id if model is not None else None)
+    name, scope = scope, parse_scope(scope)
+    _require_reader(session, scope, actor, name)
     return {t: rule_to_dict(r) for t, r in sorted(_rules(session, scope).items())}
+
+
+def _require_reader(session: Session, scope: str, actor: Actor, name: str) -> None:
+    """Reading a model's rules needs read access to it; any other model reads as absent.
+
+    A model not created yet has rules only registry-wide readers see; to anyone else it is
+    absent, as is a model they may not read (``models.get_model``).
+    """
+    model = _scope_model(session, scope)
+    if not actor.can(Permission.READ, model.id if model is not None else None):
+        if scope == DEFAULT_SCOPE:
+            actor.require(Permission.READ)
+        raise not_found(name)
 
 
 def list_scopes(session: Session, *, actor: Actor) -> dict[str, dict[str, dict[str, Any]]]:
@@ -348,8 +360,7 @@ def effective_policy(session: Session, name: str, *, actor: Actor) -> dict[str, 
             "rules": {t: {**r, "source": "*"} for t, r in written.items()},
         }
     scope = parse_scope(name)
-    model = find_model(session, name)
-    actor.require(Permission.READ, model.id if model is not None else None)
+    _require_reader(session, scope, actor, name)
     rules: dict[str, dict[str, Any]] = {}
     for source in (DEFAULT_SCOPE, scope):
         for target, rule in _rules(session, source).items():

@@ -24,7 +24,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from modelreg.db.tables import (
     Alias,
@@ -33,6 +33,7 @@ from modelreg.db.tables import (
     Model,
     ModelTag,
     Promotion,
+    PromotionState,
     Version,
     VersionDataset,
     VersionFile,
@@ -43,6 +44,7 @@ from modelreg.db.tables import (
     VersionTag,
 )
 from modelreg.names import Stage
+from modelreg.services.lifecycle import counted_approvers
 
 
 def iso(value: datetime | None) -> str | None:
@@ -345,8 +347,17 @@ def history_to_dict(entry: HistoryEntry) -> dict[str, Any]:
 
 
 def promotion_to_dict(promotion: Promotion, *, dry_run: bool = False) -> dict[str, Any]:
-    """A promotion request in the JSON shape of DESIGN.md §5 (plus its votes and timing)."""
+    """A promotion request in the JSON shape of DESIGN.md §5 (plus its votes and timing).
+
+    While the request is pending each approval says whether it ``counts``: ``false`` once its
+    approver no longer holds the approver role (``lifecycle.counted_approvers``). A decided
+    request's approvals have ``counts`` ``null``: they are its record.
+    """
     target = promotion.target
+    counted: set[str] | None = None
+    session = object_session(promotion)
+    if promotion.state is PromotionState.PENDING and session is not None and promotion.votes:
+        counted = counted_approvers(session, promotion)
     return {
         "id": promotion.id,
         "name": promotion.model.name,
@@ -364,7 +375,12 @@ def promotion_to_dict(promotion: Promotion, *, dry_run: bool = False) -> dict[st
         "approvals_required": promotion.approvals_required,
         "approver_role": promotion.approver_role.value,
         "approvals": [
-            {"actor": v.actor, "at": iso(v.at), "reason": v.reason}
+            {
+                "actor": v.actor,
+                "at": iso(v.at),
+                "reason": v.reason,
+                "counts": None if counted is None else v.actor in counted,
+            }
             for v in promotion.votes
             if v.approve
         ],

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -146,26 +147,85 @@ def experiment_id(value: Any) -> int:
     return int(text)
 
 
-def get_experiment(session: Session, value: Any) -> MlflowExperiment:
-    """The experiment with id ``value`` (``NotFound`` if none)."""
+class Use(StrEnum):
+    """What a caller does with an experiment; ``_check_experiment`` decides who may."""
+
+    READ = "read"
+    LOG = "log"  # create a run or logged model in it
+    CHANGE = "change"  # tag it (and rename or delete it, should those RPCs come)
+
+
+def may_see(actor: Actor, experiment: MlflowExperiment) -> bool:
+    """Experiments belong to their creator, as runs do (``_check_access``).
+
+    Everyone sees the shared Default experiment (id 0); a registry-wide viewer sees every
+    experiment; anyone else sees only the experiments it created.
+    """
+    return (
+        experiment.id == DEFAULT_EXPERIMENT_ID
+        or actor.can(Permission.READ)
+        or (bool(experiment.created_by) and experiment.created_by == actor.name)
+    )
+
+
+def _check_experiment(actor: Actor, experiment: MlflowExperiment, use: Use) -> None:
+    """Refuse ``use`` of ``experiment`` unless ``actor`` may.
+
+    Logging into an experiment is what a run's writer may do: its creator or a registry-wide
+    contributor, and anyone who may log at all in the shared Default experiment. Changing an
+    experiment is for its creator or an admin; the Default belongs to nobody, so only an admin
+    changes it. (Visibility, ``may_see``, is checked before: unseen is absent.)
+    """
+    owner = bool(experiment.created_by) and experiment.created_by == actor.name
+    if use is Use.LOG:
+        _require_writer(actor)
+        if (
+            experiment.id == DEFAULT_EXPERIMENT_ID
+            or owner
+            or actor.can(Permission.VERSION_REGISTER)
+        ):
+            return
+    elif use is Use.CHANGE:
+        if actor.can(Permission.ADMIN) or (owner and experiment.id != DEFAULT_EXPERIMENT_ID):
+            return
+    else:
+        return
+    raise PermissionDenied(
+        f"experiment {experiment.id} belongs to "
+        f"{experiment.created_by or 'everyone'}; {actor.name} may not "
+        f"{'log into' if use is Use.LOG else 'change'} it",
+        detail={"experiment_id": str(experiment.id), "owner": experiment.created_by},
+    )
+
+
+def get_experiment(
+    session: Session, value: Any, *, actor: Actor, use: Use = Use.READ
+) -> MlflowExperiment:
+    """The experiment with id ``value``, for ``use`` by ``actor``.
+
+    Raises ``NotFound`` when there is none or ``actor`` may not see it (the same answer),
+    ``PermissionDenied`` when it may see but not ``use`` it.
+    """
     number = experiment_id(value)
     if number == DEFAULT_EXPERIMENT_ID:
-        return ensure_default(session)
-    experiment = session.get(MlflowExperiment, number)
-    if experiment is None:
-        raise NotFound(f"no experiment with id {number}", detail={"experiment_id": value})
+        experiment: MlflowExperiment | None = ensure_default(session)
+    else:
+        experiment = session.get(MlflowExperiment, number)
+    if experiment is None or not may_see(actor, experiment):
+        raise NotFound(f"no experiment with id {number}", detail={"experiment_id": str(number)})
+    _check_experiment(actor, experiment, use)
     return experiment
 
 
-def get_experiment_by_name(session: Session, name: Any) -> MlflowExperiment:
-    """The experiment called ``name``."""
+def get_experiment_by_name(session: Session, name: Any, *, actor: Actor) -> MlflowExperiment:
+    """The experiment called ``name``, if ``actor`` may see it (``NotFound`` otherwise)."""
     name = _text(name, "experiment name", 500, empty=False)
     if name == DEFAULT_EXPERIMENT_NAME:
         return ensure_default(session)
     experiment = session.scalars(
         select(MlflowExperiment).where(MlflowExperiment.name == name)
     ).one_or_none()
-    if experiment is None:
+    if experiment is None or not may_see(actor, experiment):
         raise NotFound(f"no experiment named {name!r}", detail={"name": name})
     return experiment
 
@@ -193,15 +253,20 @@ def create_experiment(
     return experiment
 
 
-def search_experiments(session: Session, *, max_results: int = 1000) -> list[MlflowExperiment]:
-    """Active experiments, newest first."""
+def search_experiments(
+    session: Session, *, actor: Actor, max_results: int = 1000
+) -> list[MlflowExperiment]:
+    """Active experiments ``actor`` may see (``may_see``), newest first."""
     ensure_default(session)
+    query = select(MlflowExperiment).where(MlflowExperiment.lifecycle_stage == "active")
+    if not actor.can(Permission.READ):
+        query = query.where(
+            (MlflowExperiment.id == DEFAULT_EXPERIMENT_ID)
+            | (MlflowExperiment.created_by == actor.name)
+        )
     return list(
         session.scalars(
-            select(MlflowExperiment)
-            .where(MlflowExperiment.lifecycle_stage == "active")
-            .order_by(MlflowExperiment.id.desc())
-            .limit(max(1, min(max_results, 50_000)))
+            query.order_by(MlflowExperiment.id.desc()).limit(max(1, min(max_results, 50_000)))
         )
     )
 
@@ -209,9 +274,8 @@ def search_experiments(session: Session, *, max_results: int = 1000) -> list[Mlf
 def set_experiment_tag(
     session: Session, value: Any, key: Any, tag_value: Any, *, actor: Actor
 ) -> None:
-    """Set one tag on an experiment."""
-    _require_writer(actor)
-    experiment = get_experiment(session, value)
+    """Set one tag on an experiment (its creator or an admin; the Default: an admin)."""
+    experiment = get_experiment(session, value, actor=actor, use=Use.CHANGE)
     tags = dict(experiment.tags or {})
     tags[_key(key, "tag key")] = _text(tag_value, "tag value", MAX_TAG_VALUE)
     experiment.tags = tags
@@ -257,7 +321,9 @@ def create_run(
 ) -> MlflowRun:
     """A new run in ``experiment``."""
     _require_writer(actor)
-    exp = get_experiment(session, experiment if experiment not in (None, "") else 0)
+    exp = get_experiment(
+        session, experiment if experiment not in (None, "") else 0, actor=actor, use=Use.LOG
+    )
     clean_tags = check_tags(tags or {})
     name = _text(run_name or clean_tags.get("mlflow.runName") or "", "run name", 250)
     run_id = uuid.uuid4().hex
@@ -520,7 +586,9 @@ def create_logged_model(
 ) -> MlflowLoggedModel:
     """A new logged model (``LOGGED_MODEL_PENDING`` until finalized)."""
     _require_writer(actor)
-    exp = get_experiment(session, experiment if experiment not in (None, "") else 0)
+    exp = get_experiment(
+        session, experiment if experiment not in (None, "") else 0, actor=actor, use=Use.LOG
+    )
     run_id = None
     if source_run_id not in (None, ""):
         # Attaching a model to a run is writing to that run (else one team could plant a
@@ -776,8 +844,7 @@ def _tree_files(session: Session, prefix: str) -> list[tuple[str, int, str]]:
 
 
 def _version_files(session: Session, view: VersionView, actor: Actor) -> list[tuple[str, int, str]]:
-    model = get_model(session, view.name)
-    actor.require(Permission.READ, model.id)
+    get_model(session, view.name, actor=actor)  # raises unless actor may read it
     version = resolve(session, parse_ref(f"{view.name}:{view.number}", allow_model=False))
     return [(f.path, f.size, f.sha256) for f in version.files]
 
@@ -913,8 +980,8 @@ def resolve_source(session: Session, source: Any, *, actor: Actor, model_id: Any
             raise _bad_source(source, "it does not name the given model_id")
         # A registry URI (copy_model_version sends models:/NAME/VERSION).
         ref = parse_ref(body, allow_model=False)
+        get_model(session, ref.name, actor=actor)  # unreadable reads as absent
         version = resolve(session, ref)
-        actor.require(Permission.READ, version.model_id)
         files = [FileSpec(f.path, f.sha256, f.size) for f in version.files]
         return Source(
             files,

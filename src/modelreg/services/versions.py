@@ -432,7 +432,7 @@ def _version_query(model: Model) -> Any:
 def find_version(session: Session, ref: Ref | str) -> Version | None:
     """The version ``ref`` points at, or ``None`` (the model must exist: else ``ModelNotFound``)."""
     parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
-    model = get_model(session, parsed.name)
+    model = get_model(session, parsed.name, actor=None)
     if parsed.version is not None:
         return session.scalars(
             select(Version).where(Version.model_id == model.id, Version.number == parsed.version)
@@ -470,7 +470,7 @@ def resolve(session: Session, ref: Ref | str) -> Version:
             )
         tomb = None
         if parsed.version is not None:
-            model = get_model(session, parsed.name)
+            model = get_model(session, parsed.name, actor=None)
             tomb = session.scalars(
                 select(Tombstone).where(
                     Tombstone.normalized_name == model.normalized_name,
@@ -485,7 +485,7 @@ def resolve(session: Session, ref: Ref | str) -> Version:
 def read_version(session: Session, ref: Ref | str, *, actor: Actor) -> Version:
     """The version ``ref`` points at, if ``actor`` may read its model."""
     parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
-    actor.require(Permission.READ, get_model(session, parsed.name).id)
+    get_model(session, parsed.name, actor=actor)
     return resolve(session, parsed)
 
 
@@ -499,8 +499,7 @@ def list_versions(
     page_token: str | None = None,
 ) -> Page[Version]:
     """A model's versions matching ``filter``, newest first unless it orders otherwise."""
-    model = get_model(session, name)
-    actor.require(Permission.READ, model.id)
+    model = get_model(session, name, actor=actor)
     # Only the rows: the doors serialize a page with `serialize.versions_to_dicts`.
     query, order = search.apply(
         select(Version.id).where(Version.model_id == model.id),
@@ -543,7 +542,7 @@ def search_versions(
 def _locked(session: Session, ref: Ref | str, actor: Actor, permission: Permission) -> Version:
     """Resolve ``ref`` after locking its model, so a concurrent delete or move is seen."""
     parsed = parse_ref(ref, allow_model=False) if isinstance(ref, str) else ref
-    actor.require(permission, get_model(session, parsed.name, lock=True).id)
+    actor.require(permission, get_model(session, parsed.name, actor=actor, lock=True).id)
     version = resolve(session, parsed)
     # Another transaction may have changed the row between an earlier read and the lock.
     session.refresh(version)

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelreg import errors
 from modelreg.api import answers
+from modelreg.api.bodies import strict_loads
 from modelreg.api.deps import MLFLOW_PREFIXES, ActorDep, Registry, RegistryDep
 from modelreg.db.tables import Model, Version, VersionStatus
 from modelreg.errors import InvalidInput
@@ -117,7 +118,7 @@ async def read_params(request: Request) -> dict[str, Any]:
             try:
                 # NaN and Infinity (which MLflow's client may send for metrics) stay strings,
                 # so no JSON column ever holds a float that JSON cannot spell.
-                body = json.loads(raw, parse_constant=str)
+                body = strict_loads(raw, parse_constant=str)  # a repeated key: 400
             except (ValueError, UnicodeDecodeError, RecursionError):
                 raise InvalidInput("the request body is not valid JSON", detail={}) from None
             if not isinstance(body, dict):
@@ -363,7 +364,9 @@ def add_route(
         key = ("mlflow", path, json.dumps(params, sort_keys=True, default=str))
         stamp: int = request.state.stamp
         hit: tuple[Any, bytes] | None = registry.cache.get(key, stamp)
-        if hit is None:
+        if hit is None or not actor.can(Permission.READ, hit[0]):
+            # Not remembered, or remembered for others: the handler answers a model this
+            # caller may not read as absent (404), never with a 403 that confirms the name.
             answer: ModelAnswer = await run_in_threadpool(handler, registry, actor, params)
             hit = (answer.model_id, bytes(JSONResponse(answer.body).body))
             # The key holds every query parameter the client sent: it counts to the budget.

@@ -141,7 +141,7 @@ def get_experiment(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     with _experiments(registry) as session:
         return {
             "experiment": experiment_json(
-                tracking.get_experiment(session, required(p, "experiment_id"))
+                tracking.get_experiment(session, required(p, "experiment_id"), actor=actor)
             )
         }
 
@@ -149,7 +149,9 @@ def get_experiment(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def get_experiment_by_name(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``experiments/get-by-name``."""
     with _experiments(registry) as session:
-        experiment = tracking.get_experiment_by_name(session, required(p, "experiment_name"))
+        experiment = tracking.get_experiment_by_name(
+            session, required(p, "experiment_name"), actor=actor
+        )
         return {"experiment": experiment_json(experiment)}
 
 
@@ -158,7 +160,9 @@ def search_experiments(registry: Registry, actor: Actor, p: dict[str, Any]) -> A
     if text(p, "filter"):
         raise InvalidInput("modelreg does not filter experiments", detail={})
     with _experiments(registry) as session:
-        found = tracking.search_experiments(session, max_results=max_results(p, 1000, 50_000))
+        found = tracking.search_experiments(
+            session, actor=actor, max_results=max_results(p, 1000, 50_000)
+        )
         return {"experiments": [experiment_json(e) for e in found]}
 
 

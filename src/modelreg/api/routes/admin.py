@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.db.tables import PrincipalKind, Role
 from modelreg.services import auth
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], route_class=StrictJsonRoute)
 
 
 class PrincipalCreate(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, IfMatchDep, RegistryDep, expect_current
 from modelreg.api.errors import PROMOTION_ANSWERS, promotion_answer
 from modelreg.api.schemas import AliasDeleted, AliasSet, VersionRead
@@ -17,7 +18,7 @@ from modelreg.db.tables import Promotion, PromotionState
 from modelreg.names import MAX_VERSION, Ref
 from modelreg.services import lifecycle, serialize, versions
 
-router = APIRouter(prefix="/api/v1", tags=["aliases"])
+router = APIRouter(prefix="/api/v1", tags=["aliases"], route_class=StrictJsonRoute)
 
 
 @router.put(

@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import AnchorRead, AuditPage, VerifyRead
 from modelreg.errors import InvalidInput
 from modelreg.services import audit, models
 
-router = APIRouter(prefix="/api/v1", tags=["audit"])
+router = APIRouter(prefix="/api/v1", tags=["audit"], route_class=StrictJsonRoute)
 MAX_ANCHORS = 100
 
 
@@ -25,7 +26,7 @@ def list_events(
 ) -> Any:
     """Events in sequence order after ``after``, optionally of one model."""
     with registry.read() as session:
-        target = models.get_model(session, model) if model else None
+        target = models.get_model(session, model, actor=actor) if model else None
         events = audit.list_events(
             session,
             actor=actor,

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.routes.versions import blob_response
 from modelreg.api.schemas import ErrorEnvelope
@@ -14,7 +15,7 @@ from modelreg.api.uploads import receive_blob
 from modelreg.services import artifacts, gc
 from modelreg.storage.base import check_digest
 
-router = APIRouter(prefix="/api/v1", tags=["blobs"])
+router = APIRouter(prefix="/api/v1", tags=["blobs"], route_class=StrictJsonRoute)
 
 
 class BlobRead(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Query
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, IfMatchDep, RegistryDep, expect_current
 from modelreg.api.errors import PROMOTION_ANSWERS, promotion_answer
 from modelreg.api.schemas import (
@@ -25,7 +26,7 @@ from modelreg.db.tables import PromotionState
 from modelreg.names import MAX_VERSION
 from modelreg.services import lifecycle, serialize
 
-router = APIRouter(prefix="/api/v1", tags=["promotions"])
+router = APIRouter(prefix="/api/v1", tags=["promotions"], route_class=StrictJsonRoute)
 
 PromotionId = Path(ge=1, le=MAX_VERSION, description="the request's id")
 

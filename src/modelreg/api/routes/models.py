@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import DescriptionUpdate, ModelCreate, ModelPage, ModelRead, TagsUpdate
 from modelreg.services import aliases, models, serialize
 
-router = APIRouter(prefix="/api/v1", tags=["models"])
+router = APIRouter(prefix="/api/v1", tags=["models"], route_class=StrictJsonRoute)
 
 
 @router.post("/models", status_code=201, response_model=ModelRead, operation_id="models-create")

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, Registry, RegistryDep
 from modelreg.api.schemas import (
     PolicyChanges,
@@ -23,7 +24,7 @@ from modelreg.api.schemas import (
 from modelreg.services import policies
 from modelreg.services.actor import Actor
 
-router = APIRouter(prefix="/api/v1", tags=["policies"])
+router = APIRouter(prefix="/api/v1", tags=["policies"], route_class=StrictJsonRoute)
 DEFAULT = policies.DEFAULT_SCOPE
 
 

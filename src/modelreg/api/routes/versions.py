@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from modelreg.api import answers
+from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import (
     DescriptionUpdate,
@@ -22,7 +23,7 @@ from modelreg.services import compare, lifecycle, serialize, versions
 from modelreg.services.actor import Permission
 from modelreg.services.stamp import current as stamp_of
 
-router = APIRouter(prefix="/api/v1", tags=["versions"])
+router = APIRouter(prefix="/api/v1", tags=["versions"], route_class=StrictJsonRoute)
 
 Number = Path(ge=1, le=2**31 - 1)
 
@@ -245,7 +246,8 @@ def resolve(
     key = ("resolve", uri, moment)
     stamp: int = request.state.stamp
     cached = registry.cache.get(key, stamp)
-    if cached is None:
+    if cached is None or not actor.can(Permission.READ, cached[0]):
+        # Remembered for other readers: the slow path answers an unreadable model as absent.
         with registry.read() as session:
             stamp = stamp_of(session)  # before the data, never after
             if moment is not None:
