@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import modelreg
 from mlflow_env import require_mlflow_python
 from pg import PostgresServer, find_pg_bin
-from server_process import ThreadedServer
+from server_process import ThreadedServer, use_test_deadlines
+
+use_test_deadlines()
 
 DATABASES = ["sqlite", "postgresql"]
 

@@ -21,6 +21,25 @@ import httpx
 MODELREG = str(Path(sys.executable).parent / "modelreg")
 _START_ATTEMPTS = 3  # a free port can be taken between picking it and binding it
 
+DEADLINE = float(os.environ.get("MODELREG_TEST_DEADLINE", "300"))
+"""How long the harness waits for anything (a server to start or stop, an HTTP answer) before
+calling it hung. Generous on purpose: CI shares a 2-core machine that may be under heavy load,
+where a PostgreSQL-backed answer has taken over 5 s (httpx's own default). A wait that only
+detects a hang costs nothing when all is well; set MODELREG_TEST_DEADLINE to scale it."""
+
+
+def use_test_deadlines() -> None:
+    """Make ``DEADLINE`` httpx's default timeout for every client a test builds.
+
+    httpx binds its 5 s default as one shared ``Timeout`` object at import; changing that
+    object reaches every ``httpx.Client()`` and ``httpx.get()`` that names no timeout, so no
+    test needs to remember to.
+    """
+    from httpx._config import DEFAULT_TIMEOUT_CONFIG
+
+    for phase in ("connect", "read", "write", "pool"):
+        setattr(DEFAULT_TIMEOUT_CONFIG, phase, DEADLINE)
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
@@ -72,7 +91,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> ServerProcess:
+    def start(self, timeout: float = DEADLINE) -> ServerProcess:
         """Start the server and wait until ``ready_path`` answers 200."""
         for attempt in range(1, _START_ATTEMPTS + 1):
             self.port = free_port()
@@ -100,7 +119,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 return False
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=10).status_code == 200:
                     return True
             time.sleep(0.05)
         return False
@@ -109,7 +128,7 @@ class ServerProcess:
         """What the server printed so far (stdout and stderr)."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def stop(self, timeout: float = 20) -> int | None:
+    def stop(self, timeout: float = 60) -> int | None:
         """SIGTERM the server, wait for it, and make sure its workers are gone too."""
         proc = self.proc
         if proc is None:
@@ -161,16 +180,30 @@ class ThreadedServer:
 
     def __enter__(self) -> ThreadedServer:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + DEADLINE
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
+                self._close_engine()
                 raise RuntimeError("the test server did not start")
             time.sleep(0.005)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=DEADLINE)
+        # The app's lifespan disposes its engine as the server stops; closing it here as well
+        # covers a server that never got that far, so no pooled database connection outlives
+        # the test and is reported (as a ResourceWarning, an error) in whichever test the
+        # garbage collector happens to run in.
+        self._close_engine()
+        if self.thread.is_alive():
+            raise RuntimeError(f"the test server did not stop within {DEADLINE:.0f} s")
+
+    def _close_engine(self) -> None:
+        registry = getattr(getattr(self.app, "state", None), "registry", None)
+        engine = getattr(registry, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
 
 @contextlib.contextmanager
