@@ -766,6 +766,8 @@ def put_artifact(
         session.add(row)
     else:
         row.sha256, row.size, row.created_by = digest, size, actor.name
+    # The caller sent these bytes: it may name them in a manifest on /api/v1 too.
+    artifacts.record_possession(session, actor, digest)
     session.flush()
     return row
 
