@@ -35,6 +35,7 @@ from modelreg.errors import (
     Conflict,
     InvalidInput,
     InvalidPath,
+    ModelNotFound,
     PermissionDenied,
     VersionNotFound,
 )
@@ -54,7 +55,7 @@ from modelreg.names import (
 from modelreg.services import artifacts, imports, policies, search
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
-from modelreg.services.models import check_tags, ensure_model, get_model
+from modelreg.services.models import check_tags, ensure_model, find_model, get_model
 from modelreg.services.pages import Page, paginate
 from modelreg.storage.base import BlobStore, check_digest
 
@@ -270,7 +271,14 @@ def register_version(
 
     model = ensure_model(session, name, actor=actor, lock=True)
     actor.require(Permission.VERSION_REGISTER, model.id)
-    imports.check_rights(session, model, actor=actor, number=number, stage=initial)
+    imports.check_rights(
+        session,
+        model,
+        actor=actor,
+        number=number,
+        stage=initial,
+        imported_from=lineage.imported_from,
+    )
     _require_blobs(session, clean_files, store, actor=actor, readable=files_readable)
     if idempotency_key is not None:
         existing = _replayed(
@@ -279,10 +287,10 @@ def register_version(
         if existing is not None:
             return existing
 
-    parents: list[tuple[Version, str, int]] = []
-    for parent_name, parent_number in parent_refs:
-        parent = resolve(session, Ref(parent_name, version=parent_number))
-        parents.append((parent, parent_name, parent_number))
+    parents = [
+        (_readable_parent(session, name, number, actor), name, number)
+        for name, number in parent_refs
+    ]
     if bump is not None:
         semver = _next_semver(session, model, bump)
     if semver is not None:
@@ -391,6 +399,19 @@ def _record_register(
         model_key=version.model.normalized_name,
         after=after,
     )
+
+
+def _readable_parent(session: Session, name: str, number: int, actor: Actor) -> Version:
+    """Parent ``name:number`` if the actor may read its model.
+
+    A model the actor may not read is refused exactly as one that does not exist (the same
+    ``ModelNotFound``), so parents cannot probe which models or versions exist (issue 18,
+    finding 8; SECURITY.md rule 14).
+    """
+    model = find_model(session, name)
+    if model is None or not actor.can(Permission.READ, model.id):
+        raise ModelNotFound(f"no model named {name!r}", detail={"name": name})
+    return resolve(session, Ref(name, version=number))
 
 
 def _check_lineage(lineage: Lineage, framework: str | None) -> None:
