@@ -96,13 +96,16 @@ def collect_files(paths: list[str | os.PathLike[str]]) -> list[LocalFile]:
             files.extend(found)
         else:
             files.append(_one(source, source.name))
-    seen: set[str] = set()
+    seen: dict[str, LocalFile] = {}
     for item in files:
-        if item.path in seen:
+        first = seen.setdefault(item.path, item)
+        if first is not item:
+            # Names are kept in NFC: two Unicode spellings of one name are one name.
+            why = "" if first.source.name == item.source.name else " (one name in Unicode NFC)"
             raise InvalidPath(
-                f"two inputs would both be stored as {item.path!r}", detail={"path": item.path}
+                f"two inputs would both be stored as {item.path!r}{why}",
+                detail={"path": item.path},
             )
-        seen.add(item.path)
     return files
 
 
