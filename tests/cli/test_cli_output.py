@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from modelreg.cli.main import main
+from modelreg.db.schema import SCHEMA_REVISION
 
 
 @pytest.fixture
@@ -93,8 +94,8 @@ def populated(run):
         (["tag", "fraud:1", "reviewed=yes"], ["fraud:1: tags", "reviewed=yes"]),
         (["describe", "fraud", "card fraud"], ["description updated"]),
         (["gc", "--dry-run"], ["would remove 0 blob(s)"]),
-        (["db", "current"], ["modelreg expects 0006"]),
-        (["db", "upgrade"], ["schema already at 0006"]),
+        (["db", "current"], [f"modelreg expects {SCHEMA_REVISION}"]),
+        (["db", "upgrade"], [f"schema already at {SCHEMA_REVISION}"]),
     ],
 )
 def test_human_output(populated, args, expected):
