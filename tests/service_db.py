@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
-from modelreg.services import models, versions
+from modelreg.db.tables import Principal, PrincipalKind
+from modelreg.services import artifacts, models, versions
 from modelreg.services.actor import Actor
 from modelreg.storage.memory import MemoryBlobStore
 
@@ -48,6 +49,18 @@ class ServiceRegistry:
         self.store = MemoryBlobStore()
         info = self.store.put(io.BytesIO(b"weights"))
         self.blob = versions.FileSpec("model.bin", info.sha256, info.size)
+
+    def sent_by(self, *actors: Actor) -> None:
+        """Record that ``actors`` uploaded the registry's blob (proof of possession), as a PUT
+        does; each actor needs a ``principal_id``, made a user here."""
+        with transaction(self.engine, write=True) as session:
+            for actor in actors:
+                assert actor.principal_id is not None
+                session.merge(
+                    Principal(id=actor.principal_id, name=actor.name, kind=PrincipalKind.USER)
+                )
+                session.flush()
+                artifacts.record_possession(session, actor, self.blob.sha256)
 
     def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(session, *args, **kwargs)`` in one write transaction."""

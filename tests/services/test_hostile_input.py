@@ -176,6 +176,7 @@ class TestFiles:
         folder.mkdir()
         (folder / "\u1112\u1161\u11ab.bin").write_bytes(b"nfd")
         (folder / "\ud55c.bin").write_bytes(b"nfc")
+        # The client keeps names in NFC (docs/storage.md), so both are the same name.
         with pytest.raises(errors.InvalidPath, match="Unicode"):
             reg.register("m", folder, capture=False)
 

@@ -8,6 +8,8 @@ recorded move, so ``history``, ``--at`` and rollback stay consistent. On SQLite 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import select
 
@@ -20,9 +22,14 @@ from modelreg.services.actor import Actor
 from modelreg.services.policies import RuleSpec
 from service_db import ServiceRegistry, engine_for, migrated_template
 
-ADMIN = Actor("dave", superuser=False, grants={None: Role.ADMIN})
-APPROVER = Actor("bob", superuser=False, grants={None: Role.APPROVER})
-CONTRIBUTOR = Actor("alice", superuser=False, grants={None: Role.CONTRIBUTOR})
+
+def _user(name: str, grants: dict[uuid.UUID | None, Role]) -> Actor:
+    return Actor(name, superuser=False, principal_id=uuid.uuid4(), grants=grants)
+
+
+ADMIN = _user("dave", {None: Role.ADMIN})
+APPROVER = _user("bob", {None: Role.APPROVER})
+CONTRIBUTOR = _user("alice", {None: Role.CONTRIBUTOR})
 IMPORTED = "http://mlflow.example:5000/#/models/m/versions/"
 BYPASS = "; stage applied by an admin at registration, bypassing the promotion policy"
 
@@ -35,7 +42,10 @@ def sqlite_template(tmp_path_factory):
 @pytest.fixture
 def reg(db_url, sqlite_template):
     eng = engine_for(db_url, sqlite_template)
-    yield ServiceRegistry(eng)
+    registry = ServiceRegistry(eng)
+    # They uploaded the file they register (SECURITY.md rule 13: a digest alone is not enough).
+    registry.sent_by(ADMIN, APPROVER, CONTRIBUTOR)
+    yield registry
     eng.dispose()
 
 

@@ -256,7 +256,12 @@ class TestManifestPath:
             "数据/权重.bin",
             "a b/c d.txt",
             ".hidden",
-            "...",
+            "模型v2.bin",
+            "αβγ/λ.txt",
+            "console.txt",
+            "com10.txt",
+            "lpt.txt",
+            "nul-model.bin",
             "a+b=c@d,e~f (1)[2]{3}-4.txt",
             "x" * 255,
             "/".join(["a" * 200] * 5) + "/" + "b" * 19,  # exactly 1024
@@ -308,6 +313,57 @@ class TestManifestPath:
     def test_unsafe_paths_are_refused(self, path):
         with pytest.raises(InvalidPath):
             validate_manifest_path(path)
+
+    @pytest.mark.parametrize(
+        ("path", "rule"),
+        [
+            # Look-alikes (issue 18, finding 14): a word mixing confusable scripts ...
+            pytest.param("mod\u0435l.bin", "lookalike", id="cyrillic-e-in-latin"),
+            pytest.param("sub/\u0455mall.bin", "lookalike", id="cyrillic-dze-in-latin"),
+            pytest.param("m\u03bfdel.bin", "lookalike", id="greek-omicron-in-latin"),
+            pytest.param("\u0440\u0430y.bin", "lookalike", id="latin-in-cyrillic"),
+            pytest.param("data.\u03a9hm", "lookalike", id="greek-in-latin-extension"),
+            pytest.param("m\u0585del.bin", "lookalike", id="armenian-oh-in-latin"),
+            # ... or compatibility characters that fold to ASCII.
+            pytest.param("\uff4dodel.bin", "lookalike", id="fullwidth-m"),
+            pytest.param("\ufb01le.bin", "lookalike", id="ligature-fi"),
+            pytest.param("\U0001d426odel.bin", "lookalike", id="mathematical-bold-m"),
+            pytest.param("\u2170.txt", "lookalike", id="roman-numeral-one"),
+            # Not NFC: the OHM SIGN and ANGSTROM SIGN compose to Greek Omega and Latin A-ring.
+            pytest.param("\u2126.bin", "nfc", id="ohm-sign"),
+            pytest.param("\u212bngstrom.bin", "nfc", id="angstrom-sign"),
+            # Windows device names, with any extension, in any case, in any folder.
+            pytest.param("CON", "reserved", id="con"),
+            pytest.param("sub/aux.txt", "reserved", id="aux-in-folder"),
+            pytest.param("Nul.tar.gz", "reserved", id="nul-two-extensions"),
+            pytest.param("prn", "reserved", id="prn-lower"),
+            pytest.param("COM1.log", "reserved", id="com1"),
+            pytest.param("lpt9", "reserved", id="lpt9"),
+            pytest.param("con .txt", "reserved", id="con-space-before-extension"),
+            pytest.param("aux/model.bin", "reserved", id="reserved-folder"),
+            pytest.param("COM\u00b9", "lookalike", id="com-superscript-one"),
+            # A trailing dot is dropped on Windows: "model.bin." would land on "model.bin".
+            pytest.param("model.bin.", "dot", id="trailing-dot"),
+            pytest.param("dir./model.bin", "dot", id="folder-trailing-dot"),
+            pytest.param("...", "dot", id="three-dots"),
+        ],
+    )
+    def test_ambiguous_names_are_refused_when_new(self, path, rule):
+        with pytest.raises(InvalidPath) as info:
+            validate_manifest_path(path)
+        assert info.value.detail == {"path": path, "rule": rule}
+
+    @pytest.mark.parametrize(
+        "path", ["CON", "sub/aux.txt", "model.bin.", "mod\u0435l.bin", "\u2126.bin"]
+    )
+    def test_already_stored_ambiguous_names_stay_reachable(self, path):
+        # Reads, deletes and downloads name what may have been stored before the rule.
+        assert validate_manifest_path(path, existing=True) == path
+
+    @pytest.mark.parametrize("path", ["../x", "a\\b", "/etc/passwd", "a//b"])
+    def test_existing_paths_still_get_the_safety_rules(self, path):
+        with pytest.raises(InvalidPath):
+            validate_manifest_path(path, existing=True)
 
     @pytest.mark.parametrize("value", [None, b"a.txt", 1])
     def test_non_strings_are_refused(self, value):

@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -57,7 +58,9 @@ def _walk(folder: Path, prefix: str) -> list[LocalFile]:
 
 
 def _one(source: Path, path: str) -> LocalFile:
-    validate_manifest_path(path)
+    # macOS file systems may hand back decomposed (NFD) names; the registry keeps NFC names
+    # (docs/storage.md), so the version gets the composed spelling of the same name.
+    path = validate_manifest_path(unicodedata.normalize("NFC", path))
     try:
         info = source.stat()
         # Check the type before opening: opening a FIFO or a device would block or never end.
@@ -93,13 +96,16 @@ def collect_files(paths: list[str | os.PathLike[str]]) -> list[LocalFile]:
             files.extend(found)
         else:
             files.append(_one(source, source.name))
-    seen: set[str] = set()
+    seen: dict[str, LocalFile] = {}
     for item in files:
-        if item.path in seen:
+        first = seen.setdefault(item.path, item)
+        if first is not item:
+            # Names are kept in NFC: two Unicode spellings of one name are one name.
+            why = "" if first.source.name == item.source.name else " (one name in Unicode NFC)"
             raise InvalidPath(
-                f"two inputs would both be stored as {item.path!r}", detail={"path": item.path}
+                f"two inputs would both be stored as {item.path!r}{why}",
+                detail={"path": item.path},
             )
-        seen.add(item.path)
     return files
 
 
@@ -155,7 +161,8 @@ def plan_download(files: list[dict[str, Any]], out: Path) -> list[tuple[dict[str
     root = out.resolve()
     planned: list[tuple[dict[str, Any], Path]] = []
     for entry in files:
-        path = validate_manifest_path(entry["path"])
+        # What the server lists may predate its portability rules: only the safety rules.
+        path = validate_manifest_path(entry["path"], existing=True)
         target = out / path
         parent = target.parent
         while parent != out and not parent.exists():

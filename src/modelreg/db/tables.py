@@ -501,6 +501,25 @@ class Grant(Base):
     created_at: Mapped[created_at]
 
 
+class BlobPossession(Base):
+    """A principal sent these bytes: proof of possession of blob ``sha256`` (SECURITY.md 13).
+
+    Content-addressed dedup stores a blob once, but a digest is not a credential: a manifest
+    may name a stored blob only if its registrant may read a version holding it or has
+    uploaded the bytes itself, which this row records. The primary key answers "which of these
+    digests did this principal send" in one index range per registration.
+    """
+
+    __tablename__ = "blob_possessions"
+    __table_args__ = (CheckConstraint("length(sha256) = 64", name="sha256_hex"),)
+
+    principal_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[created_at]
+
+
 class PolicyRule(Base):
     """The rule for moving a version into one target of one model (or of every model).
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from modelreg.db.tables import HistoryEntry, HistoryKind, Model, Version
-from modelreg.errors import Conflict, InvalidInput
+from modelreg.errors import Conflict, InvalidInput, PermissionDenied
 from modelreg.names import MAX_VERSION, Stage
 from modelreg.services import policies
 from modelreg.services.actor import Actor, Permission
@@ -31,13 +31,33 @@ def check_number(number: int | None) -> None:
 
 
 def check_rights(
-    session: Session, model: Model, *, actor: Actor, number: int | None, stage: Stage | None
+    session: Session,
+    model: Model,
+    *,
+    actor: Actor,
+    number: int | None,
+    stage: Stage | None,
+    imported_from: str | None = None,
 ) -> None:
-    """An explicit number or a first stage needs the admin role; production must be free."""
-    if number is None and stage in (None, Stage.NONE):
-        return
-    # Choosing numbers and skipping the promotion gates is what an import does, not a user.
-    actor.require(Permission.ADMIN, model.id)
+    """An explicit number, a first stage or ``imported_from`` needs the admin role.
+
+    ``imported_from`` is what ``modelreg import`` trusts to skip a version as already copied:
+    set by anyone else, it would plant a version for a later import to adopt (issue 18,
+    finding 6). A first production stage also needs production to be free.
+    """
+    if number is not None or stage not in (None, Stage.NONE):
+        # Choosing numbers and skipping the promotion gates is what an import does, not a user.
+        actor.require(Permission.ADMIN, model.id)
+    elif imported_from is not None and not actor.can(Permission.ADMIN, model.id):
+        raise PermissionDenied(
+            f"{actor.name} may not set lineage.imported_from: only an import, run with the "
+            f"admin role on {model.name}, records where a version was imported from",
+            detail={
+                "permission": Permission.ADMIN.value,
+                "role_needed": "admin",
+                "field": "lineage.imported_from",
+            },
+        )
     if stage is Stage.PRODUCTION:
         holder = session.scalar(
             select(Version.number).where(

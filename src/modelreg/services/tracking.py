@@ -717,7 +717,7 @@ def version_view_path(name: str, number: int) -> str:
     return f"{VERSION_VIEW}/{name.replace('/', ':')}/{number}"
 
 
-def _clean_tree_path(path: Any, *, allow_empty: bool = True) -> str:
+def _clean_tree_path(path: Any, *, allow_empty: bool = True, new: bool = False) -> str:
     if path is None:
         path = ""
     if not isinstance(path, str) or len(path) > 1024:
@@ -728,8 +728,10 @@ def _clean_tree_path(path: Any, *, allow_empty: bool = True) -> str:
             return ""
         raise InvalidPath("an artifact path must not be empty", detail={})
     # The same allowlist as a version's manifest: relative, normalised, no `..`, no `\`,
-    # no control characters (SECURITY.md rule 2).
-    return validate_manifest_path(text)
+    # no control characters (SECURITY.md rule 2). A path written anew also gets the
+    # portability rules (no device names, look-alikes, trailing dots); one that names what
+    # may already be stored only the safety rules.
+    return validate_manifest_path(text, existing=not new)
 
 
 def parse_view(path: str) -> VersionView | None:
@@ -791,10 +793,13 @@ def _check_tree_read(session: Session, path: str, actor: Actor) -> None:
         actor.require(Permission.READ)
 
 
-def check_writable(session: Session, path: Any, *, actor: Actor) -> str:
-    """The clean path a PUT may write, or an error (before any byte is stored)."""
+def check_writable(session: Session, path: Any, *, actor: Actor, new: bool = True) -> str:
+    """The clean path a PUT may write (``new``) or a DELETE remove, or an error.
+
+    Checked before any byte is stored.
+    """
     _require_writer(actor)
-    clean = _clean_tree_path(path, allow_empty=False)
+    clean = _clean_tree_path(path, allow_empty=False, new=new)
     if clean.split("/")[0] == VERSION_VIEW:
         raise PermissionDenied(
             "registered versions are immutable; their files cannot be written",
@@ -829,6 +834,8 @@ def put_artifact(
         session.add(row)
     else:
         row.sha256, row.size, row.created_by = digest, size, actor.name
+    # The caller sent these bytes: it may name them in a manifest on /api/v1 too.
+    artifacts.record_possession(session, actor, digest)
     session.flush()
     return row
 
@@ -895,7 +902,7 @@ def open_artifact(session: Session, path: Any, *, actor: Actor) -> tuple[str, in
 
 def delete_artifacts(session: Session, path: Any, *, actor: Actor) -> int:
     """Remove a file, or a folder's files, from the tree (never a registered version's)."""
-    clean = check_writable(session, path, actor=actor)
+    clean = check_writable(session, path, actor=actor, new=False)
     result = session.execute(
         delete(MlflowArtifact).where(
             (MlflowArtifact.path == clean)

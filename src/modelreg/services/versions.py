@@ -51,7 +51,7 @@ from modelreg.names import (
     validate_metric,
     validate_text,
 )
-from modelreg.services import imports, policies, search
+from modelreg.services import artifacts, imports, policies, search
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import check_tags, ensure_model, get_model
@@ -138,16 +138,31 @@ def _check_files(files: Sequence[FileSpec]) -> list[FileSpec]:
     return sorted(clean, key=lambda f: f.path)
 
 
-def _require_blobs(files: Sequence[FileSpec], store: BlobStore) -> None:
-    """Every file's blob is stored, complete and of the declared size.
+def _require_blobs(
+    session: Session,
+    files: Sequence[FileSpec],
+    store: BlobStore,
+    *,
+    actor: Actor,
+    readable: bool,
+) -> None:
+    """Every file's blob is stored, the actor's, complete and of the declared size.
 
     Blob first, metadata second (SECURITY.md rule 10): a row may only name bytes that are
-    stored. Asked only once the actor may register, so the answer tells no one else which
-    digests (or sizes) the store holds.
+    stored. A digest is not a credential (rule 13): a blob counts as stored only if the actor
+    may read a version that holds it or sent its bytes (one query for the whole manifest),
+    unless ``readable`` says the caller already checked that the actor may read every file.
+    Any other blob is reported missing, stored or not, so its size is never compared either:
+    the answer tells no one which digests (or sizes) the store holds.
     """
+    owned = (
+        None
+        if readable
+        else artifacts.owned_digests(session, actor, (spec.sha256 for spec in files))
+    )
     missing: list[dict[str, str]] = []
     for spec in files:
-        if not store.exists(spec.sha256):
+        if (owned is not None and spec.sha256 not in owned) or not store.exists(spec.sha256):
             missing.append({"path": spec.path, "sha256": spec.sha256})
         elif store.size(spec.sha256) != spec.size:
             raise InvalidInput(
@@ -208,13 +223,16 @@ def register_version(
     idempotency_key: str | None = None,
     number: int | None = None,
     stage: Stage | str | None = None,
+    files_readable: bool = False,
 ) -> Version:
     """Create the next version of ``name`` (creating the model if needed) in one transaction.
 
-    Every blob in ``files`` must already be in ``store``. The number comes from the model's
-    counter, bumped by one atomic statement under the model's row lock, so concurrent
-    registrations get contiguous numbers. The same ``idempotency_key`` returns the version it
-    created the first time.
+    Every blob in ``files`` must already be in ``store`` and be the actor's: it may read a
+    version that holds it, or uploaded the bytes (``files_readable``: the calling door already
+    checked that the actor may read every file, e.g. an MLflow source it resolved). The number
+    comes from the model's counter, bumped by one atomic statement under the model's row lock,
+    so concurrent registrations get contiguous numbers. The same ``idempotency_key`` returns
+    the version it created the first time.
 
     ``number`` and ``stage`` exist for imports from another registry, which keep the numbers
     (gaps included) and stages the versions had there; both need the admin role. An explicit
@@ -252,8 +270,15 @@ def register_version(
 
     model = ensure_model(session, name, actor=actor, lock=True)
     actor.require(Permission.VERSION_REGISTER, model.id)
-    imports.check_rights(session, model, actor=actor, number=number, stage=initial)
-    _require_blobs(clean_files, store)
+    imports.check_rights(
+        session,
+        model,
+        actor=actor,
+        number=number,
+        stage=initial,
+        imported_from=lineage.imported_from,
+    )
+    _require_blobs(session, clean_files, store, actor=actor, readable=files_readable)
     if idempotency_key is not None:
         existing = _replayed(
             session, model, idempotency_key, clean_files, clean_metrics, clean_params
@@ -261,10 +286,10 @@ def register_version(
         if existing is not None:
             return existing
 
-    parents: list[tuple[Version, str, int]] = []
-    for parent_name, parent_number in parent_refs:
-        parent = resolve(session, Ref(parent_name, version=parent_number))
-        parents.append((parent, parent_name, parent_number))
+    parents = [
+        (_readable_parent(session, name, number, actor), name, number)
+        for name, number in parent_refs
+    ]
     if bump is not None:
         semver = _next_semver(session, model, bump)
     if semver is not None:
@@ -375,6 +400,17 @@ def _record_register(
         imports.record_first_stage(
             session, version, actor=actor, imported_from=lineage.imported_from
         )
+
+
+def _readable_parent(session: Session, name: str, number: int, actor: Actor) -> Version:
+    """Parent ``name:number`` if the actor may read its model.
+
+    A model the actor may not read is refused exactly as one that does not exist (the same
+    ``ModelNotFound``), so parents cannot probe which models or versions exist (issue 18,
+    finding 8; SECURITY.md rule 14).
+    """
+    get_model(session, name, actor=actor)  # ModelNotFound alike for absent and unreadable
+    return resolve(session, Ref(name, version=number))
 
 
 def _check_lineage(lineage: Lineage, framework: str | None) -> None:

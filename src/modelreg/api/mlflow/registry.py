@@ -282,6 +282,8 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
             description=text(p, "description"),
             lineage=Lineage(run_id=run_id or None, source=source_uri),
             framework=_framework(source),
+            # resolve_source checked that the actor may read the source, so its files.
+            files_readable=True,
         )
         return {"model_version": version_json(version)}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
@@ -35,10 +36,16 @@ class GcRequest(BaseModel):
 
 @router.head("/blobs/sha256:{digest}", operation_id="blobs-exists")
 def blob_exists(digest: str, registry: RegistryDep, actor: ActorDep) -> Response:
-    """200 with the size when the blob is stored, 404 when it is not (contributors only)."""
+    """200 with the size when the blob is stored and the caller's, 404 otherwise.
+
+    "The caller's": it may read a version that holds the blob or uploaded the bytes itself; a
+    blob only other teams hold answers 404 as if absent (SECURITY.md rule 13).
+    """
     artifacts.require_upload(actor)
     value = check_digest(digest)
-    if not registry.store.exists(value):
+    with registry.read() as session:
+        mine = value in artifacts.owned_digests(session, actor, [value])
+    if not mine or not registry.store.exists(value):
         return Response(status_code=404)
     return Response(status_code=200, headers={"content-length": str(registry.store.size(value))})
 
@@ -61,10 +68,21 @@ def blob_exists(digest: str, registry: RegistryDep, actor: ActorDep) -> Response
     },
 )
 async def upload_blob(digest: str, request: Request, registry: RegistryDep, actor: ActorDep) -> Any:
-    """Store the body; the server hashes it and refuses bytes that do not match ``digest``."""
+    """Store the body; the server hashes it and refuses bytes that do not match ``digest``.
+
+    Bytes already stored are hashed and compared all the same, then dropped (kept once): the
+    upload proves the caller holds them, which lets its manifests name the blob.
+    """
     artifacts.require_upload(actor)
     value = check_digest(digest)
     info = await receive_blob(request, registry, actor, expected=value)
+    if actor.principal_id is not None:
+
+        def remember() -> None:
+            with registry.write() as session:
+                artifacts.record_possession(session, actor, info.sha256)
+
+        await anyio.to_thread.run_sync(remember)
     return {"sha256": info.sha256, "size": info.size, "created": info.created}
 
 
@@ -74,9 +92,12 @@ async def upload_blob(digest: str, request: Request, registry: RegistryDep, acto
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def download_blob(digest: str, registry: RegistryDep, actor: ActorDep) -> Any:
-    """The blob's bytes (``Range`` supported on local stores)."""
+    """The blob's bytes (``Range`` supported on local stores), if the blob is the caller's.
+
+    404 for a blob only other teams hold, as for one never stored.
+    """
     with registry.read() as session:
-        value = artifacts.require_download(session, actor, digest)
+        value = artifacts.require_blob(session, actor, digest)
     registry.store.size(value)  # raises BlobNotFound
     return blob_response(registry, value, filename=value)
 

@@ -155,7 +155,7 @@ def get_file(
     name: str, path: str, registry: RegistryDep, actor: ActorDep, version: int = Number
 ) -> Any:
     """One file's bytes, served as an attachment (the client verifies its SHA-256)."""
-    validate_manifest_path(path)
+    validate_manifest_path(path, existing=True)
     with registry.read() as session:
         row = versions.read_version(session, Ref(name, version=version), actor=actor)
         entry = next((f for f in row.files if f.path == path), None)

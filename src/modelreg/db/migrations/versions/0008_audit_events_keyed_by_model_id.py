@@ -1,7 +1,7 @@
 """Audit events keyed by model id: a name reused after a rename or delete is a new model.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07 04:40:00.000000
 
 Events written before this revision carried only the model's normalised name, so after a
@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
