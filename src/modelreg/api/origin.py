@@ -133,8 +133,9 @@ class HostAndOrigin:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = origin = fetch_site = None
-        for key, value in scope.get("headers", ()):
+        host = b""
+        origin = fetch_site = None
+        for key, value in scope["headers"]:
             if key == b"host":
                 host = value
             elif key == b"origin":
@@ -142,14 +143,19 @@ class HostAndOrigin:
             elif key == b"sec-fetch-site":
                 fetch_site = value
         # Headers arrive as latin-1 bytes; Starlette reads them the same way.
-        host_text = "" if host is None else host.decode("latin-1")
-        path: str = scope.get("path", "")
+        host_text = host.decode("latin-1")
+        write = scope["method"] in WRITE_METHODS
+        # The common case, a read by a loopback name, without awaiting anything.
+        if not write and not self.allowed_hosts and is_loopback_host(host_text):
+            await self.app(scope, receive, send)
+            return
         refusal = await self._host_refusal(host_text)
-        if refusal is None and scope.get("method") in WRITE_METHODS:
+        if refusal is None and write:
             refusal = self._cross_site_refusal(host_text, origin, fetch_site)
         if refusal is None:
             await self.app(scope, receive, send)
             return
+        path: str = scope["path"]
         # Imported here: ``api.errors`` reaches ``api.deps``, which imports this module.
         from modelreg.api import errors as api_errors
 
