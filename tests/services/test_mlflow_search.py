@@ -64,6 +64,14 @@ def names(reg, filter=None, *, actor=OWNER, experiments=("0",), order_by=(), **k
     return reg.run(call)
 
 
+def ids_by_name(reg):
+    return reg.run(
+        lambda s: {
+            r.name: r.id for r in tracking.search_runs(s, actor=OWNER, experiment_ids=["0"])[0]
+        }
+    )
+
+
 @pytest.fixture
 def runs(reg):
     make_run(
@@ -86,7 +94,11 @@ def test_search_runs_filters_metrics_params_tags_and_attributes(runs):
     assert names(runs, "metrics.acc != 0.8") == ["a"]
     assert names(runs, "metrics.`val loss` < 1e-0") == ["a"]
     assert names(runs, "params.C = '0.5'") == ["b"]
-    assert sorted(names(runs, "params.C IN ('1.0', '2')")) == ["a", "c"]
+    assert names(runs, "params.C IS NULL") == ["d"]
+    assert sorted(names(runs, "tags.team IS NOT NULL")) == ["a", "b"]
+    ids = {name: i for name, i in ids_by_name(runs).items() if name in ("a", "c")}
+    assert sorted(names(runs, f"run_id IN ('{ids['a']}', '{ids['c']}')")) == ["a", "c"]
+    assert sorted(names(runs, f"attributes.run_id NOT IN ('{ids['a']}')")) == ["b", "c", "d"]
     assert sorted(names(runs, "params.C != '1.0'")) == ["b", "c"]  # d has no C
     assert names(runs, "tags.`another key` = 'x'") == ["a"]
     assert names(runs, "tags.team = 'risk' AND metrics.acc < 0.9") == ["b"]
@@ -146,6 +158,10 @@ def test_search_runs_orders_pages_and_views(runs):
         "metrics.acc > 'high'",  # a metric compares with numbers
         "metrics.acc LIKE '0.9%'",
         "params.C > '1'",  # params are strings: no ordering comparisons
+        "params.C IN ('1', '2')",  # as in MLflow: IN is for attributes
+        "params.C IS 'x'",
+        "attributes.run_name IN ('a')",
+        "metrics.acc IS NULL",
         "lifecycle_stage = 'deleted'",  # not a searchable attribute
         "metrics.acc > 0.9 OR params.C = '1'",  # MLflow has no OR
         "params.C = '1'; DROP TABLE mlflow_runs",

@@ -151,9 +151,19 @@ def parse(text: str | None) -> list[Clause]:
             kind, op = take()
             op = "NOT " + op
         op = op.upper()
-        if op not in ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"):
+        if kind == "word" and op == "IS":
+            # `params.x IS NULL`, `tags.y IS NOT NULL` (runs only): no value follows.
+            kind, word = take()
+            negated = word.upper() == "NOT"
+            if negated:
+                kind, word = take()
+            if word.upper() != "NULL":
+                raise InvalidQuery(f"expected NULL after IS, got {word!r}", position=0)
+            clauses.append(Clause(field, tag, "IS NOT NULL" if negated else "IS NULL", None))
+        elif op not in ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"):
             raise InvalidQuery(f"unsupported operator {op!r}", position=0)
-        clauses.append(Clause(field, tag, op, _value(take, list_=op.endswith("IN"))))
+        else:
+            clauses.append(Clause(field, tag, op, _value(take, list_=op.endswith("IN"))))
         if len(clauses) > MAX_CLAUSES:
             raise InvalidQuery(f"a filter has at most {MAX_CLAUSES} clauses", position=0)
         if i < len(tokens):
@@ -257,8 +267,10 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
         result = column.in_(value)
     elif op == "NOT IN":
         result = column.not_in(value)
-    else:
+    elif op in _ORDER:
         result = _ORDER[op](column, value)
+    else:  # IS NULL on a field that does not take it
+        raise InvalidQuery(f"{op} is not supported here", position=0)
     return result
 
 
@@ -336,6 +348,7 @@ _RUN_NUMBERS = {
 }
 _NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=")
 _STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
+_KEY_OPS = ("=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL")  # MLflow's, for params, tags
 
 
 def _run_value(clause: Clause) -> tuple[Any, tuple[str, ...], bool]:
@@ -345,7 +358,7 @@ def _run_value(clause: Clause) -> tuple[Any, tuple[str, ...], bool]:
         return json_metric(MlflowRun.metrics, literal(key, String)), _NUMBER_OPS, True
     if clause.field in ("params", "tags"):
         column = MlflowRun.params if clause.field == "params" else MlflowRun.tags
-        return json_text(column, literal(key, String)), _STRING_OPS, False
+        return json_text(column, literal(key, String)), _KEY_OPS, False
     if clause.field in _RUN_STRINGS:
         return _RUN_STRINGS[clause.field], _STRING_OPS, False
     if clause.field in _RUN_NUMBERS:
@@ -373,10 +386,15 @@ def runs_condition(text: str | None) -> ColumnElement[bool] | None:
     parts: list[ColumnElement[bool]] = []
     for clause in parse(text):
         value, ops, numeric = _run_value(clause)
+        if clause.op in ("IN", "NOT IN") and clause.field not in ("run_id", "run_uuid"):
+            ops = tuple(o for o in ops if not o.endswith("IN"))  # MLflow: lists are for run_id
         if clause.op not in ops:
             raise InvalidQuery(
                 f"{clause.field} takes {', '.join(ops)}, not {clause.op}", position=0
             )
+        if clause.op in ("IS NULL", "IS NOT NULL"):
+            parts.append(value.is_(None) if clause.op == "IS NULL" else value.is_not(None))
+            continue
         compared: Any = clause.value
         if numeric:
             compared = _number(clause.value)
