@@ -120,6 +120,7 @@ def test_search_runs_orders_pages_and_views(runs):
     assert order[:2] == ["a", "b"]
     assert sorted(order[2:]) == ["c", "d"]
     assert names(runs, order_by=["params.C"])[:3] == ["b", "a", "c"]
+    assert names(runs, order_by=["metrics.`val loss` DESC"])[0] == "a"
     assert names(runs, order_by=["attributes.run_name DESC"]) == ["d", "c", "b", "a"]
 
     def page(offset):
@@ -171,6 +172,14 @@ def test_search_runs_refuses_what_it_cannot_read(runs, text):
     with pytest.raises(errors.InvalidQuery):
         names(runs, text)
     assert len(names(runs)) == 4  # nothing changed
+
+
+@pytest.mark.parametrize(
+    "order_by", [["metrics.acc SIDEWAYS"], ["lifecycle_stage"], ["metrics.acc"] * 11, [7]]
+)
+def test_search_runs_refuses_orders_it_cannot_read(runs, order_by):
+    with pytest.raises(errors.InvalidQuery):
+        names(runs, order_by=order_by)
 
 
 def test_search_runs_binds_values_never_pastes_them(runs):

@@ -38,6 +38,7 @@ _TOKEN = re.compile(
 )
 MAX_FILTER = 10_000
 MAX_CLAUSES = 64
+MAX_ORDER_BY = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,13 +418,18 @@ def runs_order(items: list[Any]) -> list[Any]:
     as in filters) or an attribute; runs without the key (or with a NaN metric) come last
     either way, as in MLflow.
     """
+    if len(items) > MAX_ORDER_BY:
+        raise InvalidQuery(f"order_by takes at most {MAX_ORDER_BY} fields", position=0)
     order: list[Any] = []
     for item in items:
         match = _DIRECTION.match(item.strip()) if isinstance(item, str) else None
         if match is None or len(item) > 1000:
             raise InvalidQuery(f"invalid order_by entry {str(item)[:100]!r}", position=0)
         descending = (match["dir"] or "").upper() == "DESC"
-        field, key = _field(match["field"].strip())
+        tokens = _tokens(match["field"])
+        if len(tokens) != 1 or tokens[0][0] != "word":  # keys with spaces go in backquotes
+            raise InvalidQuery(f"invalid order_by entry {item[:100]!r}", position=0)
+        field, key = _field(tokens[0][1])
         clause = Clause(field, key, "=", None)
         value, _ops, _numeric = _run_value(clause)
         order.append(value.is_(None))
