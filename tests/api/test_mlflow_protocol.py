@@ -444,3 +444,51 @@ def test_cached_reads_follow_changes_and_grants(home: Path, files: Path, live_se
         shown = ok(root.get(f"{API}/model-versions/get", params={"name": "beta", "version": "2"}))
         assert shown["model_version"]["tags"] == [{"key": "k", "value": "v"}]
         assert ok(pv.get(f"{API}/registered-models/get", params={"name": "alpha"}))
+
+
+def test_runs_search_on_the_wire_and_per_caller(home: Path, files: Path, live_server: Any) -> None:
+    """Issue 19, item 13: ``runs/search`` answers MLflow's shape (runs, next_page_token), its
+    errors in MLflow's format, and each caller only the runs it may read."""
+    with modelreg.Registry(home) as local:
+        local.register("alpha", files / "model.pkl", capture=False)
+        local.create_user("root", role="admin")
+        local.create_user("ann", role="contributor", model="alpha")
+        tokens = {name: local.create_token(name)["token"] for name in ("root", "ann")}
+
+    def client(who: str) -> httpx.Client:
+        headers = {"authorization": f"Bearer {tokens[who]}"}
+        return httpx.Client(base_url=live_server.url, headers=headers, timeout=30)
+
+    def search(http: httpx.Client, **body: Any) -> dict[str, Any]:
+        return ok(http.post(f"{API}/runs/search", json={"experiment_ids": ["0"], **body}))
+
+    with client("root") as root, client("ann") as ann:
+        made = {}
+        for who, http in (("root", root), ("ann", ann)):
+            run = ok(http.post(f"{API}/runs/create", json={"experiment_id": "0"}))["run"]
+            made[who] = run["info"]["run_id"]
+            metric = {"run_id": made[who], "key": "acc", "value": 0.5, "timestamp": 1, "step": 0}
+            ok(http.post(f"{API}/runs/log-metric", json=metric))
+        every = search(root, filter="metrics.acc >= 0.5", order_by=["attributes.start_time"])
+        assert {r["info"]["run_id"] for r in every["runs"]} == set(made.values())
+        assert every["runs"][0]["data"]["metrics"][0]["key"] == "acc"
+        assert "next_page_token" not in every
+        first = search(root, max_results=1)
+        assert len(first["runs"]) == 1
+        rest = search(root, max_results=1, page_token=first["next_page_token"])
+        assert {first["runs"][0]["info"]["run_id"], rest["runs"][0]["info"]["run_id"]} == set(
+            made.values()
+        )
+        # ann's roles are per model: she sees her own run only.
+        assert [r["info"]["run_id"] for r in search(ann)["runs"]] == [made["ann"]]
+        err(
+            root.post(f"{API}/runs/search", json={"experiment_ids": ["0"], "filter": "x ="}),
+            400,
+            "INVALID_PARAMETER_VALUE",
+        )
+        err(
+            root.post(f"{API}/runs/search", json={"experiment_ids": ["0"], "max_results": 50001}),
+            400,
+            "INVALID_PARAMETER_VALUE",
+        )
+        err(root.get(f"{API}/runs/search"), 405, "ENDPOINT_NOT_FOUND")

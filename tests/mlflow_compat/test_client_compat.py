@@ -394,3 +394,140 @@ def test_api_tokens_authenticate_the_mlflow_client(mlflow_python: Path, tmp_path
         error = out[key]
         assert error is not None, f"{key}: the server answered without a valid token"
         assert "authenticat" in error["message"].lower(), (key, error)
+
+
+# -- issue 19: what MLflow scripts hit in their first hour ----------------------------------
+
+SEARCH_RUNS = """
+exp_id = mlflow.set_experiment("compat-search-runs").experiment_id
+RUNS = [("a", 0.95, "1.0", "Risk"), ("b", 0.8, "0.5", "risk"), ("c", 0.7, "2", "x")]
+ids = {}
+for name, acc, c, team in RUNS:
+    with mlflow.start_run(run_name=name) as run:
+        ids[name] = run.info.run_id
+        mlflow.log_metric("acc", acc)
+        mlflow.log_param("C", c)
+        mlflow.set_tag("team", team)
+        mlflow.set_tag("another key", "yes" if name == "a" else "no")
+
+
+def names(runs):
+    return [r.info.run_name for r in runs]
+
+
+df = mlflow.search_runs(
+    experiment_ids=[exp_id], filter_string="metrics.acc > 0.75", order_by=["metrics.acc DESC"]
+)
+out = {
+    "frame": list(df["tags.mlflow.runName"]),
+    "frame_columns": sorted(c for c in df.columns if c.startswith(("metrics.", "params."))),
+    "frame_acc": list(df["metrics.acc"]),
+    "all": sorted(mlflow.search_runs(experiment_ids=[exp_id])["tags.mlflow.runName"]),
+    "params": names(client.search_runs([exp_id], "params.C = '0.5'")),
+    "and": names(client.search_runs([exp_id], "params.C != '0.5' AND metrics.acc < 0.9")),
+    "in": sorted(names(client.search_runs([exp_id], f"run_id IN ('{ids['a']}', '{ids['c']}')"))),
+    "no_key": names(client.search_runs([exp_id], "params.missing IS NULL AND params.C = '2'")),
+    "like": names(client.search_runs([exp_id], "tags.team LIKE 'r%'")),
+    "ilike": sorted(names(client.search_runs([exp_id], "tags.team ILIKE 'r%'"))),
+    "spaced_key": names(client.search_runs([exp_id], "tags.`another key` = 'yes'")),
+    "attribute": names(client.search_runs([exp_id], "attributes.run_name = 'c'")),
+    "status": len(client.search_runs([exp_id], "attributes.status = 'FINISHED'")),
+}
+first = client.search_runs([exp_id], max_results=2, order_by=["attributes.run_name ASC"])
+second = client.search_runs(
+    [exp_id], max_results=2, order_by=["attributes.run_name ASC"], page_token=first.token
+)
+out["pages"] = [names(first), names(second), second.token]
+out["bad_filter"] = error_of(client.search_runs, [exp_id], "metrics.acc > 'high'")
+out["too_many"] = error_of(client.search_runs, [exp_id], max_results=50001)
+done(out)
+"""
+
+
+def test_search_runs_with_filters_order_and_pages(mlflow_python: Path, url: str, tmp_path: Path):
+    """Issue 19, item 13: mlflow.search_runs (a pandas DataFrame) and MlflowClient.search_runs."""
+    out = run(mlflow_python, url, tmp_path, SEARCH_RUNS)
+    assert out["frame"] == ["a", "b"]
+    assert out["frame_acc"] == [0.95, 0.8]
+    assert out["frame_columns"] == ["metrics.acc", "params.C"]
+    assert out["all"] == ["a", "b", "c"]
+    assert out["params"] == ["b"]
+    assert out["and"] == ["c"]
+    assert out["in"] == ["a", "c"]
+    assert out["no_key"] == ["c"]
+    assert out["like"] == ["b"]  # LIKE keeps case, as in MLflow
+    assert out["ilike"] == ["a", "b"]
+    assert out["spaced_key"] == ["a"]
+    assert out["attribute"] == ["c"]
+    assert out["status"] == 3
+    assert out["pages"] == [["a", "b"], ["c"], None]
+    assert code(out["bad_filter"]) == "INVALID_PARAMETER_VALUE"
+    assert code(out["too_many"]) == "INVALID_PARAMETER_VALUE"
+
+
+LIKE_AND_EXISTS = """
+for name in ("compat-likeA-rm", "compat-likeB-RM"):
+    client.create_registered_model(name)
+client.create_experiment("compat-exists-exp")
+
+
+def found(text):
+    return sorted(m.name for m in client.search_registered_models(filter_string=text))
+
+
+done({
+    "like": found("name LIKE 'compat-like%rm'"),
+    "like_upper": found("name LIKE 'compat-like%RM'"),
+    "ilike": found("name ILIKE 'compat-like%rm'"),
+    "versions_like": [v.name for v in client.search_model_versions("name LIKE 'compat-like%rm'")],
+    "model": error_of(client.create_registered_model, "compat-likeA-rm"),
+    "rename": error_of(client.rename_registered_model, "compat-likeB-RM", "compat-likeA-rm"),
+    "experiment": error_of(client.create_experiment, "compat-exists-exp"),
+})
+"""
+
+
+def test_like_keeps_case_and_already_exists_speaks_mlflow(
+    mlflow_python: Path, url: str, tmp_path: Path
+) -> None:
+    """Issue 19, item 14: LIKE is case-sensitive (ILIKE is not), and "already exists" errors
+    carry MLflow's wording, which scripts match on, besides the code."""
+    out = run(mlflow_python, url, tmp_path, LIKE_AND_EXISTS)
+    assert out["like"] == ["compat-likeA-rm"]
+    assert out["like_upper"] == ["compat-likeB-RM"]
+    assert out["ilike"] == ["compat-likeA-rm", "compat-likeB-RM"]
+    assert out["versions_like"] == []
+    wording = {
+        "model": "Registered Model (name=compat-likeA-rm) already exists.",
+        "rename": "Registered Model (name=compat-likeA-rm) already exists.",
+        "experiment": "Experiment(name=compat-exists-exp) already exists.",
+    }
+    for key, words in wording.items():
+        assert code(out[key]) == "RESOURCE_ALREADY_EXISTS", (key, out[key])
+        assert words in out[key]["message"], (key, out[key])
+
+
+TAG_KEYS = """
+name = "compat-tag-keys"
+client.create_registered_model(name)
+with mlflow.start_run() as run:
+    mlflow.set_tag("another key", "run tags take any key")
+done({
+    "run_tag": client.get_run(run.info.run_id).data.tags.get("another key"),
+    "model_tag": error_of(client.set_registered_model_tag, name, "another key", "v"),
+    "tags_after": dict(client.get_registered_model(name).tags),
+})
+"""
+
+
+def test_tag_keys_with_spaces_on_runs_and_on_registered_models(
+    mlflow_python: Path, modelreg_server: ServerProcess, tmp_path: Path
+) -> None:
+    """Issue 19, item 14, as docs/mlflow.md's table says: run (and experiment and logged
+    model) tags take any key, as in MLflow; a registered model's or version's tag key follows
+    modelreg's key rule (searchable by ``tags.KEY``), so a space is refused, precisely."""
+    out = run(mlflow_python, modelreg_server.url, tmp_path, TAG_KEYS)
+    assert out["run_tag"] == "run tags take any key"
+    assert code(out["model_tag"]) == "INVALID_PARAMETER_VALUE"
+    assert "another key" in out["model_tag"]["message"]
+    assert out["tags_after"] == {}

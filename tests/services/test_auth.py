@@ -12,7 +12,7 @@ import modelreg
 from modelreg import errors
 from modelreg.cli.main import main
 
-PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"}
+PUBLIC = {"/", "/healthz", "/readyz", "/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"}
 
 
 @pytest.fixture

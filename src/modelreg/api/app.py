@@ -28,6 +28,7 @@ from modelreg.api.routes import (
     audit,
     blobs,
     health,
+    home,
     lifecycle,
     models,
     policies,
@@ -292,7 +293,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     # The /models/{name}/… routes of versions, aliases, lifecycle and policies come before
     # models': /models/{name} would also match "fraud/policy" (such names are reserved).
-    for module in (health, versions, aliases, lifecycle, policies, models, blobs, audit, admin):
+    for module in (
+        home,
+        health,
+        versions,
+        aliases,
+        lifecycle,
+        policies,
+        models,
+        blobs,
+        audit,
+        admin,
+    ):
         app.include_router(module.router)
     # The MLflow door (MLFLOW-PROTOCOL.md): the same service layer and authentication.
     for router in (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 import weakref
 from collections.abc import Iterator
@@ -30,12 +32,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+@functools.lru_cache(maxsize=256)
+def _like_regex(pattern: str) -> re.Pattern[str]:
+    parts = ("." if ch == "_" else ".*" if ch == "%" else re.escape(ch) for ch in pattern)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def like_matches(value: str | None, pattern: str | None) -> bool | None:
+    """SQL ``LIKE`` with case kept, as SQLite's under ``PRAGMA case_sensitive_like``.
+
+    ``%`` is any run of characters, ``_`` one character, there is no escape; NULL gives NULL.
+    """
+    if value is None or pattern is None:
+        return None
+    return _like_regex(str(pattern)).fullmatch(str(value)) is not None
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # pysqlite's own transaction handling would open deferred transactions behind our
         # back; turn it off and issue BEGIN ourselves below.
         dbapi_conn.isolation_level = None
+        # MLflow's LIKE is case-sensitive; SQLite's is not, and PRAGMA case_sensitive_like
+        # would change /api/v1's LIKE too. The MLflow door calls this function instead.
+        dbapi_conn.create_function("modelreg_like", 2, like_matches, deterministic=True)
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")

@@ -1,8 +1,13 @@
-"""MLflow's registry search filters (``name LIKE 'fraud%' AND tags.team = 'risk'``) as SQL.
+"""MLflow's search filters (``name LIKE 'fraud%' AND tags.team = 'risk'``) as SQL.
 
-MLflow's grammar is not modelreg's search language (backtick-quoted keys, ``tag.`` and
-``attributes.`` prefixes, double-quoted strings), so it gets its own small parser. Like the
-search language it compiles to bound parameters, never to pasted SQL.
+MLflow's grammar is not modelreg's search language (backtick-quoted keys, ``tag.``,
+``metrics.`` and ``attributes.`` prefixes, double-quoted strings), so it gets its own small
+parser, for registered models, model versions and runs. Like the search language it compiles
+to bound parameters, never to pasted SQL.
+
+``LIKE`` keeps case, as in MLflow (only ``ILIKE`` ignores it). PostgreSQL's LIKE does; SQLite's
+does not, and its connection-wide ``PRAGMA case_sensitive_like`` would change /api/v1's search
+too, so on SQLite the door's LIKE also calls ``modelreg_like`` (``db/session.py``).
 """
 
 from __future__ import annotations
@@ -13,16 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, select
+from sqlalchemy import Boolean, Float, String, and_, exists, func, literal, not_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
-from modelreg.db.tables import Model, ModelTag, Version, VersionTag
+from modelreg.db.tables import MlflowRun, Model, ModelTag, Version, VersionTag
 from modelreg.errors import InvalidQuery
 
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-      | (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<number>-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)
       | (?P<op>!=|<=|>=|=|<|>|\(|\)|,)
       | (?P<word>(?:`[^`]*`|[A-Za-z_][A-Za-z0-9_]*)(?:\.(?:`[^`]*`|"[^"]*"|[A-Za-z0-9_]+))*)
     )""",
@@ -30,11 +38,15 @@ _TOKEN = re.compile(
 )
 MAX_FILTER = 10_000
 MAX_CLAUSES = 64
+MAX_ORDER_BY = 10
 
 
 @dataclass(frozen=True, slots=True)
 class Clause:
-    """``field op value``: field is ``name``, ``run_id``, ``version_number`` … or ``tags.KEY``."""
+    """``field op value``: ``name``, ``run_id``, ``version_number`` … or ``tags.KEY``.
+
+    For ``tags``, ``metrics`` and ``params`` the key is in ``tag``.
+    """
 
     field: str
     tag: str | None
@@ -65,15 +77,27 @@ def _unquote(token: str) -> str:
     return re.sub(r"\\(.)", r"\1", body)
 
 
+_KINDS = {
+    "tag": "tags",
+    "tags": "tags",
+    "metric": "metrics",
+    "metrics": "metrics",
+    "param": "params",
+    "params": "params",
+    "parameter": "params",
+    "parameters": "params",
+}
+
+
 def _field(word: str) -> tuple[str, str | None]:
     head, _, rest = word.partition(".")
     head = head.strip("`").lower()
-    if head in ("tag", "tags") and rest:
+    if head in _KINDS and rest:
         key = rest
         if key[:1] in '`"' and key[-1:] == key[:1]:
             key = key[1:-1]
-        return "tags", key
-    if head in ("attribute", "attributes") and rest:
+        return _KINDS[head], key
+    if head in ("attribute", "attributes", "attr", "run") and rest:
         return rest.strip("`").lower(), None
     return word.strip("`").lower(), None
 
@@ -128,9 +152,19 @@ def parse(text: str | None) -> list[Clause]:
             kind, op = take()
             op = "NOT " + op
         op = op.upper()
-        if op not in ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"):
+        if kind == "word" and op == "IS":
+            # `params.x IS NULL`, `tags.y IS NOT NULL` (runs only): no value follows.
+            kind, word = take()
+            negated = word.upper() == "NOT"
+            if negated:
+                kind, word = take()
+            if word.upper() != "NULL":
+                raise InvalidQuery(f"expected NULL after IS, got {word!r}", position=0)
+            clauses.append(Clause(field, tag, "IS NOT NULL" if negated else "IS NULL", None))
+        elif op not in ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"):
             raise InvalidQuery(f"unsupported operator {op!r}", position=0)
-        clauses.append(Clause(field, tag, op, _value(take, list_=op.endswith("IN"))))
+        else:
+            clauses.append(Clause(field, tag, op, _value(take, list_=op.endswith("IN"))))
         if len(clauses) > MAX_CLAUSES:
             raise InvalidQuery(f"a filter has at most {MAX_CLAUSES} clauses", position=0)
         if i < len(tokens):
@@ -140,6 +174,81 @@ def parse(text: str | None) -> list[Clause]:
             if i >= len(tokens):
                 raise InvalidQuery("the filter ends after AND", position=len(text))
     return clauses
+
+
+class case_like(FunctionElement[bool]):  # noqa: N801 - SQL function names are lower case
+    """``column LIKE pattern``, case kept on every database (see the module docstring)."""
+
+    type = Boolean()
+    name = "case_like"
+    inherit_cache = True
+
+
+@compiles(case_like)
+def _case_like(element: case_like, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} LIKE {pattern})"
+
+
+@compiles(case_like, "sqlite")
+def _case_like_sqlite(element: case_like, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    # SQLite's own LIKE first (fast, in C, ignores case), then the exact check.
+    return f"({column} LIKE {pattern} AND modelreg_like({column}, {pattern}))"
+
+
+class json_text(FunctionElement[str]):  # noqa: N801
+    """The string a JSON object column holds under a key; NULL when absent or not a string."""
+
+    type = String()
+    name = "json_text"
+    inherit_cache = True
+
+
+class json_metric(FunctionElement[float]):  # noqa: N801
+    """A run's latest value of a metric (``key -> [value, timestamp, step]``).
+
+    NULL when absent, NaN or infinite (those are kept as strings, and compare with nothing).
+    """
+
+    type = Float()
+    name = "json_metric"
+    inherit_cache = True
+
+
+# SQLite: json_each matches the key as a plain string (a JSON path would have to quote it).
+@compiles(json_text, "sqlite")
+def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = (compiler.process(c, **kw) for c in element.clauses)
+    # Both parts are compiled SQL elements: the column's name and a bound parameter.
+    return (
+        f"(SELECT j.value FROM json_each({column}) AS j "  # noqa: S608
+        f"WHERE j.key = {key} AND j.type = 'text')"
+    )
+
+
+@compiles(json_metric, "sqlite")
+def _json_metric_sqlite(element: json_metric, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"(SELECT json_extract(j.value, '$[0]') FROM json_each({column}) AS j WHERE j.key = "  # noqa: S608
+        f"{key} AND json_type(j.value, '$[0]') IN ('integer', 'real'))"
+    )
+
+
+@compiles(json_text)  # PostgreSQL, and the default
+def _json_text_pg(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CASE WHEN json_typeof({column} -> {key}) = 'string' THEN {column} ->> {key} END)"
+
+
+@compiles(json_metric)  # PostgreSQL, and the default
+def _json_metric_pg(element: json_metric, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"(CASE WHEN json_typeof({column} -> {key} -> 0) = 'number' "
+        f"THEN CAST({column} -> {key} ->> 0 AS DOUBLE PRECISION) END)"
+    )
 
 
 _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -152,15 +261,17 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     elif op == "!=":
         result = column != value
     elif op == "LIKE":
-        result = column.like(value)
+        result = case_like(column, literal(str(value), String))
     elif op == "ILIKE":
         result = func.lower(column).like(str(value).lower())
     elif op == "IN":
         result = column.in_(value)
     elif op == "NOT IN":
         result = column.not_in(value)
-    else:
+    elif op in _ORDER:
         result = _ORDER[op](column, value)
+    else:  # IS NULL on a field that does not take it
+        raise InvalidQuery(f"{op} is not supported here", position=0)
     return result
 
 
@@ -220,3 +331,107 @@ def versions_condition(text: str | None) -> ColumnElement[bool] | None:
                 position=0,
             )
     return and_(*parts) if parts else None
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+_RUN_STRINGS = {
+    "run_id": MlflowRun.id,
+    "run_uuid": MlflowRun.id,
+    "run_name": MlflowRun.name,
+    "status": MlflowRun.status,
+    "user_id": MlflowRun.user_id,
+}
+_RUN_NUMBERS = {
+    "start_time": MlflowRun.start_ms,
+    "created": MlflowRun.start_ms,
+    "end_time": MlflowRun.end_ms,
+}
+_NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=")
+_STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
+_KEY_OPS = ("=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL")  # MLflow's, for params, tags
+
+
+def _run_value(clause: Clause) -> tuple[Any, tuple[str, ...], bool]:
+    """The SQL value a run clause compares, the operators it takes, and whether it is a number."""
+    key = clause.tag or ""
+    if clause.field == "metrics":
+        return json_metric(MlflowRun.metrics, literal(key, String)), _NUMBER_OPS, True
+    if clause.field in ("params", "tags"):
+        column = MlflowRun.params if clause.field == "params" else MlflowRun.tags
+        return json_text(column, literal(key, String)), _KEY_OPS, False
+    if clause.field in _RUN_STRINGS:
+        return _RUN_STRINGS[clause.field], _STRING_OPS, False
+    if clause.field in _RUN_NUMBERS:
+        return _RUN_NUMBERS[clause.field], _NUMBER_OPS, True
+    raise InvalidQuery(
+        "runs can be filtered by metrics.KEY, params.KEY, tags.KEY and the attributes "
+        f"{', '.join(sorted({*_RUN_STRINGS, *_RUN_NUMBERS}))}, not {clause.field!r}",
+        position=0,
+    )
+
+
+def _number(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"{text!r} is not a number", position=0) from None
+
+
+def runs_condition(text: str | None) -> ColumnElement[bool] | None:
+    """The condition on ``MlflowRun`` for a ``runs/search`` filter (MLflow's run grammar).
+
+    A clause on a metric, param or tag holds only for runs that have that key (MLflow's rule:
+    ``params.lr != '0.1'`` does not match runs without ``lr``).
+    """
+    parts: list[ColumnElement[bool]] = []
+    for clause in parse(text):
+        value, ops, numeric = _run_value(clause)
+        if clause.op in ("IN", "NOT IN") and clause.field not in ("run_id", "run_uuid"):
+            ops = tuple(o for o in ops if not o.endswith("IN"))  # MLflow: lists are for run_id
+        if clause.op not in ops:
+            raise InvalidQuery(
+                f"{clause.field} takes {', '.join(ops)}, not {clause.op}", position=0
+            )
+        if clause.op in ("IS NULL", "IS NOT NULL"):
+            parts.append(value.is_(None) if clause.op == "IS NULL" else value.is_not(None))
+            continue
+        compared: Any = clause.value
+        if numeric:
+            compared = _number(clause.value)
+            if clause.field in _RUN_NUMBERS:
+                compared = int(compared)
+        elif not isinstance(compared, list):
+            compared = str(compared)
+        condition = _compare(value, clause.op, compared)
+        parts.append(and_(value.is_not(None), condition))
+    return and_(*parts) if parts else None
+
+
+_DIRECTION = re.compile(r"^(?P<field>.+?)(?:\s+(?P<dir>ASC|DESC))?$", re.IGNORECASE | re.DOTALL)
+
+
+def runs_order(items: list[Any]) -> list[Any]:
+    """ORDER BY clauses for ``runs/search`` ``order_by`` entries (``metrics.acc DESC``).
+
+    Fields are ``metrics.KEY``, ``params.KEY``, ``tags.KEY`` (keys with spaces in backquotes,
+    as in filters) or an attribute; runs without the key (or with a NaN metric) come last
+    either way, as in MLflow.
+    """
+    if len(items) > MAX_ORDER_BY:
+        raise InvalidQuery(f"order_by takes at most {MAX_ORDER_BY} fields", position=0)
+    order: list[Any] = []
+    for item in items:
+        match = _DIRECTION.match(item.strip()) if isinstance(item, str) else None
+        if match is None or len(item) > 1000:
+            raise InvalidQuery(f"invalid order_by entry {str(item)[:100]!r}", position=0)
+        descending = (match["dir"] or "").upper() == "DESC"
+        tokens = _tokens(match["field"])
+        if len(tokens) != 1 or tokens[0][0] != "word":  # keys with spaces go in backquotes
+            raise InvalidQuery(f"invalid order_by entry {item[:100]!r}", position=0)
+        field, key = _field(tokens[0][1])
+        clause = Clause(field, key, "=", None)
+        value, _ops, _numeric = _run_value(clause)
+        order.append(value.is_(None))
+        order.append(value.desc() if descending else value.asc())
+    return order

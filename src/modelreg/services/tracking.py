@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from modelreg.db.tables import (
     MlflowArtifact,
@@ -38,7 +38,7 @@ from modelreg.errors import (
     PermissionDenied,
 )
 from modelreg.names import parse_ref, validate_manifest_path, validate_model_name
-from modelreg.services import artifacts
+from modelreg.services import artifacts, mlflow_filter
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.models import get_model
 from modelreg.services.versions import FileSpec, resolve
@@ -239,7 +239,8 @@ def create_experiment(
     ensure_default(session)
     taken = session.scalar(select(MlflowExperiment.id).where(MlflowExperiment.name == name))
     if taken is not None:
-        raise AlreadyExists(f"experiment {name!r} already exists", detail={"name": name})
+        # MLflow's wording: clients match on it as well as on RESOURCE_ALREADY_EXISTS.
+        raise AlreadyExists(f"Experiment(name={name}) already exists.", detail={"name": name})
     stamp = now_ms()
     experiment = MlflowExperiment(
         name=name,
@@ -348,6 +349,67 @@ def create_run(
     session.add(run)
     session.flush()
     return run
+
+
+VIEW_TYPES = {
+    "ACTIVE_ONLY": ("active",),
+    "DELETED_ONLY": ("deleted",),
+    "ALL": ("active", "deleted"),
+    "1": ("active",),
+    "2": ("deleted",),
+    "3": ("active", "deleted"),
+}
+MAX_RUN_RESULTS = 50_000  # MLflow's SEARCH_MAX_RESULTS_THRESHOLD
+
+
+def search_runs(
+    session: Session,
+    *,
+    actor: Actor,
+    experiment_ids: Sequence[Any],
+    filter: str | None = None,
+    run_view_type: Any = None,
+    max_results: int = 1000,
+    order_by: Sequence[Any] = (),
+    offset: int = 0,
+) -> tuple[list[MlflowRun], bool]:
+    """Runs of the experiments matching MLflow's run ``filter``, and whether there are more.
+
+    They come in ``order_by`` order, then newest first.
+
+    A run is seen by whoever may read it (``get_run``): a registry-wide viewer sees every run,
+    anyone else only its own, and only in experiments it may see (``may_see``). Experiments it
+    may not see add nothing, exactly like experiments that do not exist.
+    """
+    stages = VIEW_TYPES.get(str(run_view_type or "ACTIVE_ONLY").upper())
+    if stages is None:
+        raise InvalidInput(
+            f"invalid run_view_type {str(run_view_type)[:40]!r}: ACTIVE_ONLY, DELETED_ONLY or ALL",
+            detail={},
+        )
+    ids = {experiment_id(e) for e in experiment_ids}
+    condition = mlflow_filter.runs_condition(filter)
+    order = mlflow_filter.runs_order(list(order_by))
+    limit = max(1, min(max_results, MAX_RUN_RESULTS))
+    # The metric history can be large and runs/search does not return it.
+    query = (
+        select(MlflowRun)
+        .options(defer(MlflowRun.history))
+        .where(MlflowRun.experiment_id.in_(ids), MlflowRun.lifecycle_stage.in_(stages))
+    )
+    if not actor.can(Permission.READ):
+        visible = select(MlflowExperiment.id).where(
+            (MlflowExperiment.id == DEFAULT_EXPERIMENT_ID)
+            | (MlflowExperiment.created_by == actor.name)
+        )
+        query = query.where(
+            MlflowRun.created_by == actor.name, MlflowRun.experiment_id.in_(visible)
+        )
+    if condition is not None:
+        query = query.where(condition)
+    query = query.order_by(*order, MlflowRun.start_ms.desc(), MlflowRun.id)
+    rows = list(session.scalars(query.offset(offset).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 def _writable_run(session: Session, run_id: Any, actor: Actor) -> MlflowRun:

@@ -77,6 +77,13 @@ def _stage(value: Any) -> Stage:
     return stage
 
 
+def model_exists(name: str) -> errors.AlreadyExists:
+    """The error for a taken model name, in MLflow's words (clients match on the message)."""
+    return errors.AlreadyExists(
+        f"Registered Model (name={name}) already exists.", detail={"name": name}
+    )
+
+
 def _model_answer(registry: Registry, actor: Actor, name: str) -> dict[str, Any]:
     return _read_model(registry, actor, name).body
 
@@ -105,16 +112,17 @@ def create_registered_model(registry: Registry, actor: Actor, p: dict[str, Any])
         if existing is not None and actor.can(Permission.READ, existing.id):
             # Before the permission check: mlflow.register_model always asks to create the
             # model and goes on only on this answer, also for contributors of just this model.
-            raise errors.AlreadyExists(
-                f"a model named {existing.name!r} exists already", detail={"name": existing.name}
+            raise model_exists(existing.name)
+        try:
+            model = models.create_model(
+                session,
+                name,
+                actor=actor,
+                description=text(p, "description"),
+                tags=key_values(p.get("tags"), "tag"),
             )
-        model = models.create_model(
-            session,
-            name,
-            actor=actor,
-            description=text(p, "description"),
-            tags=key_values(p.get("tags"), "tag"),
-        )
+        except errors.AlreadyExists:
+            raise model_exists(name) from None
         return {"registered_model": model_json(model)}
 
 
@@ -136,7 +144,13 @@ def rename_registered_model(registry: Registry, actor: Actor, p: dict[str, Any])
     """``registered-models/rename`` (admin only in modelreg)."""
     new_name = text(p, "new_name")
     with registry.write() as session:
-        models.rename_model(session, text(p, "name"), new_name, actor=actor)
+        try:
+            models.rename_model(session, text(p, "name"), new_name, actor=actor)
+        except errors.AlreadyExists:
+            taken = models.find_model(session, new_name)
+            if taken is None:  # something else of that name (policy rules): modelreg's words
+                raise
+            raise model_exists(taken.name) from None
     return _model_answer(registry, actor, new_name)
 
 

@@ -199,6 +199,26 @@ def get_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
         return {"run": run_json(tracking.get_run(session, _run_id(p), actor=actor))}
 
 
+def search_runs(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
+    """``runs/search``: MLflow's run filter, order and paging over the runs the caller may read."""
+    offset = page_offset(p.get("page_token"))
+    with registry.read() as session:
+        found, more = tracking.search_runs(
+            session,
+            actor=actor,
+            experiment_ids=as_list(p.get("experiment_ids")),
+            filter=text(p, "filter") or None,
+            run_view_type=p.get("run_view_type"),
+            max_results=max_results(p, 1000, tracking.MAX_RUN_RESULTS),
+            order_by=as_list(p.get("order_by")),
+            offset=offset,
+        )
+        answer: dict[str, Any] = {"runs": [run_json(r) for r in found]}
+    if more:
+        answer["next_page_token"] = page_token(offset + len(found))
+    return answer
+
+
 def update_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/update``: status, end time, name."""
     with registry.write() as session:
@@ -395,6 +415,7 @@ ROUTES: list[tuple[str, list[str], Any]] = [
     ("/experiments/set-experiment-tag", ["POST"], set_experiment_tag),
     ("/runs/create", ["POST"], create_run),
     ("/runs/get", ["GET"], get_run),
+    ("/runs/search", ["POST"], search_runs),
     ("/runs/update", ["POST"], update_run),
     ("/runs/delete", ["POST"], delete_run),
     ("/runs/restore", ["POST"], restore_run),
