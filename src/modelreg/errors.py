@@ -27,7 +27,7 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     │                                                                   the manifest promised)
     ├── StorageFailure                  code=storage_failure     exit 1 (disk full, unwritable
     │                                                                   folder, store unreachable)
-    ├── Unavailable                     code=unavailable         exit 1 (no answer from the server)
+    ├── Unavailable                     code=unavailable         exit 7 (no answer from the server)
     ├── TooManyUploads                  code=too_many_uploads    exit 1 (.retry_after; 429)
     ├── BodyTimeout                     code=body_timeout        exit 1 (a request body stalled;
     │                                                                   408)
@@ -244,9 +244,13 @@ class StorageFailure(RegistryError):
 
 
 class Unavailable(RegistryError):
-    """The registry server cannot be reached (network, DNS, TLS, timeout)."""
+    """The registry server cannot be reached (network, DNS, TLS, timeout).
+
+    Its own exit code (7) lets a script tell "try again later" from a refusal.
+    """
 
     code = "unavailable"
+    exit_code = 7
 
 
 class TooManyUploads(RegistryError):

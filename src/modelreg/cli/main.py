@@ -7,7 +7,7 @@ import sys
 import click
 
 from modelreg import __version__
-from modelreg.cli import admin, imports, insight, labels, lifecycle, versions
+from modelreg.cli import admin, hints, imports, insight, labels, lifecycle, versions
 from modelreg.cli.db import db
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.server import server
@@ -35,7 +35,7 @@ def cli(ctx: click.Context, registry: str | None) -> None:
 
     References: NAME:VERSION, NAME@ALIAS, NAME/STAGE, NAME/latest or models:/… URIs.
     Exit codes: 0 ok, 1 invalid input, 2 not found, 3 refused by policy, 4 awaiting approval,
-    5 permission denied, 6 conflict.
+    5 permission denied, 6 conflict, 7 registry unreachable.
     """
     if isinstance(ctx.obj, Ctx):
         ctx.obj.registry_uri = registry
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             emit({"error": {"code": "usage_error", "message": exc.format_message(), "detail": {}}})
         return 1
     except RegistryError as exc:
+        hints.explain(exc, state.opened)
         # The Click context is gone by now, so read the flag from the arguments themselves.
         if "--json" in (argv if argv is not None else sys.argv[1:]):
             emit({"error": exc.to_dict()})

@@ -30,6 +30,11 @@ class Ctx:
             self._registry.close()
 
     @property
+    def opened(self) -> Registry | None:
+        """The registry if a command has used it (for error hints), without opening one."""
+        return self._registry
+
+    @property
     def registry(self) -> Registry:
         if self._registry is None:
             self._registry = Registry(self.registry_uri)
