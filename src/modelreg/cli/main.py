@@ -18,8 +18,12 @@ from modelreg.errors import PolicyViolation, RegistryError
 @click.option(
     "--registry",
     envvar="MODELREG_URI",
-    metavar="PATH",
-    help="Registry folder (default: MODELREG_HOME or your user data folder). Env: MODELREG_URI.",
+    metavar="PATH|URL",
+    help=(
+        "Registry folder or server URL (http://HOST:PORT); default: MODELREG_HOME or your user "
+        "data folder. A new folder is created only when written as a path (./reg). "
+        "Env: MODELREG_URI."
+    ),
 )
 @click.version_option(__version__, prog_name="modelreg")
 @click.pass_context
