@@ -61,6 +61,22 @@ def test_a_wrong_stage_names_the_stages(run: Run) -> None:
     assert "no model named" not in out["error"]["message"]
 
 
+def test_a_wrong_stage_of_a_namespaced_model_names_the_stages(run: Run) -> None:
+    """``team/fraud/prod`` is no valid name at all (one ``team/`` prefix): still a stage typo."""
+    code, out, err = run("show", "team/fraud/prod")
+    assert code == 1
+    assert "model 'team/fraud' has no stage 'prod'; stages are none, staging" in err
+    assert out["error"]["detail"]["did_you_mean"] == ["team/fraud/production"]
+
+
+def test_a_hint_never_creates_a_registry(tmp_path: Path, capsys, monkeypatch) -> None:
+    """``show a/b/c`` fails before it opens the registry; its hint must not create one."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--registry", "./nothere", "show", "a/b/c"]) == 1
+    assert "invalid reference" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_namespaced_model_is_still_a_model(run: Run) -> None:
     """``team/x``: the part before the slash is no model, so it reads as a model name."""
     code, out, err = run("show", "team/frad")
@@ -140,3 +156,17 @@ def test_hints_never_name_a_model_the_caller_cannot_read(
         # and what he may read still gets its hint
         assert main(["--registry", server.url, "show", "chrun", "--json"]) == 2
         assert "did you mean churn?" in capsys.readouterr().err
+
+
+def test_an_unreachable_import_source_exits_7_without_the_registry_hint(
+    tmp_path: Path, capsys
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code = main(["--registry", str(tmp_path / "r"), "import", "mlflow", "--from", url, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 7
+    error = json.loads(out)["error"]
+    assert error["code"] == "unavailable"
+    assert "MLflow server" in error["message"]
+    # `modelreg server` starts a registry, not the MLflow server that is missing here.
+    assert "modelreg server" not in err

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from modelreg.errors import (
     AliasNotFound,
+    InvalidReference,
     ModelNotFound,
-    NotFound,
     RegistryError,
     Unavailable,
 )
@@ -32,13 +32,18 @@ def explain(exc: RegistryError, registry: Registry | None) -> None:
     if isinstance(exc, Unavailable):
         _unreachable(exc, registry)
         return
-    if registry is None or not isinstance(exc, NotFound):
+    if registry is None:
         return
     try:
         if isinstance(exc, ModelNotFound):
             _unknown_model(exc, registry)
         elif isinstance(exc, AliasNotFound):
             _unknown_alias(exc, registry)
+        elif isinstance(exc, InvalidReference):
+            # `team/fraud/prod`: too many slashes for a name, one model and a wrong stage.
+            ref = str(exc.detail.get("name") or exc.detail.get("ref") or "")
+            if ref.count("/") == 2 and ":" not in ref and "@" not in ref:
+                _wrong_stage(exc, registry, ref)
     except RegistryError:
         pass  # no hint is better than a second error
 
@@ -63,25 +68,33 @@ def _unreachable(exc: Unavailable, registry: Registry | None) -> None:
 
 def _unknown_model(exc: ModelNotFound, registry: Registry) -> None:
     name = str(exc.detail.get("name") or "")
-    if not name:
-        return
-    head, sep, last = name.rpartition("/")
-    if sep and _readable(registry, head):
-        # `fraud/prod` read as a model named `fraud/prod` (team/name exists), but the part
-        # before the slash is a model: the user meant a stage.
-        guess = [s for s in STAGES if s.startswith(last.lower())] or difflib.get_close_matches(
-            last.lower(), STAGES, n=1
-        )
-        meant = [f"{head}/{s}" for s in guess]
-        also = f" (did you mean {meant[0]}?)" if meant else ""
-        # The whole message changes: "no model named 'fraud/prod'" is what misled.
-        exc.message = f"model {head!r} has no stage {last!r}; stages are {', '.join(STAGES)}{also}"
-        exc.args = (exc.message,)
-        exc.detail.update(stages=STAGES, did_you_mean=meant)
+    if not name or _wrong_stage(exc, registry, name):
         return
     close = _close_names(registry, name)
     if close:
         _add(exc, f"did you mean {' or '.join(close)}?", did_you_mean=close)
+
+
+def _wrong_stage(exc: RegistryError, registry: Registry, name: str) -> bool:
+    """Say which stages there are when ``name`` is a readable model, a slash and a non-stage.
+
+    ``fraud/prod`` reads as a model named ``fraud/prod`` (``team/name`` models exist), and
+    ``team/fraud/prod`` as an invalid name; when the part before the last slash is a model the
+    caller can read, the user meant a stage.
+    """
+    head, sep, last = name.rpartition("/")
+    if not sep or not last or not _readable(registry, head):
+        return False
+    guess = [s for s in STAGES if s.startswith(last.lower())] or difflib.get_close_matches(
+        last.lower(), STAGES, n=1
+    )
+    meant = [f"{head}/{s}" for s in guess]
+    also = f" (did you mean {meant[0]}?)" if meant else ""
+    # The whole message changes: "no model named 'fraud/prod'" is what misled.
+    exc.message = f"model {head!r} has no stage {last!r}; stages are {', '.join(STAGES)}{also}"
+    exc.args = (exc.message,)
+    exc.detail.update(stages=STAGES, did_you_mean=meant)
+    return True
 
 
 def _unknown_alias(exc: AliasNotFound, registry: Registry) -> None:

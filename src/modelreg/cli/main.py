@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             emit({"error": {"code": "usage_error", "message": exc.format_message(), "detail": {}}})
         return 1
     except RegistryError as exc:
-        hints.explain(exc, state.opened)
+        hints.explain(exc, state.existing())
         # The Click context is gone by now, so read the flag from the arguments themselves.
         if "--json" in (argv if argv is not None else sys.argv[1:]):
             emit({"error": exc.to_dict()})

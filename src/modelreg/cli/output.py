@@ -29,10 +29,23 @@ class Ctx:
         if self._registry is not None:
             self._registry.close()
 
-    @property
-    def opened(self) -> Registry | None:
-        """The registry if a command has used it (for error hints), without opening one."""
-        return self._registry
+    def existing(self) -> Registry | None:
+        """The registry for error hints: the one in use, a server, or a folder that exists.
+
+        Never creates a folder: a hint is not worth a registry nobody asked for.
+        """
+        if self._registry is not None:
+            return self._registry
+        from pathlib import Path
+
+        from modelreg.errors import RegistryError
+        from modelreg.location import is_remote, resolve_uri
+
+        try:
+            uri = resolve_uri(self.registry_uri)
+        except RegistryError:
+            return None
+        return self.registry if is_remote(uri) or Path(uri).expanduser().is_dir() else None
 
     @property
     def registry(self) -> Registry:
