@@ -33,9 +33,9 @@ def home(tmp_path: Path, files: Path) -> Path:
     return home
 
 
-@pytest.mark.parametrize("columns", [None, "40"])
-def test_piped_tables_are_never_cut(home: Path, files: Path, columns: str | None) -> None:
-    env = {"COLUMNS": columns} if columns else {}
+def test_piped_tables_are_never_cut(home: Path, files: Path) -> None:
+    # A narrow COLUMNS too: piped output follows no window, real or claimed.
+    env = {"COLUMNS": "40"}
     digest = hashlib.sha256((files / "model.pkl").read_bytes()).hexdigest()
     for args, whole in (
         (["models"], [LONG, "champion_for_the_european_market"]),
