@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelreg.errors import InvalidInput
-from modelreg.location import default_home, is_remote, resolve_uri
+from modelreg.location import check_folder, default_home, is_remote, resolve_uri
 
 __all__ = ["CONFIG_FILE", "Settings", "default_home", "is_remote", "resolve_uri"]
 
@@ -46,7 +46,13 @@ class Settings(BaseModel):
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
-        """Settings for ``home``: its ``modelreg.toml``, then ``MODELREG_*`` overrides."""
+        """Settings for ``home``: its ``modelreg.toml``, then ``MODELREG_*`` overrides.
+
+        A ``home`` given as text follows ``location.check_folder``: a bare word names an
+        existing folder, and only the default location or a path may be created.
+        """
+        if isinstance(home, str):
+            check_folder(home)
         path = Path(home).expanduser().absolute()
         values: dict[str, Any] = {}
         file = path / CONFIG_FILE

@@ -27,7 +27,9 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     │                                                                   the manifest promised)
     ├── StorageFailure                  code=storage_failure     exit 1 (disk full, unwritable
     │                                                                   folder, store unreachable)
-    ├── Unavailable                     code=unavailable         exit 1 (no answer from the server)
+    ├── Unavailable                     code=unavailable         exit 7 (no answer from the server)
+    │   └── ImportStopped               code=import_stopped      exit 1 (an import's source broke
+    │                                                                   a bound or its time limit)
     ├── TooManyUploads                  code=too_many_uploads    exit 1 (.retry_after; 429)
     ├── BodyTimeout                     code=body_timeout        exit 1 (a request body stalled;
     │                                                                   408)
@@ -48,6 +50,7 @@ __all__ = [
     "Conflict",
     "DigestMismatch",
     "Immutable",
+    "ImportStopped",
     "IntegrityFailure",
     "InvalidInput",
     "InvalidName",
@@ -244,9 +247,24 @@ class StorageFailure(RegistryError):
 
 
 class Unavailable(RegistryError):
-    """The registry server cannot be reached (network, DNS, TLS, timeout)."""
+    """The registry server cannot be reached (network, DNS, TLS, timeout).
+
+    Its own exit code (7) lets a script tell "try again later" from a refusal.
+    """
 
     code = "unavailable"
+    exit_code = 7
+
+
+class ImportStopped(Unavailable):
+    """An import stopped: its source broke a bound (pages, bytes, time) or is not MLflow.
+
+    As fatal to the run as an unreachable source, but not a network fault that waiting fixes,
+    so it keeps exit 1.
+    """
+
+    code = "import_stopped"
+    exit_code = 1
 
 
 class TooManyUploads(RegistryError):

@@ -61,6 +61,12 @@ def _registry(request: Request) -> Registry:
 # The MLflow door: its client sends credentials as HTTP Basic, so only these paths take it.
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/api/3.0/mlflow", "/api/2.0/mlflow-artifacts")
 
+# What a 401 on the MLflow door tells its callers: MLflow's client reads these variables.
+MLFLOW_CREDENTIALS_HINT = (
+    "set MLFLOW_TRACKING_TOKEN to a modelreg token, or MLFLOW_TRACKING_USERNAME (any name) and "
+    "MLFLOW_TRACKING_PASSWORD (the token)"
+)
+
 
 def client_is_loopback(host: str | None) -> bool:
     """Whether a request's peer address is this machine (laptop mode answers only those)."""
@@ -124,7 +130,8 @@ def _actor(request: Request) -> Actor:
         known = cached_actor(registry, key, stamp, client)
         if known is not None:
             return known
-        actor = _authenticate(session, registry, header, loopback, client)
+        door = request.url.path.startswith(MLFLOW_PREFIXES)
+        actor = _authenticate(session, registry, header, loopback, client, door)
     # Creating a user, granting, revoking: each is audited, so each moves the stamp.
     registry.cache.put(key, stamp, actor)
     return actor
@@ -149,7 +156,12 @@ def cached_actor(
 
 
 def _authenticate(
-    session: Session, registry: Registry, header: str, loopback: bool, client: str | None
+    session: Session,
+    registry: Registry,
+    header: str,
+    loopback: bool,
+    client: str | None,
+    mlflow: bool = False,
 ) -> Actor:
     if not auth.has_principals(session):
         if not loopback:
@@ -169,6 +181,10 @@ def _authenticate(
         except (ValueError, UnicodeDecodeError):
             decoded = ""
         secret = decoded.partition(":")[2] or None
+    if mlflow:
+        return auth.authenticate(
+            session, secret, source=f"api:{client}", hint=MLFLOW_CREDENTIALS_HINT
+        )
     return auth.authenticate(session, secret, source=f"api:{client}")
 
 

@@ -251,7 +251,7 @@ def rollback(
     \b
     Example:
       modelreg rollback fraud --reason "p99 latency doubled"
-      modelreg rollback fraud --to 3 --reason "back to the last good one"
+      modelreg rollback fraud --to 2 --reason "back to the last good one"
     """
     result = obj.registry.rollback(
         name, stage=stage, to=to, reason=reason, expect_current=expect_current
@@ -369,7 +369,7 @@ def policy_delete(
 
     \b
     Example:
-      modelreg policy delete fraud --stage staging
+      modelreg policy delete fraud --alias champion
     """
     target = _target(stage, alias_name)
     obj.registry.delete_policy_rule(name, target)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from modelreg import __version__
-from modelreg.cli import admin, imports, insight, labels, lifecycle, versions
+from modelreg.cli import admin, hints, imports, insight, labels, lifecycle, versions
 from modelreg.cli.db import db
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.server import server
@@ -18,8 +18,12 @@ from modelreg.errors import PolicyViolation, RegistryError
 @click.option(
     "--registry",
     envvar="MODELREG_URI",
-    metavar="PATH",
-    help="Registry folder (default: MODELREG_HOME or your user data folder). Env: MODELREG_URI.",
+    metavar="PATH|URL",
+    help=(
+        "Registry folder or server URL (http://HOST:PORT); default: MODELREG_HOME or your user "
+        "data folder. A new folder is created only when written as a path (./reg). "
+        "Env: MODELREG_URI."
+    ),
 )
 @click.version_option(__version__, prog_name="modelreg")
 @click.pass_context
@@ -35,7 +39,7 @@ def cli(ctx: click.Context, registry: str | None) -> None:
 
     References: NAME:VERSION, NAME@ALIAS, NAME/STAGE, NAME/latest or models:/… URIs.
     Exit codes: 0 ok, 1 invalid input, 2 not found, 3 refused by policy, 4 awaiting approval,
-    5 permission denied, 6 conflict.
+    5 permission denied, 6 conflict, 7 registry unreachable.
     """
     if isinstance(ctx.obj, Ctx):
         ctx.obj.registry_uri = registry
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             emit({"error": {"code": "usage_error", "message": exc.format_message(), "detail": {}}})
         return 1
     except RegistryError as exc:
+        hints.explain(exc, state.existing())
         # The Click context is gone by now, so read the flag from the arguments themselves.
         if "--json" in (argv if argv is not None else sys.argv[1:]):
             emit({"error": exc.to_dict()})

@@ -29,6 +29,24 @@ class Ctx:
         if self._registry is not None:
             self._registry.close()
 
+    def existing(self) -> Registry | None:
+        """The registry for error hints: the one in use, a server, or a folder that exists.
+
+        Never creates a folder: a hint is not worth a registry nobody asked for.
+        """
+        if self._registry is not None:
+            return self._registry
+        from pathlib import Path
+
+        from modelreg.errors import RegistryError
+        from modelreg.location import is_remote, resolve_uri
+
+        try:
+            uri = resolve_uri(self.registry_uri)
+        except RegistryError:
+            return None
+        return self.registry if is_remote(uri) or Path(uri).expanduser().is_dir() else None
+
     @property
     def registry(self) -> Registry:
         if self._registry is None:
@@ -41,11 +59,21 @@ def emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
+# The width of human output when stdout is not a terminal: wide enough that no line is cut.
+PIPE_WIDTH = 100_000
+
+
 def console() -> Any:
-    """A Rich console for human output (imported lazily: Rich is slow to load)."""
+    """A Rich console for human output (imported lazily: Rich is slow to load).
+
+    On a terminal Rich fits tables to the window. Piped or redirected output has no window
+    (Rich would assume 80 columns and cut cells to ``fraud_detec…``), so there nothing is cut:
+    columns stay aligned at whatever width the longest cell needs.
+    """
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def json_option(func: F) -> F:
@@ -158,8 +186,10 @@ def show_version(v: dict[str, Any]) -> None:
     if lineage.get("parents"):
         screen.print("parents: " + ", ".join(lineage["parents"]))
     table = Table("path", "size", "sha256", box=None, pad_edge=False)
+    # A person at a terminal sees a prefix; a pipe gets the whole digest, to check or grep.
+    short = sys.stdout.isatty()
     for f in v["files"]:
-        table.add_row(f["path"], f"{f['size']:,}", f["sha256"][:16] + "…")
+        table.add_row(f["path"], f"{f['size']:,}", f["sha256"][:16] + "…" if short else f["sha256"])
     screen.print(table)
 
 
@@ -168,8 +198,10 @@ def versions_table(items: list[dict[str, Any]], token: str | None) -> None:
     from rich.table import Table
 
     table = Table("model", "version", "semver", "stage", "aliases", "metrics", "created", box=None)
+    # A terminal gets the first four metrics; a pipe gets them all (it is never cut).
+    shown = 4 if sys.stdout.isatty() else None
     for v in items:
-        metrics = ", ".join(f"{k}={val:g}" for k, val in list(v["metrics"].items())[:4])
+        metrics = ", ".join(f"{k}={val:g}" for k, val in list(v["metrics"].items())[:shown])
         table.add_row(
             v["name"],
             str(v["version"]),

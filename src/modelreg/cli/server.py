@@ -76,12 +76,14 @@ def server(
     from modelreg.config import Settings
     from modelreg.db.schema import ensure_schema
     from modelreg.db.session import make_engine, transaction
-    from modelreg.location import is_remote, resolve_uri
+    from modelreg.location import check_folder, is_remote, resolve_uri
     from modelreg.services.auth import has_principals
 
     home = resolve_uri(ctx.find_root().params.get("registry"))
     if is_remote(home):
         raise InvalidInput("`modelreg server` serves a registry folder, not a URL", detail={})
+    # Before MODELREG_HOME is set below, which would make any folder "the default".
+    check_folder(home)
     # Workers are separate processes: they find the registry through the environment.
     os.environ["MODELREG_HOME"] = home
     os.environ.pop("MODELREG_URI", None)

@@ -168,6 +168,7 @@ def search(obj: Ctx, expr: str | None, limit: int, page_token: str | None, as_js
             tags.K params.K metrics.K model.tags.K
     Operators: = != < <= > >= LIKE ILIKE IN, IS [NOT] NULL, AND OR NOT ( ), ORDER BY f [DESC]
 
+    \b
     Example:
       modelreg search "metrics.accuracy > 0.85 AND tags.team = 'risk' ORDER BY version DESC"
     """

@@ -237,7 +237,10 @@ class HttpBackend:
             try:
                 have = self._http.head(blob).status_code == 200
             except httpx.HTTPError as exc:
-                raise Unavailable(f"cannot reach {self.base_url}: {exc}", detail={}) from None
+                raise Unavailable(
+                    f"cannot reach the registry at {self.base_url}: {exc}",
+                    detail={"url": self.base_url},
+                ) from None
             if have:
                 if progress is not None:
                     progress(size)
@@ -307,7 +310,9 @@ class HttpBackend:
                     self._raise_for(response)
                 yield _Stream(response)
         except httpx.HTTPError as exc:
-            raise Unavailable(f"download from {self.base_url} failed: {exc}", detail={}) from None
+            raise Unavailable(
+                f"download from {self.base_url} failed: {exc}", detail={"url": self.base_url}
+            ) from None
 
     def download(self, ref: str, out_dir: Path, progress: Progress | None) -> list[Path]:
         """Stream a version's files into ``out_dir``, each verified against the manifest."""

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from modelreg.errors import InvalidInput, Unauthenticated, Unavailable
+from modelreg.errors import ImportStopped, InvalidInput, Unauthenticated, Unavailable
 from modelreg.names import validate_manifest_path
 
 REGISTRY = "/api/2.0/mlflow"
@@ -164,8 +164,8 @@ class MlflowSource:
 
     def _check_time(self) -> None:
         if time.monotonic() > self._deadline:
-            # Unavailable is fatal to the import: every later request would stop here too.
-            raise Unavailable(
+            # Fatal to the import (an Unavailable): every later request would stop here too.
+            raise ImportStopped(
                 f"the import from {self.url} ran longer than its limit of "
                 f"{self.limits.max_seconds:g} seconds (--max-time) and stopped; what it "
                 "imported is complete, and running it again goes on from there",

@@ -52,6 +52,7 @@ from modelreg.errors import (
     ApprovalRequired,
     ConcurrentChange,
     Conflict,
+    ImportStopped,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -124,7 +125,8 @@ def import_mlflow(
         The summary; per-version failures are in it (``exit_code`` is non-zero), not raised.
 
     Raises:
-        Unavailable: either side cannot be reached.
+        Unavailable: either side cannot be reached (``ImportStopped``: the source broke a
+            bound or the run its time limit).
         InvalidInput: ``source`` is not an MLflow server.
         PermissionDenied: the registry refuses the import (admin role needed).
     """
@@ -169,7 +171,7 @@ class _Importer:
                 key=lambda m: str(m.get("name")),
             )
         except SourceError as exc:
-            raise Unavailable(
+            raise ImportStopped(
                 f"cannot list the models of the MLflow server at {self.source.url}: {exc}",
                 detail={"from": self.source.url},
             ) from None

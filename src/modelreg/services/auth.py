@@ -343,16 +343,19 @@ def list_tokens(session: Session, *, actor: Actor, name: str | None = None) -> l
     return list(session.scalars(query))
 
 
-def authenticate(session: Session, secret: str | None, *, source: str) -> Actor:
+CREDENTIALS_HINT = "Authorization: Bearer TOKEN; MODELREG_TOKEN for the CLI and modelreg.Registry"
+
+
+def authenticate(
+    session: Session, secret: str | None, *, source: str, hint: str = CREDENTIALS_HINT
+) -> Actor:
     """The actor a bearer token stands for; raises ``Unauthenticated`` for any bad token.
 
     Missing, unknown (forged), expired and revoked tokens and disabled principals all get the
-    same answer, so a caller learns nothing about which tokens exist.
+    same answer, so a caller learns nothing about which tokens exist. ``hint`` says how the
+    caller's kind of client sends a token (each door names its own variables).
     """
-    refusal = Unauthenticated(
-        "a valid API token is required (Authorization: Bearer TOKEN; MODELREG_TOKEN for the CLI)",
-        detail={},
-    )
+    refusal = Unauthenticated(f"a valid API token is required ({hint})", detail={})
     if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise refusal
     token = session.scalars(
