@@ -54,6 +54,20 @@ MLFLOW_ENV: dict[str, str] = dict(_venv.MLFLOW_ENV)
 MAKE_VENV = ".venv/bin/python bench/mlflow_venv.py"
 
 
+SKIP_VARIABLE = "MODELREG_SKIP_MLFLOW_TESTS"
+
+
+def skip_reason(environ: Mapping[str, str]) -> str | None:
+    """Why the MLflow tests are skipped on a machine without the venv, or ``None`` to build it.
+
+    ``MODELREG_SKIP_MLFLOW_TESTS=1`` skips them (offline machines); with ``CI`` set the
+    variable is ignored, so CI never skips them silently.
+    """
+    if not environ.get(SKIP_VARIABLE) or environ.get("CI"):
+        return None
+    return f"{SKIP_VARIABLE} is set; make the venv with: {MAKE_VENV}"
+
+
 def require_mlflow_python(venv: Path = DEFAULT_VENV) -> Path:
     """The python of the MLflow venv, made on first use (about a minute, once).
 
@@ -63,8 +77,9 @@ def require_mlflow_python(venv: Path = DEFAULT_VENV) -> Path:
     python = venv / "bin" / "python"
     if _venv.installed_mlflow(python) == MLFLOW_VERSION:
         return python
-    if os.environ.get("MODELREG_SKIP_MLFLOW_TESTS") and not os.environ.get("CI"):
-        pytest.skip(f"MODELREG_SKIP_MLFLOW_TESTS is set; make the venv with: {MAKE_VENV}")
+    reason = skip_reason(os.environ)
+    if reason is not None:
+        pytest.skip(reason)
     venv.parent.mkdir(parents=True, exist_ok=True)
     # Both pytest-xdist workers may get here; one makes the venv, the other waits for it.
     with open(venv.parent / ".mlflow-venv.lock", "w") as lock:

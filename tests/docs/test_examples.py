@@ -9,8 +9,13 @@ a command or an option fails here until the docs follow.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,3 +291,183 @@ def test_the_check_catches_drift(words, message):
 )
 def test_the_check_skips_option_values(words):
     check(Shown("t", words))
+
+
+# -- Running the docs ----------------------------------------------------------------------------
+#
+# Every ``bash``/``sh`` block of the README and docs/ runs, page by page and in order, on a fresh
+# embedded registry (``MODELREG_HOME`` in a temporary folder, a fresh working folder), as someone
+# pasting the page into a shell would; a command that fails fails the test. A block that cannot
+# run here says so in the Markdown, right before its fence, with the reason:
+#
+#     <!-- docs-test: skip (starts a server that runs until stopped) -->
+#
+# and a block that needs a state the page describes in prose can get it from a hidden set-up:
+#
+#     <!-- docs-test: setup
+#     modelreg register fraud_detector model.pkl
+#     -->
+#
+# Output examples belong in ``console`` blocks, which are not run.
+
+DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(?P<kind>\w+)(?P<rest>.*?)-->\s*\Z", re.DOTALL)
+SHELLS = ("bash", "sh", "shell")
+BLOCK_TIMEOUT = 900.0  # a safety net for a hung command, far above a slow machine's minute
+
+
+@dataclass(frozen=True)
+class Block:
+    """One shell block of a page, with what its ``docs-test`` comment asks."""
+
+    source: str
+    line: int
+    body: str
+    skip: str | None = None
+    setup: str = ""
+
+
+def doc_blocks(text: str, source: str) -> list[Block]:
+    """The shell blocks of a Markdown text, in order, with their skip reason or set-up."""
+    blocks: list[Block] = []
+    for match in FENCE.finditer(text):
+        if match[1].lower() not in SHELLS:
+            continue
+        line = text.count("\n", 0, match.start()) + 1
+        before = text[: match.start()].rstrip()
+        directive = DIRECTIVE.search(before[before.rfind("<!--") :]) if "<!--" in before else None
+        skip, setup = None, ""
+        if directive:
+            kind, rest = directive["kind"], directive["rest"].strip()
+            if kind == "skip":
+                reason = re.fullmatch(r"\((.+)\)", rest, re.DOTALL)
+                assert reason, f"{source}:{line}: `docs-test: skip` needs a reason: skip (why)"
+                skip = " ".join(reason[1].split())
+            elif kind == "setup":
+                assert rest, f"{source}:{line}: `docs-test: setup` needs commands"
+                setup = rest
+            else:
+                raise AssertionError(f"{source}:{line}: unknown docs-test directive {kind!r}")
+        blocks.append(Block(source, line, match[2], skip, setup))
+    return blocks
+
+
+def _modelreg_on_path(bin_dir: Path) -> None:
+    """A ``modelreg`` command running this checkout's code with the tests' interpreter."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    shim = bin_dir / "modelreg"
+    code = (
+        "import sys; from modelreg.cli.main import main; sys.argv[0] = 'modelreg'; sys.exit(main())"
+    )
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -c "{code}" "$@"\n')
+    shim.chmod(0o755)
+
+
+def page_env(root: Path) -> dict[str, str]:
+    """A shell environment with nothing of the caller's registry: a fresh one under ``root``."""
+    import modelreg
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MODELREG_", "MLFLOW_")) and k != "PYTHONPATH"
+    }
+    _modelreg_on_path(root / "bin")
+    env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(Path(modelreg.__file__).parents[1])
+    env["MODELREG_HOME"] = str(root / "home")
+    env["MODELREG_DIGEST_CACHE"] = str(root / "digest-cache.sqlite")
+    return env
+
+
+def _run_block(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run one block in bash, in a session of its own so that nothing it starts outlives it."""
+    proc = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=BLOCK_TIMEOUT)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode is None:
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_page(blocks: list[Block], root: Path) -> list[str]:
+    """Run the blocks in order in a fresh folder; the first failure raises with its output."""
+    work = root / "work"
+    work.mkdir(parents=True)
+    env = page_env(root)
+    ran: list[str] = []
+    for block in blocks:
+        if block.skip is not None:
+            continue
+        script = f"set -euo pipefail\n{block.setup}\n{block.body}"
+        done = _run_block(script, work, env)
+        assert done.returncode == 0, (
+            f"{block.source}:{block.line}: the block failed (exit {done.returncode})\n"
+            f"{block.body}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
+        )
+        ran.append(f"{block.source}:{block.line}")
+    return ran
+
+
+PAGES = [path for path in DOCS if doc_blocks(path.read_text(encoding="utf-8"), path.name)]
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
+def test_every_shell_block_runs_in_order_on_a_fresh_registry(path, tmp_path):
+    source = path.relative_to(ROOT).as_posix()
+    blocks = doc_blocks(path.read_text(encoding="utf-8"), source)
+    ran = run_page(blocks, tmp_path)
+    skipped = [b for b in blocks if b.skip]
+    assert len(ran) + len(skipped) == len(blocks)
+    assert ran or skipped, f"no shell block in {source}"
+
+
+def test_a_failing_documented_command_fails_the_page(tmp_path):
+    text = (
+        "```bash\necho 'weights' > model.pkl && modelreg register fraud model.pkl\n```\n\n"
+        "<!-- docs-test: skip (an illustration) -->\n```bash\nexit 9\n```\n\n"
+        "```bash\nmodelreg show fraud\nmodelreg show fraud_detectr   # a typo\n```\n"
+    )
+    blocks = doc_blocks(text, "page.md")
+    assert [b.skip for b in blocks] == [None, "an illustration", None]
+    with pytest.raises(AssertionError, match=r"page\.md:10: the block failed \(exit 2\)"):
+        run_page(blocks, tmp_path)
+
+
+def test_the_state_carries_from_block_to_block_and_setup_runs_first(tmp_path):
+    text = (
+        "<!-- docs-test: setup\necho 'weights' > model.pkl\n-->\n"
+        "```bash\nmodelreg register fraud model.pkl\n```\n"
+        "```sh\nmodelreg show fraud:1 --json > v.json && grep -q '\"version\": 1' v.json\n```\n"
+    )
+    assert run_page(doc_blocks(text, "p.md"), tmp_path) == ["p.md:4", "p.md:7"]
+
+
+@pytest.mark.parametrize(
+    "comment",
+    ["<!-- docs-test: skip -->", "<!-- docs-test: skip () -->", "<!-- docs-test: run -->"],
+)
+def test_a_directive_must_be_well_formed(comment):
+    with pytest.raises(AssertionError, match="docs-test"):
+        doc_blocks(f"{comment}\n```bash\ntrue\n```\n", "p.md")
+
+
+def test_the_readme_installs_into_a_venv():
+    """The README's install commands make and activate a venv first, never the active pip."""
+    blocks = doc_blocks((ROOT / "README.md").read_text(encoding="utf-8"), "README.md")
+    installs = [b.body for b in blocks if "pip install" in b.body]
+    assert len(installs) == 2, installs
+    for body in installs:
+        before = body.split("pip install")[0]
+        assert "python3 -m venv .venv && . .venv/bin/activate &&" in before, body

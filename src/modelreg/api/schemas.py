@@ -59,6 +59,12 @@ class EnvironmentIn(_Strict):
 
     python: str | None = None
     packages: list[str] = Field(default_factory=list, max_length=5000)
+    source: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Where the packages were read: `python-process`, `cli-process`, "
+        "`requirements.txt`, `conda.yaml`, `pip freeze` or `venv:/path/bin/python`.",
+    )
 
 
 class VersionCreate(_Strict):

@@ -51,6 +51,7 @@ class Ctx:
     def registry(self) -> Registry:
         if self._registry is None:
             self._registry = Registry(self.registry_uri)
+            self._registry.process_label = "cli-process"
         return self._registry
 
 

@@ -36,6 +36,13 @@ from modelreg.cli.output import (
 @click.option("--framework", help="e.g. sklearn, pytorch, onnx.")
 @click.option("--idempotency-key", help="Retrying with the same key returns the same version.")
 @click.option("--no-capture", is_flag=True, help="Do not record git state and packages.")
+@click.option(
+    "--env-from",
+    type=click.Path(path_type=Path),
+    metavar="FILE|PYTHON",
+    help="Record the training environment from a requirements.txt, conda.yaml, `pip freeze` "
+    "output or a venv's python (default: this CLI's own packages).",
+)
 @json_option
 @click.pass_obj
 def register(
@@ -54,9 +61,13 @@ def register(
     framework: str | None,
     idempotency_key: str | None,
     no_capture: bool,
+    env_from: Path | None,
     as_json: bool,
 ) -> None:
     """Register a new version of NAME from files or a folder (creates the model if needed).
+
+    The packages recorded are the CLI's own unless --env-from points at the training
+    environment; registering from the training script (Python API) records them right.
 
     \b
     Example:
@@ -85,6 +96,7 @@ def register(
             framework=framework,
             idempotency_key=idempotency_key,
             capture=not no_capture,
+            env_from=env_from,
             progress=progress,
         )
     if as_json:

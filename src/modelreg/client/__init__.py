@@ -123,6 +123,10 @@ class Registry:
         token: an API token for a server (unused by folder registries).
     """
 
+    # How ``register`` labels the environment it reads from its own process; the CLI says
+    # ``cli-process`` (the CLI's packages, not the training script's).
+    process_label = "python-process"
+
     def __init__(self, uri: Pathish | None = None, *, token: str | None = None) -> None:
         self.uri = resolve_uri(uri)
         self.token = token or os.environ.get("MODELREG_TOKEN")
@@ -180,12 +184,15 @@ class Registry:
         number: int | None = None,
         stage: str | None = None,
         capture: bool = True,
+        env_from: Pathish | None = None,
         progress: Progress = None,
     ) -> Version:
         """Register a new version of ``name`` from files and/or folders.
 
         The model is created if needed. With ``capture`` the git commit of the working
-        directory and the Python environment are recorded as lineage.
+        directory and the Python environment are recorded as lineage: called from the training
+        script, that is the training environment (``environment.source`` says
+        ``python-process``); ``env_from`` reads it from elsewhere instead.
 
         Args:
             name: model name (``fraud`` or ``team/fraud``).
@@ -207,10 +214,14 @@ class Registry:
                 must be greater than every number the model ever used.
             stage: for imports (admin only): the version's first stage, e.g. ``production``.
             capture: record git state and installed packages.
+            env_from: where the training environment's packages are, when not in this
+                process: a ``requirements.txt``, a ``conda.yaml``, a file of ``pip freeze``
+                output, or a venv's python (or the venv's folder), which is run to list them.
             progress: called with byte counts as files are stored.
 
         Raises:
-            InvalidInput: bad names, paths or values; nothing is created.
+            InvalidInput: bad names, paths or values, or an ``env_from`` that cannot be read;
+                nothing is created.
             Conflict: the semver or idempotency key is taken by different content, the
                 ``number`` is not above the model's last one, or ``stage`` is production
                 while another version holds it.
@@ -228,9 +239,11 @@ class Registry:
             "parents": list(parents),
         }
         environment: dict[str, Any] = {}
+        if env_from is not None:  # read first: a bad file must stop the registration
+            environment = capture_environment(env_from)
         if capture:
             lineage.update(capture_git())
-            environment = capture_environment()
+            environment = environment or capture_environment(process=self.process_label)
         meta = {
             "metrics": clean_metrics,
             "params": {k: str(v) for k, v in _kv(params).items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -135,19 +136,200 @@ def capture_git(cwd: str | os.PathLike[str] | None = None) -> dict[str, object]:
     return {"git_repo": remote, "git_commit": commit, "git_dirty": bool(status)}
 
 
-def capture_environment() -> dict[str, object]:
-    """The Python version and the installed distributions (``name==version``, sorted)."""
-    from importlib import metadata
+# Run by a training environment's python to list its distributions: no pip needed (a venv made
+# `--without-pip` still answers), and nothing but the standard library is imported.
+_LIST_DISTRIBUTIONS = """
+import json, platform
+from importlib import metadata
+names = {
+    f"{d.metadata['Name']}=={d.version}"
+    for d in metadata.distributions()
+    if d.metadata and d.metadata['Name']
+}
+print(json.dumps({"python": platform.python_version(), "packages": sorted(names, key=str.lower)}))
+"""
+ENV_TIMEOUT = 120.0  # seconds for another python to list its packages (a cold, busy disk)
+_MAX_PACKAGES = 5000  # what the server accepts
+# One requirement line: `name[extras] <specifiers> ; marker`, or `name @ url` (pip freeze of a
+# direct reference), or `-e …` (an editable install, as pip freeze prints it).
+_REQUIREMENT = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?\s*(?:\[[^\]]*\])?\s*"
+    r"(?:(?:@\s*\S+)|(?:(?:===|==|!=|~=|>=|<=|>|<)\s*[^\s,;]+"
+    r"(?:\s*,\s*(?:===|==|!=|~=|>=|<=|>|<)\s*[^\s,;]+)*))?\s*(?:;.*)?"
+)
+_PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?(?:==\S+|\s+@\s+\S+)")
 
-    packages = sorted(
-        {
-            f"{dist.metadata['Name']}=={dist.version}"
-            for dist in metadata.distributions()
-            if dist.metadata and dist.metadata["Name"]
-        },
-        key=str.lower,
+
+def capture_environment(
+    env_from: str | os.PathLike[str] | None = None, *, process: str = "python-process"
+) -> dict[str, object]:
+    """The Python version, the distributions (sorted) and where they were read (``source``).
+
+    Without ``env_from`` this process's own environment is read, recorded as ``process``.
+    ``env_from`` points at the training environment instead: a python executable or a venv
+    folder (its distributions are listed by running it), a ``conda.yaml``/``environment.yml``,
+    a ``requirements.txt``, or a file holding ``pip freeze`` output.
+
+    Raises:
+        InvalidInput: the file cannot be read or holds no packages, or the python cannot list
+            them; nothing is registered.
+    """
+    if env_from is None:
+        from importlib import metadata
+
+        packages = sorted(
+            {
+                f"{dist.metadata['Name']}=={dist.version}"
+                for dist in metadata.distributions()
+                if dist.metadata and dist.metadata["Name"]
+            },
+            key=str.lower,
+        )
+        return {"python": platform.python_version(), "packages": packages, "source": process}
+    path = Path(env_from)
+    if path.is_dir() and (path / "bin" / "python").exists():
+        path = path / "bin" / "python"
+    if not path.is_file():
+        raise InvalidInput(
+            f"environment from {path}: no such file (give a requirements.txt, a conda.yaml, "
+            "a file of `pip freeze` output, or a venv's python)",
+            detail={"env_from": str(path)},
+        )
+    if path.suffix.lower() in (".yaml", ".yml"):
+        env = _conda_environment(path)
+    elif _is_program(path):
+        env = _python_environment(path)
+    else:
+        env = _requirements_environment(path)
+    found = env["packages"]
+    assert isinstance(found, list)
+    if not found:
+        raise InvalidInput(
+            f"environment from {path}: no packages in it", detail={"env_from": str(path)}
+        )
+    if len(found) > _MAX_PACKAGES:
+        raise InvalidInput(
+            f"environment from {path}: {len(found)} packages, more than {_MAX_PACKAGES}",
+            detail={"env_from": str(path)},
+        )
+    return env
+
+
+def _is_program(path: Path) -> bool:
+    """An executable binary or script (a python), as opposed to a text file to read."""
+    if not os.access(path, os.X_OK):
+        return False
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head == b"\x7fELF" or head.startswith(b"#!")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"environment from {path}: cannot be read as text ({exc})",
+            detail={"env_from": str(path)},
+        ) from exc
+
+
+def _requirements_environment(path: Path) -> dict[str, object]:
+    """A requirements file, or ``pip freeze`` output (every line pinned ``==`` or ``@``)."""
+    packages: list[str] = []
+    for number, raw in enumerate(_read_text(path).splitlines(), 1):
+        line = re.sub(r"(^|\s)#.*", "", raw).strip()
+        if not line:
+            continue
+        if line.startswith(("-e ", "--editable ")):
+            packages.append(line)
+            continue
+        if line.startswith("-"):  # -r other.txt, --index-url …: options, not packages
+            continue
+        if not _REQUIREMENT.fullmatch(line):
+            raise InvalidInput(
+                f"environment from {path}, line {number}: not a requirement: {raw.strip()[:80]!r}",
+                detail={"env_from": str(path), "line": number},
+            )
+        packages.append(line)
+    named = [p for p in packages if not p.startswith("-")]
+    frozen = bool(named) and all(_PINNED.fullmatch(p) for p in named)
+    source = (
+        "pip freeze" if frozen and "requirements" not in path.name.lower() else "requirements.txt"
     )
-    return {"python": platform.python_version(), "packages": packages}
+    return {"python": None, "packages": sorted(packages, key=str.lower), "source": source}
+
+
+def _conda_environment(path: Path) -> dict[str, object]:
+    """A conda environment file: its conda dependencies and the pip ones under ``pip:``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(_read_text(path))
+    except yaml.YAMLError as exc:
+        raise InvalidInput(
+            f"environment from {path}: not valid YAML ({exc})", detail={"env_from": str(path)}
+        ) from exc
+    deps = data.get("dependencies") if isinstance(data, dict) else None
+    if not isinstance(deps, list):
+        raise InvalidInput(
+            f"environment from {path}: a conda environment file needs a `dependencies:` list",
+            detail={"env_from": str(path)},
+        )
+    packages: list[str] = []
+    python: str | None = None
+    for dep in deps:
+        if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
+            packages += [str(p) for p in dep["pip"]]
+        elif isinstance(dep, str):
+            name, _, version = dep.partition("=")
+            if name.strip() == "python" and version:
+                python = version.lstrip("=")
+            packages.append(dep)
+        else:
+            raise InvalidInput(
+                f"environment from {path}: not a dependency: {dep!r}",
+                detail={"env_from": str(path)},
+            )
+    return {"python": python, "packages": sorted(packages, key=str.lower), "source": "conda.yaml"}
+
+
+def _python_environment(python: Path) -> dict[str, object]:
+    """What another python (a venv's) has installed, listed by running it (no shell)."""
+    where = python.absolute()
+    try:
+        done = subprocess.run(
+            [str(where), "-I", "-c", _LIST_DISTRIBUTIONS],
+            capture_output=True,
+            text=True,
+            timeout=ENV_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InvalidInput(
+            f"environment from {python}: could not run it to list its packages ({exc})",
+            detail={"env_from": str(python)},
+        ) from exc
+    try:
+        env = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (ValueError, IndexError):
+        env = None
+    if not isinstance(env, dict) or not isinstance(env.get("packages"), list):
+        said = (done.stderr or done.stdout).strip()[-300:]
+        raise InvalidInput(
+            f"environment from {python}: not a python that can list its packages "
+            f"(exit {done.returncode}: {said})",
+            detail={"env_from": str(python)},
+        )
+    return {
+        "python": str(env.get("python") or "") or None,
+        "packages": [str(p) for p in env["packages"]],
+        "source": f"venv:{where}",
+    }
 
 
 def plan_download(files: list[dict[str, Any]], out: Path) -> list[tuple[dict[str, Any], Path]]:

@@ -190,7 +190,16 @@ def _check_environment(environment: dict[str, Any] | None) -> dict[str, Any]:
         raise InvalidInput("environment.packages must be a list of strings", detail={})
     if len(packages) > 5000 or any(len(p) > 300 for p in packages):
         raise InvalidInput("environment.packages is too large", detail={})
-    return {"python": python, "packages": packages}
+    source = env.get("source")
+    if source is not None and (not isinstance(source, str) or len(source) > 1024):
+        raise InvalidInput(
+            "environment.source must be a string of at most 1024 characters", detail={}
+        )
+    checked: dict[str, Any] = {"python": python, "packages": packages}
+    if source is not None:
+        # Where the packages were read: a process, a requirements file, a venv's python.
+        checked["source"] = source
+    return checked
 
 
 def _next_semver(session: Session, model: Model, bump: str) -> str:
