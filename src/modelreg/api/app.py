@@ -18,6 +18,7 @@ from modelreg import __version__
 from modelreg.api import errors as api_errors
 from modelreg.api.answers import CachedReads
 from modelreg.api.deps import Registry
+from modelreg.api.docs_page import router as docs_router
 from modelreg.api.mlflow import artifacts as mlflow_artifacts
 from modelreg.api.mlflow import registry as mlflow_registry
 from modelreg.api.mlflow import tracking as mlflow_tracking
@@ -266,7 +267,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="modelreg",
         version=__version__,
         description='The modelreg REST API. Errors are `{"error": {code, message, detail}}`.',
-        docs_url="/api/docs",
+        # The docs page is ``api.docs_page``: FastAPI's loads Swagger UI from a CDN.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -294,6 +296,7 @@ def create_app(settings: Settings) -> FastAPI:
     # models': /models/{name} would also match "fraud/policy" (such names are reserved).
     for module in (health, versions, aliases, lifecycle, policies, models, blobs, audit, admin):
         app.include_router(module.router)
+    app.include_router(docs_router)
     # The MLflow door (MLFLOW-PROTOCOL.md): the same service layer and authentication.
     for router in (
         mlflow_registry.router,
