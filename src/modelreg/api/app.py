@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg import __version__
 from modelreg.api import errors as api_errors
+from modelreg.api.access_log import AccessLog
 from modelreg.api.answers import CachedReads
 from modelreg.api.deps import Registry
 from modelreg.api.docs_page import router as docs_router
@@ -292,6 +293,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last, so it is the outermost layer: every answer gets the headers, even the
     # ones the inner middlewares send on their own (413, 415, 400 for a bad Host, 403).
     app.add_middleware(SecurityHeaders)
+    # Outside even that: the access log sees every answer as the client gets it.
+    app.add_middleware(AccessLog)
     # The /models/{name}/… routes of versions, aliases, lifecycle and policies come before
     # models': /models/{name} would also match "fraud/policy" (such names are reserved).
     for module in (health, versions, aliases, lifecycle, policies, models, blobs, audit, admin):

@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from modelreg.api.access_log import note_actor
 from modelreg.api.origin import is_loopback_host
 from modelreg.api.uploads import UploadGate
 from modelreg.config import Settings
@@ -123,10 +124,12 @@ def _actor(request: Request) -> Actor:
         request.state.stamp = stamp
         known = cached_actor(registry, key, stamp, client)
         if known is not None:
+            note_actor(request.scope, known.name)
             return known
         actor = _authenticate(session, registry, header, loopback, client)
     # Creating a user, granting, revoking: each is audited, so each moves the stamp.
     registry.cache.put(key, stamp, actor)
+    note_actor(request.scope, actor.name)
     return actor
 
 
