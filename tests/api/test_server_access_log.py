@@ -161,3 +161,41 @@ def test_the_query_string_keeps_what_helps_and_hides_what_could_be_a_secret() ->
     )
     assert redact_query(b"q=a%20b&q2=new\nline") == "q=a%20b&q2=new%0Aline"
     assert redact_query(b"q=" + b"x" * 5000).endswith("…")
+
+
+def test_a_request_that_fails_is_logged_as_the_500_it_gets(tmp_path: Path) -> None:
+    """Starlette answers an exception outside every added layer; the line still says 500."""
+    import logging
+
+    from modelreg.api.app import create_app
+    from modelreg.config import Settings
+    from server_process import ThreadedServer, unlogged_server_errors
+
+    (tmp_path / "registry").mkdir()
+    app = create_app(Settings.for_home(tmp_path / "registry"))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("modelreg.access")
+    keep, was = Keep(), logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.INFO)
+    try:
+        with ThreadedServer(app) as server, unlogged_server_errors():
+            assert httpx.get(server.url + "/boom").status_code == 500
+            assert httpx.get(server.url + "/healthz").status_code == 200
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(was)
+        app.state.registry.engine.dispose()
+    lines = [r.access for r in records]  # type: ignore[attr-defined]
+    assert [(a["path"], a["status"]) for a in lines] == [("/boom", 500), ("/healthz", 200)]
+    assert lines[0]["actor"] is None

@@ -10,9 +10,12 @@ replaces uvicorn's own access log with this one and sends every line to standard
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import re
+import threading
 import time
 from typing import Any
 
@@ -64,12 +67,75 @@ def redact_query(query: bytes) -> str:
     return text if len(text) <= MAX_QUERY else text[:MAX_QUERY] + "…"
 
 
+# What an access line's record holds that ``LogRecord.__init__`` would look up per line (file
+# and module names, thread and process names): fixed, so any %-style format still finds them.
+_FIXED_ATTRIBUTES: dict[str, Any] = {
+    "name": LOGGER,
+    "levelno": logging.INFO,
+    "levelname": "INFO",
+    "msg": "%s %s %s",
+    "pathname": __file__,
+    "filename": "access_log.py",
+    "module": "access_log",
+    "lineno": 0,
+    "funcName": "AccessLog",
+    "exc_info": None,
+    "exc_text": None,
+    "stack_info": None,
+    "threadName": "",
+    "processName": "",
+    "relativeCreated": 0.0,
+}
+
+
+def _uncached(raw: bytes, query: bytes) -> tuple[str, str]:
+    return _clean(raw.decode("latin-1")), redact_query(query) if query else ""
+
+
+# Clients repeat the same few requests (a service resolving its model): short targets are
+# cleaned once. Long ones are not kept, so the cache stays small whatever clients send.
+_target = functools.lru_cache(maxsize=1024)(_uncached)
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A ``StreamHandler`` that writes each line with one call and no separate flush.
+
+    ``sys.stderr`` is line-buffered, so the write sends the line; ``StreamHandler`` would
+    take its lock a second time per line to flush an empty buffer.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = self.stream
+            stream.write(self.format(record) + "\n")
+            if not getattr(stream, "line_buffering", False):
+                stream.flush()  # a file or pipe that is not line-buffered: no line may wait
+        except Exception:
+            self.handleError(record)
+
+
+class _AccessRecord(logging.LogRecord):
+    """An access line's record, made without ``LogRecord.__init__`` (a third of a line's cost)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:  # no super().__init__: see above
+        now = time.time()
+        self.__dict__.update(_FIXED_ATTRIBUTES)
+        self.args = (fields["method"], fields["path"], fields["status"] or "-")
+        self.created = now
+        self.msecs = (now - int(now)) * 1000
+        self.thread = threading.get_ident()
+        self.process = os.getpid()
+        self.access = fields
+
+
 class AccessLog:
     """Log one line per HTTP request once its answer is sent (or the client is gone).
 
-    A plain ASGI layer, outermost: it sees every answer, the ones the guards send on their
-    own included. It costs a closure and two clock reads per request, and nothing at all
-    when its logger is off (``--log-level warning``).
+    A plain ASGI layer, the outermost one added: it sees every answer, the ones the guards
+    send on their own included (and logs 500 for an exception, which Starlette's
+    ``ServerErrorMiddleware`` outside it answers). It costs a closure and two clock reads
+    per request, plus the line, and nothing more when its logger is off (``--log-level
+    warning``).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -97,42 +163,44 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, counted)
+        except Exception:
+            # Starlette's ServerErrorMiddleware, outside every added layer, answers it.
+            status = status or 500
+            raise
         finally:
             ms = (time.perf_counter() - start) * 1000
             self._log(scope, status, size, ms, actor[-1] if actor else None)
 
     def _log(self, scope: Scope, status: int, size: int, ms: float, actor: str | None) -> None:
-        raw = scope.get("raw_path")
-        path = _clean(raw.decode("latin-1") if raw else scope["path"])
-        query = scope.get("query_string")
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        query: bytes = scope.get("query_string") or b""
+        path, logged_query = (
+            _target(raw, query) if len(raw) + len(query) <= 512 else _uncached(raw, query)
+        )
         client = scope.get("client")
         fields = {
             "method": scope["method"],
             "path": path,
-            "query": redact_query(query) if query else "",
+            "query": logged_query,
             "status": status or None,  # None: no answer was sent (the client left)
             "duration_ms": round(ms, 3),
             "bytes": size,
             "actor": actor,
             "client": client[0] if client else None,
         }
-        # makeRecord, not logger.info: that would also walk the stack for the caller's line.
-        record = self.logger.makeRecord(
-            LOGGER,
-            logging.INFO,
-            "",
-            0,
-            "%s %s %s",
-            (fields["method"], path, status or "-"),
-            None,
-            extra={"access": fields},
-        )
-        self.logger.handle(record)
+        self.logger.handle(_AccessRecord(fields))
+
+
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{seconds}.{int(record.msecs):03d}Z"
+    # strftime once a second, not once a line: it was a third of a text line's cost.
+    whole = int(record.created)
+    if _second[0] != whole:
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second[0] = whole
+    return f"{_second[1]}.{int(record.msecs):03d}Z"
 
 
 class TextFormatter(logging.Formatter):
@@ -153,6 +221,10 @@ class TextFormatter(logging.Formatter):
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -177,7 +249,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, separators=(",", ":"), default=str)
+        return _ENCODER.encode(entry)
 
 
 def json_line(logger: str, message: str, **fields: Any) -> str:
@@ -204,7 +276,7 @@ def logging_config(level: str, log_format: str) -> dict[str, Any]:
         "formatters": {"modelreg": {"()": f"{__name__}.{kind}"}},
         "handlers": {
             "stderr": {
-                "class": "logging.StreamHandler",
+                "class": f"{__name__}.LineHandler",
                 "formatter": "modelreg",
                 "stream": "ext://sys.stderr",
             }
