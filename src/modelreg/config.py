@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,8 @@ class Settings(BaseModel):
     body_idle_timeout: float = Field(default=30.0, gt=0)
     max_uploads_per_principal: int = Field(default=8, gt=0)
     allowed_hosts: list[str] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
@@ -69,6 +71,8 @@ class Settings(BaseModel):
             "max_json_bytes",
             "body_idle_timeout",
             "max_uploads_per_principal",
+            "log_level",
+            "log_format",
         ):
             env = os.environ.get(f"MODELREG_{key.upper()}")
             if env:

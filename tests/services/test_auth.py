@@ -12,7 +12,8 @@ import modelreg
 from modelreg import errors
 from modelreg.cli.main import main
 
-PUBLIC = {"/", "/healthz", "/readyz", "/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"}
+# The docs page and its files (Swagger UI, vendored) are public, like the document itself.
+PUBLIC = {"/", "/healthz", "/readyz", "/openapi.json", "/api/docs", "/api/docs/assets/{path:path}"}
 
 
 @pytest.fixture

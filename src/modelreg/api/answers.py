@@ -19,6 +19,7 @@ from anyio import to_thread
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelreg.api.access_log import note_actor
 from modelreg.api.deps import Registry, actor_key, basic_outside_door, cached_actor, is_local
 from modelreg.services.actor import Permission
 from modelreg.services.stamp import SqliteStampReader
@@ -108,6 +109,7 @@ class CachedReads:
         model_id, body = hit
         if actor is None or not actor.can(Permission.READ, model_id):
             return False  # unknown caller or a refusal: the slow path answers it properly
+        note_actor(scope, actor.name)
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

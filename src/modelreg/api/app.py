@@ -16,8 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg import __version__
 from modelreg.api import errors as api_errors
+from modelreg.api.access_log import AccessLog
 from modelreg.api.answers import CachedReads
 from modelreg.api.deps import Registry
+from modelreg.api.docs_page import router as docs_router
 from modelreg.api.mlflow import artifacts as mlflow_artifacts
 from modelreg.api.mlflow import registry as mlflow_registry
 from modelreg.api.mlflow import tracking as mlflow_tracking
@@ -267,7 +269,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="modelreg",
         version=__version__,
         description='The modelreg REST API. Errors are `{"error": {code, message, detail}}`.',
-        docs_url="/api/docs",
+        # The docs page is ``api.docs_page``: FastAPI's loads Swagger UI from a CDN.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -291,6 +294,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last, so it is the outermost layer: every answer gets the headers, even the
     # ones the inner middlewares send on their own (413, 415, 400 for a bad Host, 403).
     app.add_middleware(SecurityHeaders)
+    # Outside even that: the access log sees every answer as the client gets it.
+    app.add_middleware(AccessLog)
     # The /models/{name}/… routes of versions, aliases, lifecycle and policies come before
     # models': /models/{name} would also match "fraud/policy" (such names are reserved).
     for module in (
@@ -306,6 +311,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin,
     ):
         app.include_router(module.router)
+    app.include_router(docs_router)
     # The MLflow door (MLFLOW-PROTOCOL.md): the same service layer and authentication.
     for router in (
         mlflow_registry.router,

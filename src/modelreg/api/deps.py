@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from modelreg.api.access_log import note_actor
 from modelreg.api.origin import is_loopback_host
 from modelreg.api.uploads import UploadGate
 from modelreg.config import Settings
@@ -129,11 +130,13 @@ def _actor(request: Request) -> Actor:
         request.state.stamp = stamp
         known = cached_actor(registry, key, stamp, client)
         if known is not None:
+            note_actor(request.scope, known.name)
             return known
         door = request.url.path.startswith(MLFLOW_PREFIXES)
         actor = _authenticate(session, registry, header, loopback, client, door)
     # Creating a user, granting, revoking: each is audited, so each moves the stamp.
     registry.cache.put(key, stamp, actor)
+    note_actor(request.scope, actor.name)
     return actor
 
 

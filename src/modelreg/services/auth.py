@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
@@ -49,6 +49,11 @@ def check_principal_name(name: str) -> str:
 def has_principals(session: Session) -> bool:
     """Whether authentication is on (some user or service account exists)."""
     return bool(session.scalar(select(exists().where(Principal.id.is_not(None)))))
+
+
+def count_principals(session: Session) -> int:
+    """How many users and service accounts exist (disabled ones included)."""
+    return session.scalar(select(func.count()).select_from(Principal)) or 0
 
 
 def role_holders(
