@@ -23,6 +23,7 @@ from modelreg.cli.main import cli, main
 
 EXAMPLE_HEAD = re.compile(r"^\s*Examples?:\s*$")
 # A command line in an example block, optionally after VAR=value assignments.
+REDIRECT = re.compile(r"[0-9&]?>>?")
 COMMAND = re.compile(r"^(?:[A-Z_]+=\S+\s+)*modelreg(?:\s|$)")
 
 # The story the examples are run in: a command's examples run when its turn comes.
@@ -158,9 +159,9 @@ def argv_of(line: str) -> tuple[dict[str, str], list[str]]:
         key, _, value = words.pop(0).partition("=")
         env[key] = value
     assert words.pop(0) == "modelreg"
-    if ">" in words or ">>" in words:  # shell redirection: the output goes elsewhere
-        words = words[: next(i for i, w in enumerate(words) if w in (">", ">>"))]
-    return env, words
+    # Shell redirection (`> out.json`, `2>> server.log`): the output goes elsewhere.
+    redirect = next((i for i, w in enumerate(words) if REDIRECT.fullmatch(w)), None)
+    return env, words if redirect is None else words[:redirect]
 
 
 def needs_outside(env: dict[str, str], args: list[str], line: str) -> bool:

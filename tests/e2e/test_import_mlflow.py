@@ -474,7 +474,7 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path):
         "--from",
         f"http://127.0.0.1:{free_port()}",
     )
-    assert code == 1
+    assert code == 7  # unreachable (docs/cli.md: exit codes)
     assert out == ""
     assert "cannot reach the MLflow server" in err
 
