@@ -58,6 +58,19 @@ def fresh_pg_database(server: PostgresServer) -> str:
     return f"{server.url_base}/{name}"
 
 
+def module_registry_folder(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
+) -> Path:
+    """A registry folder on the database ``request.param`` names, for module-scoped fixtures."""
+    home = tmp_path_factory.mktemp(f"{label}-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{home / 'registry.db'}"
+    else:
+        url = fresh_pg_database(request.getfixturevalue("pg_server"))
+    (home / "modelreg.toml").write_text(f'db = "{url}"\n')
+    return home
+
+
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty registry database on SQLite and on PostgreSQL."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import modelreg
-from conftest import DATABASES, fresh_pg_database
+from conftest import DATABASES, module_registry_folder
 from two_teams import API, Teams, sha, two_teams
 
 MLF = "/api/2.0/mlflow"
@@ -27,13 +27,7 @@ ART = "/api/2.0/mlflow-artifacts/artifacts"
 def teams(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Teams]:
-    home = tmp_path_factory.mktemp(f"possession-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'registry.db'}"
-    else:
-        url = fresh_pg_database(request.getfixturevalue("pg_server"))
-    (home / "modelreg.toml").write_text(f'db = "{url}"\n')
-    with two_teams(home) as world:
+    with two_teams(module_registry_folder(request, tmp_path_factory, "possession")) as world:
         yield world
 
 

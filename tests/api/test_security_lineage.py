@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import DATABASES, fresh_pg_database
+from conftest import DATABASES, module_registry_folder
 from two_teams import Teams, two_teams
 
 WEIGHTS = b"alpha fine-tune weights"
@@ -28,13 +28,7 @@ WEIGHTS = b"alpha fine-tune weights"
 def teams(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Teams]:
-    home = tmp_path_factory.mktemp(f"lineage-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'registry.db'}"
-    else:
-        url = fresh_pg_database(request.getfixturevalue("pg_server"))
-    (home / "modelreg.toml").write_text(f'db = "{url}"\n')
-    with two_teams(home) as world:
+    with two_teams(module_registry_folder(request, tmp_path_factory, "lineage")) as world:
         for who in ("ann", "cy", "root"):
             assert world.upload(who, WEIGHTS).status_code == 200
         yield world
