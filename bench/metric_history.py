@@ -3,7 +3,7 @@
 PYTHONPATH=src .venv/bin/python bench/metric_history.py [--pg] [--repeat 7] [--points 10000]
 
 Each round makes a fresh run, fills it with ``--points`` points (10 keys, in batches of 1,000),
-then times one more batch of 1,000 points (100 per key) through ``tracking.log_batch``, commit
+then times one more batch of 1,000 points (100 per key) through ``log_batch``, commit
 included, and one ``metrics/get-history`` read of a key (1,100 points at the default). Prints
 the median and the spread of the rounds. SQLite by default; ``--pg`` starts a throwaway
 PostgreSQL (the tests' ``tests/pg.py``).
@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
@@ -24,13 +25,17 @@ from modelreg.services import tracking
 from modelreg.services.actor import Actor
 
 ROOT = Path(__file__).resolve().parent.parent
+# Before the split (schema 0008) these were all functions of one module; the fallback lets the
+# same script time an older tree (PYTHONPATH=old/src) for a before/after comparison.
+RUNS: Any = getattr(tracking, "runs", tracking)
+LOGGING: Any = getattr(tracking, "run_logging", tracking)
 ACTOR = Actor("bench")
 KEYS = 10
 
 
-def _batch(first_step: int, steps: int) -> list[tracking.MetricPoint]:
+def _batch(first_step: int, steps: int) -> list[Any]:
     return [
-        tracking.metric_point(
+        LOGGING.metric_point(
             {"key": f"m{k}", "value": step / 7, "step": step, "timestamp": 1_000 + step}
         )
         for step in range(first_step, first_step + steps)
@@ -40,18 +45,18 @@ def _batch(first_step: int, steps: int) -> list[tracking.MetricPoint]:
 
 def _round(engine: object, steps: int) -> tuple[float, float]:
     with transaction(engine, write=True) as session:  # type: ignore[arg-type]
-        run_id = tracking.create_run(session, actor=ACTOR, experiment="0").id
+        run_id = RUNS.create_run(session, actor=ACTOR, experiment="0").id
     for start in range(0, steps, 100):
         with transaction(engine, write=True) as session:  # type: ignore[arg-type]
-            tracking.log_batch(session, run_id, actor=ACTOR, metrics=_batch(start, 100))
+            LOGGING.log_batch(session, run_id, actor=ACTOR, metrics=_batch(start, 100))
     batch = _batch(steps, 100)
     began = time.perf_counter()
     with transaction(engine, write=True) as session:  # type: ignore[arg-type]
-        tracking.log_batch(session, run_id, actor=ACTOR, metrics=batch)
+        LOGGING.log_batch(session, run_id, actor=ACTOR, metrics=batch)
     logged = time.perf_counter() - began
     began = time.perf_counter()
     with transaction(engine, write=False) as session:  # type: ignore[arg-type]
-        points = tracking.metric_history(session, run_id, "m3", actor=ACTOR)
+        points = LOGGING.metric_history(session, run_id, "m3", actor=ACTOR)
     read = time.perf_counter() - began
     assert len(points) == steps + 100, len(points)
     return logged, read

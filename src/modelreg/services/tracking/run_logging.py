@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from modelreg.db.tables.tracking import MlflowMetricPoint, MlflowRun
@@ -31,6 +31,7 @@ from modelreg.services.tracking.runs import get_run, writable_run
 
 # The most points one key of one run may hold (get-history answers them all at once).
 MAX_POINTS = 100_000
+POINTS: Table = MlflowMetricPoint.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -176,8 +177,9 @@ def log_batch(
     run.metrics = _latest(run.metrics or {}, metrics)
     if metrics:
         # Rows in the batch's order: their ids are the logging order get-history returns.
+        # A Core executemany on the table: the ORM's bulk path spends more Python per row.
         session.execute(
-            insert(MlflowMetricPoint),
+            insert(POINTS),
             [
                 {
                     "run_id": run.id,
