@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from modelreg.errors import InvalidName, InvalidPath, InvalidReference
+from modelreg.errors import InvalidInput, InvalidName, InvalidPath, InvalidReference
 
 __all__ = [
     "Ref",
@@ -22,12 +22,14 @@ __all__ = [
     "Stage",
     "normalize_name",
     "parse_dataset",
+    "parse_nonnegative",
     "parse_parent",
     "parse_ref",
     "validate_alias",
     "validate_key",
     "validate_manifest_path",
     "validate_metric",
+    "validate_mlflow_key",
     "validate_model_name",
     "validate_text",
 ]
@@ -40,6 +42,8 @@ MAX_PATH = 1024
 # Version numbers are 32-bit in the database; nobody registers two billion versions of a model.
 MAX_VERSION = 2**31 - 1
 MAX_SEMVER_PART = 9_999_999_999
+# MLflow timestamps (epoch milliseconds) and steps; 64-bit in the database.
+MAX_NONNEGATIVE = 2**62
 
 _SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
 _NAME_RE = re.compile(rf"^{_SEGMENT}(?:/{_SEGMENT})?$")
@@ -168,8 +172,11 @@ def validate_key(key: str, *, kind: str = "key") -> str:
     return key
 
 
-def validate_text(value: str, *, kind: str, limit: int = MAX_VALUE) -> str:
-    """Return a tag/param value or description if it is a string within ``limit``, without NUL."""
+def validate_text(value: str, *, kind: str, limit: int = MAX_VALUE, blank: bool = True) -> str:
+    """Return a tag/param value or description if it is a string within ``limit``, without NUL.
+
+    With ``blank=False`` an empty or all-whitespace string is refused too.
+    """
     if not isinstance(value, str):
         raise InvalidName(f"{kind} must be a string", detail={kind: repr(value)})
     if len(value) > limit:
@@ -178,7 +185,40 @@ def validate_text(value: str, *, kind: str, limit: int = MAX_VALUE) -> str:
         )
     if "\x00" in value:
         raise InvalidName(f"{kind} contains a NUL character", detail={})
+    if not blank and not value.strip():
+        raise InvalidName(f"{kind} must not be empty", detail={})
     return value
+
+
+def validate_mlflow_key(key: str | None, *, kind: str = "key") -> str:
+    """Return a key as the MLflow door accepts it: looser than ``validate_key``.
+
+    MLflow's clients log tags, params and metrics under keys with spaces and other
+    punctuation, and the door keeps them as sent: 1-250 characters, not blank, without NUL,
+    newline, carriage return or tab. (Registering a version maps them onto ``validate_key``.)
+    """
+    text = validate_text("" if key is None else key, kind=kind, limit=MAX_KEY, blank=False)
+    if any(ch in text for ch in "\n\r\t"):
+        raise InvalidName(f"{kind} {text!r} has a control character", detail={"key": text})
+    return text
+
+
+def parse_nonnegative(value: object, *, kind: str) -> int | None:
+    """An integer from 0 below 2**62 given as a number or digits (MLflow's timestamps, steps).
+
+    ``None`` and ``""`` are ``None`` (not given); booleans are refused.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        number: int = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"{kind} must be an integer", detail={}) from None
+    if not 0 <= number < MAX_NONNEGATIVE:
+        raise InvalidInput(f"{kind} is out of range", detail={})
+    return number
 
 
 def validate_metric(key: str, value: object) -> float:

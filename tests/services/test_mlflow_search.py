@@ -13,7 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from modelreg import errors
 from modelreg.db.session import transaction
-from modelreg.db.tables import MlflowRun, Model, Role
+from modelreg.db.tables import Model, Role
+from modelreg.db.tables.tracking import MlflowRun
 from modelreg.services import mlflow_filter, models, tracking
 from modelreg.services.actor import Actor
 from service_db import ServiceRegistry, engine_for, migrated_template
@@ -36,12 +37,12 @@ def reg(db_url, sqlite_template):
 
 def make_run(reg, name, *, actor=OWNER, experiment="0", metrics=None, params=None, tags=None):
     def make(session):
-        run = tracking.create_run(session, actor=actor, experiment=experiment, run_name=name)
+        run = tracking.runs.create_run(session, actor=actor, experiment=experiment, run_name=name)
         points = [
-            tracking.metric_point({"key": k, "value": v, "step": 0})
+            tracking.run_logging.metric_point({"key": k, "value": v, "step": 0})
             for k, v in (metrics or {}).items()
         ]
-        tracking.log_batch(
+        tracking.run_logging.log_batch(
             session, run.id, actor=actor, metrics=points, params=params or {}, tags=tags or {}
         )
         return run.id
@@ -51,7 +52,7 @@ def make_run(reg, name, *, actor=OWNER, experiment="0", metrics=None, params=Non
 
 def names(reg, filter=None, *, actor=OWNER, experiments=("0",), order_by=(), **kwargs):
     def call(session):
-        found, _more = tracking.search_runs(
+        found, _more = tracking.runs.search_runs(
             session,
             actor=actor,
             experiment_ids=list(experiments),
@@ -67,7 +68,7 @@ def names(reg, filter=None, *, actor=OWNER, experiments=("0",), order_by=(), **k
 def ids_by_name(reg):
     return reg.run(
         lambda s: {
-            r.name: r.id for r in tracking.search_runs(s, actor=OWNER, experiment_ids=["0"])[0]
+            r.name: r.id for r in tracking.runs.search_runs(s, actor=OWNER, experiment_ids=["0"])[0]
         }
     )
 
@@ -125,7 +126,7 @@ def test_search_runs_orders_pages_and_views(runs):
 
     def page(offset):
         def call(session):
-            found, more = tracking.search_runs(
+            found, more = tracking.runs.search_runs(
                 session,
                 actor=OWNER,
                 experiment_ids=["0"],
@@ -141,12 +142,12 @@ def test_search_runs_orders_pages_and_views(runs):
     assert page(3) == (["d"], False)
     run_id = runs.run(
         lambda s: (
-            tracking.search_runs(s, actor=OWNER, experiment_ids=["0"], filter="run_name = 'd'")[0][
-                0
-            ].id
+            tracking.runs.search_runs(
+                s, actor=OWNER, experiment_ids=["0"], filter="run_name = 'd'"
+            )[0][0].id
         )
     )
-    runs.run(tracking.set_run_lifecycle, run_id, actor=OWNER, deleted=True)
+    runs.run(tracking.runs.set_run_lifecycle, run_id, actor=OWNER, deleted=True)
     assert "d" not in names(runs)
     assert names(runs, run_view_type="DELETED_ONLY") == ["d"]
     assert len(names(runs, run_view_type="ALL")) == 4
@@ -201,8 +202,12 @@ def test_security_search_runs_shows_only_runs_the_caller_may_read(reg):
     reg.register("b")
     ann = Actor("ann", superuser=False, grants={reg.model_id("a"): Role.CONTRIBUTOR})
     ben = Actor("ben", superuser=False, grants={reg.model_id("b"): Role.CONTRIBUTOR})
-    ann_exp = str(reg.run(lambda s: tracking.create_experiment(s, "ann-exp", actor=ann).id))
-    ben_exp = str(reg.run(lambda s: tracking.create_experiment(s, "ben-exp", actor=ben).id))
+    ann_exp = str(
+        reg.run(lambda s: tracking.experiments.create_experiment(s, "ann-exp", actor=ann).id)
+    )
+    ben_exp = str(
+        reg.run(lambda s: tracking.experiments.create_experiment(s, "ben-exp", actor=ben).id)
+    )
     make_run(reg, "ann-default", actor=ann, metrics={"acc": 1.0})
     make_run(reg, "ann-own", actor=ann, experiment=ann_exp, metrics={"acc": 1.0})
     make_run(reg, "ben-default", actor=ben, metrics={"acc": 1.0})

@@ -41,17 +41,19 @@ class Tracker(ServiceRegistry):
 
     def put(self, path: str, data: bytes, actor: Actor = OWNER) -> str:
         info = self.store.put(io.BytesIO(data))
-        self.run(tracking.put_artifact, path, info.sha256, info.size, actor=actor)
+        self.run(tracking.tree.put_artifact, path, info.sha256, info.size, actor=actor)
         return info.sha256
 
     def logged_model(self, files: dict[str, bytes] | None = None) -> tuple[str, str, str]:
         """(experiment id, run id, model id) of a run that logged a model with ``files``."""
 
         def make(session):
-            run = tracking.create_run(session, actor=OWNER, experiment="0")
-            point = tracking.metric_point({"key": "accuracy", "value": 0.9, "step": 1})
-            tracking.log_batch(session, run.id, actor=OWNER, metrics=[point], params={"C": "1.0"})
-            model = tracking.create_logged_model(
+            run = tracking.runs.create_run(session, actor=OWNER, experiment="0")
+            point = tracking.run_logging.metric_point({"key": "accuracy", "value": 0.9, "step": 1})
+            tracking.run_logging.log_batch(
+                session, run.id, actor=OWNER, metrics=[point], params={"C": "1.0"}
+            )
+            model = tracking.logged_models.create_logged_model(
                 session, actor=OWNER, experiment="0", name="model", source_run_id=run.id
             )
             return str(run.experiment_id), run.id, model.id
@@ -63,8 +65,8 @@ class Tracker(ServiceRegistry):
 
     def register_from(self, source: str, name: str = "m", actor: Actor = OWNER) -> int:
         def call(session):
-            found = tracking.resolve_source(session, source, actor=actor)
-            metrics, params = tracking.registration_lineage(found)
+            found = tracking.sources.resolve_source(session, source, actor=actor)
+            metrics, params = tracking.sources.registration_lineage(found)
             run_id = found.run.id if found.run is not None else None
             return versions.register_version(
                 session,
@@ -85,16 +87,16 @@ class Tracker(ServiceRegistry):
 
 
 def test_default_experiment_appears_on_first_use(reg):
-    experiment = reg.run(tracking.get_experiment, "0", actor=OWNER)
+    experiment = reg.run(tracking.experiments.get_experiment, "0", actor=OWNER)
     assert (experiment.id, experiment.name) == (0, "Default")
-    made = reg.run(lambda s: tracking.create_experiment(s, "churn", actor=OWNER).id)
+    made = reg.run(lambda s: tracking.experiments.create_experiment(s, "churn", actor=OWNER).id)
     assert made >= 1
     with pytest.raises(errors.AlreadyExists):
-        reg.run(lambda s: tracking.create_experiment(s, "churn", actor=OWNER))
+        reg.run(lambda s: tracking.experiments.create_experiment(s, "churn", actor=OWNER))
     with pytest.raises(errors.NotFound):
-        reg.run(tracking.get_experiment, "999", actor=OWNER)
+        reg.run(tracking.experiments.get_experiment, "999", actor=OWNER)
     with pytest.raises(errors.InvalidInput):
-        reg.run(tracking.get_experiment, "../1", actor=OWNER)
+        reg.run(tracking.experiments.get_experiment, "../1", actor=OWNER)
 
 
 def test_security_experiments_belong_to_their_creator(reg):
@@ -103,85 +105,111 @@ def test_security_experiments_belong_to_their_creator(reg):
     reg.register("b")
     ann = Actor("ann", superuser=False, grants={reg.model_id("a"): Role.CONTRIBUTOR})
     ben = Actor("ben", superuser=False, grants={reg.model_id("b"): Role.CONTRIBUTOR})
-    mine = reg.run(lambda s: tracking.create_experiment(s, "ann-exp", actor=ann).id)
-    theirs = reg.run(lambda s: tracking.create_experiment(s, "ben-exp", actor=ben).id)
-    assert reg.run(tracking.get_experiment, str(mine), actor=ann).name == "ann-exp"
+    mine = reg.run(lambda s: tracking.experiments.create_experiment(s, "ann-exp", actor=ann).id)
+    theirs = reg.run(lambda s: tracking.experiments.create_experiment(s, "ben-exp", actor=ben).id)
+    assert reg.run(tracking.experiments.get_experiment, str(mine), actor=ann).name == "ann-exp"
     for call in (
-        lambda s: tracking.get_experiment(s, str(theirs), actor=ann),
-        lambda s: tracking.get_experiment_by_name(s, "ben-exp", actor=ann),
-        lambda s: tracking.set_experiment_tag(s, str(theirs), "k", "v", actor=ann),
-        lambda s: tracking.create_run(s, actor=ann, experiment=str(theirs)),
-        lambda s: tracking.create_logged_model(s, actor=ann, experiment=str(theirs)),
+        lambda s: tracking.experiments.get_experiment(s, str(theirs), actor=ann),
+        lambda s: tracking.experiments.get_experiment_by_name(s, "ben-exp", actor=ann),
+        lambda s: tracking.experiments.set_experiment_tag(s, str(theirs), "k", "v", actor=ann),
+        lambda s: tracking.runs.create_run(s, actor=ann, experiment=str(theirs)),
+        lambda s: tracking.logged_models.create_logged_model(s, actor=ann, experiment=str(theirs)),
     ):
         with pytest.raises(errors.NotFound, match="no experiment"):
             reg.run(call)
-    seen = reg.run(lambda s: [e.id for e in tracking.search_experiments(s, actor=ann)])
+    seen = reg.run(lambda s: [e.id for e in tracking.experiments.search_experiments(s, actor=ann)])
     assert sorted(seen) == [0, mine]
     assert sorted(
-        reg.run(lambda s: [e.id for e in tracking.search_experiments(s, actor=VIEWER)])
+        reg.run(lambda s: [e.id for e in tracking.experiments.search_experiments(s, actor=VIEWER)])
     ) == [0, mine, theirs]
     # The shared Default: everyone logs into it, only an admin changes it.
-    reg.run(lambda s: tracking.create_run(s, actor=ann, experiment="0"))
+    reg.run(lambda s: tracking.runs.create_run(s, actor=ann, experiment="0"))
     for actor in (ann, CONTRIB):
         with pytest.raises(errors.PermissionDenied):
-            reg.run(lambda s, a=actor: tracking.set_experiment_tag(s, "0", "k", "v", actor=a))
+            reg.run(
+                lambda s, a=actor: tracking.experiments.set_experiment_tag(
+                    s, "0", "k", "v", actor=a
+                )
+            )
     # Another's experiment: a registry-wide contributor logs into it but may not change it.
-    reg.run(lambda s: tracking.create_run(s, actor=CONTRIB, experiment=str(theirs)))
+    reg.run(lambda s: tracking.runs.create_run(s, actor=CONTRIB, experiment=str(theirs)))
     with pytest.raises(errors.PermissionDenied):
-        reg.run(lambda s: tracking.set_experiment_tag(s, str(theirs), "k", "v", actor=CONTRIB))
-    reg.run(lambda s: tracking.set_experiment_tag(s, str(theirs), "k", "ben", actor=ben))
-    reg.run(lambda s: tracking.set_experiment_tag(s, "0", "k", "admin", actor=OWNER))
-    tags = reg.run(lambda s: dict(tracking.get_experiment(s, str(theirs), actor=OWNER).tags))
+        reg.run(
+            lambda s: tracking.experiments.set_experiment_tag(
+                s, str(theirs), "k", "v", actor=CONTRIB
+            )
+        )
+    reg.run(
+        lambda s: tracking.experiments.set_experiment_tag(s, str(theirs), "k", "ben", actor=ben)
+    )
+    reg.run(lambda s: tracking.experiments.set_experiment_tag(s, "0", "k", "admin", actor=OWNER))
+    tags = reg.run(
+        lambda s: dict(tracking.experiments.get_experiment(s, str(theirs), actor=OWNER).tags)
+    )
     assert tags == {"k": "ben"}
 
 
 def test_latest_metric_is_the_highest_step_and_params_are_immutable(reg):
-    run_id = reg.run(lambda s: tracking.create_run(s, actor=OWNER, experiment="0").id)
+    run_id = reg.run(lambda s: tracking.runs.create_run(s, actor=OWNER, experiment="0").id)
     points = [
-        tracking.metric_point({"key": "loss", "value": v, "step": step, "timestamp": 1000 + step})
+        tracking.run_logging.metric_point(
+            {"key": "loss", "value": v, "step": step, "timestamp": 1000 + step}
+        )
         for v, step in ((0.9, 0), (0.3, 2), (0.5, 1))
     ]
-    reg.run(lambda s: tracking.log_batch(s, run_id, actor=OWNER, metrics=points, params={"lr": 1}))
-    run = reg.run(lambda s: tracking.get_run(s, run_id, actor=OWNER))
+    reg.run(
+        lambda s: tracking.run_logging.log_batch(
+            s, run_id, actor=OWNER, metrics=points, params={"lr": 1}
+        )
+    )
+    run = reg.run(lambda s: tracking.runs.get_run(s, run_id, actor=OWNER))
     assert run.metrics["loss"][0] == 0.3
     assert [
         p["value"]
-        for p in reg.run(lambda s: tracking.metric_history(s, run_id, "loss", actor=OWNER))
+        for p in reg.run(
+            lambda s: tracking.run_logging.metric_history(s, run_id, "loss", actor=OWNER)
+        )
     ] == [0.9, 0.3, 0.5]
     # Same value again: fine. A different value: refused, and nothing of that batch applies.
-    reg.run(lambda s: tracking.log_batch(s, run_id, actor=OWNER, params={"lr": "1"}))
+    reg.run(lambda s: tracking.run_logging.log_batch(s, run_id, actor=OWNER, params={"lr": "1"}))
     with pytest.raises(errors.InvalidInput, match="immutable"):
         reg.run(
-            lambda s: tracking.log_batch(
+            lambda s: tracking.run_logging.log_batch(
                 s, run_id, actor=OWNER, params={"lr": "2"}, tags={"late": "x"}
             )
         )
-    assert "late" not in reg.run(lambda s: tracking.get_run(s, run_id, actor=OWNER)).tags
+    assert "late" not in reg.run(lambda s: tracking.runs.get_run(s, run_id, actor=OWNER)).tags
 
 
 def test_nan_metrics_are_kept_as_mlflow_spells_them(reg):
-    run_id = reg.run(lambda s: tracking.create_run(s, actor=OWNER, experiment="0").id)
-    points = [tracking.metric_point({"key": "x", "value": "NaN"})]
-    reg.run(lambda s: tracking.log_batch(s, run_id, actor=OWNER, metrics=points))
-    assert reg.run(lambda s: tracking.get_run(s, run_id, actor=OWNER)).metrics["x"][0] == "NaN"
+    run_id = reg.run(lambda s: tracking.runs.create_run(s, actor=OWNER, experiment="0").id)
+    points = [tracking.run_logging.metric_point({"key": "x", "value": "NaN"})]
+    reg.run(lambda s: tracking.run_logging.log_batch(s, run_id, actor=OWNER, metrics=points))
+    assert reg.run(lambda s: tracking.runs.get_run(s, run_id, actor=OWNER)).metrics["x"][0] == "NaN"
     with pytest.raises(errors.InvalidInput):
-        tracking.metric_point({"key": "x", "value": True})
+        tracking.run_logging.metric_point({"key": "x", "value": True})
 
 
 def test_viewers_cannot_log(reg):
     with pytest.raises(errors.PermissionDenied):
-        reg.run(lambda s: tracking.create_run(s, actor=VIEWER, experiment="0"))
+        reg.run(lambda s: tracking.runs.create_run(s, actor=VIEWER, experiment="0"))
 
 
 def test_concurrent_log_batches_lose_nothing(reg):
-    run_id = reg.run(lambda s: tracking.create_run(s, actor=OWNER, experiment="0").id)
+    run_id = reg.run(lambda s: tracking.runs.create_run(s, actor=OWNER, experiment="0").id)
     failures: list[BaseException] = []
 
     def worker(n: int) -> None:
         try:
             for step in range(5):
-                point = tracking.metric_point({"key": f"m{n}", "value": step, "step": step})
-                reg.run(lambda s, p=point: tracking.log_batch(s, run_id, actor=OWNER, metrics=[p]))
+                point = tracking.run_logging.metric_point(
+                    {"key": f"m{n}", "value": step, "step": step}
+                )
+                reg.run(
+                    lambda s, p=point: tracking.run_logging.log_batch(
+                        s, run_id, actor=OWNER, metrics=[p]
+                    )
+                )
         except BaseException as exc:
             failures.append(exc)
 
@@ -191,8 +219,11 @@ def test_concurrent_log_batches_lose_nothing(reg):
     for thread in threads:
         thread.join()
     assert failures == []
-    history = reg.run(lambda s: tracking.get_run(s, run_id, actor=OWNER)).history
-    assert {k: len(v) for k, v in history.items()} == {f"m{n}": 5 for n in range(6)}
+    for n in range(6):
+        points = reg.run(
+            lambda s, k=f"m{n}": tracking.run_logging.metric_history(s, run_id, k, actor=OWNER)
+        )
+        assert [p["step"] for p in points] == list(range(5))
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,12 +271,12 @@ def test_a_registered_version_never_changes_when_the_tree_does(reg):
     exp, _run, model_id = reg.logged_model({"model.bin": b"first"})
     number = reg.register_from(f"mlflow-artifacts:/{exp}/models/{model_id}/artifacts")
     reg.put(f"{exp}/models/{model_id}/artifacts/model.bin", b"second")
-    view = tracking.version_view_path("m", number)
+    view = tracking.tree.version_view_path("m", number)
     digest, size, _name = reg.run(
-        lambda s: tracking.open_artifact(s, f"{view}/model.bin", actor=OWNER)
+        lambda s: tracking.tree.open_artifact(s, f"{view}/model.bin", actor=OWNER)
     )
     assert reg.store.open(digest).read() == b"first"
-    listing = reg.run(lambda s: tracking.list_artifacts(s, view, actor=OWNER))
+    listing = reg.run(lambda s: tracking.tree.list_artifacts(s, view, actor=OWNER))
     assert listing == [{"path": "model.bin", "is_dir": False, "file_size": size}]
     with pytest.raises(errors.PermissionDenied):
         reg.put(f"{view}/model.bin", b"forged")
@@ -306,14 +337,14 @@ def test_listing_is_one_level_with_folders(reg):
     for rel in ("model/MLmodel", "model/data/w.bin", "notes.txt"):
         reg.put(f"{exp}/{run_id}/artifacts/{rel}", b"abc")
     root = f"{exp}/{run_id}/artifacts"
-    listing = reg.run(lambda s: tracking.list_artifacts(s, root, actor=OWNER))
+    listing = reg.run(lambda s: tracking.tree.list_artifacts(s, root, actor=OWNER))
     assert listing == [
         {"path": "model", "is_dir": True},
         {"path": "notes.txt", "is_dir": False, "file_size": 3},
     ]
-    inner = reg.run(lambda s: tracking.list_artifacts(s, f"{root}/model", actor=OWNER))
+    inner = reg.run(lambda s: tracking.tree.list_artifacts(s, f"{root}/model", actor=OWNER))
     assert [e["path"] for e in inner] == ["MLmodel", "data"]
-    removed = reg.run(lambda s: tracking.delete_artifacts(s, f"{root}/model", actor=OWNER))
+    removed = reg.run(lambda s: tracking.tree.delete_artifacts(s, f"{root}/model", actor=OWNER))
     assert removed == 2
 
 
@@ -326,19 +357,21 @@ def test_a_version_view_needs_read_on_its_model(reg):
     assert other is not None
     # An unreadable model is absent to eve (issue 18, finding 10).
     with pytest.raises(errors.ModelNotFound):
-        reg.run(lambda s: tracking.list_artifacts(s, "_registry/secret/1", actor=outsider))
+        reg.run(lambda s: tracking.tree.list_artifacts(s, "_registry/secret/1", actor=outsider))
     with pytest.raises(errors.ModelNotFound):
-        reg.run(lambda s: tracking.open_artifact(s, "_registry/secret/1/model.bin", actor=outsider))
+        reg.run(
+            lambda s: tracking.tree.open_artifact(s, "_registry/secret/1/model.bin", actor=outsider)
+        )
     with pytest.raises(errors.ModelNotFound):
         reg.register_from("models:/secret/1", name="open", actor=outsider)
-    files = reg.run(lambda s: tracking.list_artifacts(s, "_registry/open/1", actor=outsider))
+    files = reg.run(lambda s: tracking.tree.list_artifacts(s, "_registry/open/1", actor=outsider))
     assert [f["path"] for f in files] == ["model.bin"]
 
 
 def test_gc_keeps_blobs_the_tree_names(reg):
     exp, _run, model_id = reg.logged_model({"only-here.bin": b"unregistered bytes"})
     digest = reg.run(
-        lambda s: tracking.open_artifact(
+        lambda s: tracking.tree.open_artifact(
             s, f"{exp}/models/{model_id}/artifacts/only-here.bin", actor=OWNER
         )[0]
     )

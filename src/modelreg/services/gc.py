@@ -46,7 +46,7 @@ def collect(
     cutoff = time.time() - grace_seconds
     referenced = set(session.scalars(select(VersionFile.sha256).distinct()))
     # Files an MLflow client logged but has not registered yet are referenced too.
-    referenced |= tracking.referenced_digests(session)
+    referenced |= tracking.tree.referenced_digests(session)
     unreferenced = [d for d, mtime in store.iter_blobs() if d not in referenced and mtime < cutoff]
     freed = 0
     removed = 0

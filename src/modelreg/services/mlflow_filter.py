@@ -24,7 +24,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from modelreg.db.tables import MlflowRun, Model, ModelTag, Version, VersionTag
+from modelreg.db.tables import Model, ModelTag, Version, VersionTag
+from modelreg.db.tables.tracking import MlflowRun
 from modelreg.errors import InvalidQuery
 
 _TOKEN = re.compile(

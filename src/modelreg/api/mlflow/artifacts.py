@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/2.0/mlflow-artifacts", tags=["mlflow"])
 def list_artifacts(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``GET artifacts?path=``: one folder level."""
     with registry.read() as session:
-        files = tracking.list_artifacts(session, p.get("path"), actor=actor)
+        files = tracking.tree.list_artifacts(session, p.get("path"), actor=actor)
     return {"files": files} if files else {}
 
 
@@ -37,7 +37,7 @@ async def download_artifact(
 
     def find() -> tuple[str, int, str]:
         with registry.read() as session:
-            return tracking.open_artifact(session, path, actor=actor)
+            return tracking.tree.open_artifact(session, path, actor=actor)
 
     digest, size, filename = await run_in_threadpool(find)
     return blob_response(registry, digest, filename=filename, size=size)
@@ -50,7 +50,7 @@ async def upload_artifact(
 
     def check() -> None:
         with registry.read() as session:
-            tracking.check_writable(session, path, actor=actor)
+            tracking.tree.check_writable(session, path, actor=actor)
 
     # Refuse a bad path before a single byte is stored.
     await run_in_threadpool(check)
@@ -58,7 +58,7 @@ async def upload_artifact(
 
     def record() -> None:
         with registry.write() as session:
-            tracking.put_artifact(session, path, info.sha256, info.size, actor=actor)
+            tracking.tree.put_artifact(session, path, info.sha256, info.size, actor=actor)
 
     await run_in_threadpool(record)
     return JSONResponse({})
@@ -72,7 +72,7 @@ async def delete_artifact(
 
     def remove() -> None:
         with registry.write() as session:
-            tracking.delete_artifacts(session, path, actor=actor)
+            tracking.tree.delete_artifacts(session, path, actor=actor)
 
     await run_in_threadpool(remove)
     return JSONResponse({})

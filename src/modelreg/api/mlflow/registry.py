@@ -269,7 +269,7 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
     name = text(p, "name")
     source_uri = text(p, "source")
     with registry.write() as session:
-        source = tracking.resolve_source(
+        source = tracking.sources.resolve_source(
             session, source_uri, actor=actor, model_id=p.get("model_id") or None
         )
         if not source.files:
@@ -277,7 +277,7 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
                 f"source {source_uri!r} holds no files: log the model's artifacts first",
                 detail={"source": source_uri},
             )
-        metrics, params = tracking.registration_lineage(source)
+        metrics, params = tracking.sources.registration_lineage(source)
         run_id = text(p, "run_id") or (source.run.id if source.run is not None else None)
         if run_id and source.run is not None and run_id != source.run.id:
             raise InvalidInput(
@@ -302,7 +302,7 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
         return {"model_version": version_json(version)}
 
 
-def _framework(source: tracking.Source) -> str | None:
+def _framework(source: tracking.sources.Source) -> str | None:
     # The logged model's flavor is named in its MLmodel file, which the server must not parse
     # (SECURITY.md rule 3 forbids deserialising model files; MLmodel is YAML). The model file's
     # name is a safe, cheap hint.
@@ -400,7 +400,7 @@ def get_download_uri(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any
     name, number = text(p, "name"), version_number(p)
     with registry.read() as session:
         version = versions.read_version(session, f"{name}:{number}", actor=actor)
-        path = tracking.version_view_path(version.model.name, version.number)
+        path = tracking.tree.version_view_path(version.model.name, version.number)
     return {"artifact_uri": f"mlflow-artifacts:/{path}"}
 
 

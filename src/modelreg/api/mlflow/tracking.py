@@ -27,7 +27,7 @@ from modelreg.api.mlflow._common import (
     required,
     text,
 )
-from modelreg.db.tables import MlflowExperiment, MlflowLoggedModel, MlflowRun
+from modelreg.db.tables.tracking import MlflowExperiment, MlflowLoggedModel, MlflowRun
 from modelreg.errors import InvalidInput
 from modelreg.services import tracking
 from modelreg.services.actor import Actor
@@ -59,7 +59,7 @@ def run_json(run: MlflowRun) -> dict[str, Any]:
         "user_id": run.user_id,
         "status": run.status,
         "start_time": run.start_ms,
-        "artifact_uri": tracking.run_artifact_uri(run),
+        "artifact_uri": tracking.runs.run_artifact_uri(run),
         "lifecycle_stage": run.lifecycle_stage,
     }
     if run.end_ms is not None:
@@ -86,7 +86,7 @@ def logged_model_json(model: MlflowLoggedModel) -> dict[str, Any]:
         "name": model.name,
         "creation_timestamp_ms": model.created_ms,
         "last_updated_timestamp_ms": model.updated_ms,
-        "artifact_uri": tracking.logged_model_artifact_uri(model),
+        "artifact_uri": tracking.logged_models.logged_model_artifact_uri(model),
         "status": model.status,
         "model_type": model.model_type,
         "tags": pairs(model.tags or {}),
@@ -108,7 +108,7 @@ def _experiments(registry: Registry) -> contextlib.AbstractContextManager[Sessio
     """A read transaction, after making sure the Default experiment exists."""
     if registry.engine not in _HAS_DEFAULT:
         with registry.write() as session:
-            tracking.ensure_default(session)
+            tracking.experiments.ensure_default(session)
         _HAS_DEFAULT.add(registry.engine)
     return registry.read()
 
@@ -130,7 +130,7 @@ def create_experiment(registry: Registry, actor: Actor, p: dict[str, Any]) -> An
             detail={"artifact_location": p.get("artifact_location")},
         )
     with registry.write() as session:
-        experiment = tracking.create_experiment(
+        experiment = tracking.experiments.create_experiment(
             session, required(p, "name"), actor=actor, tags=key_values(p.get("tags"), "tag")
         )
         return {"experiment_id": str(experiment.id)}
@@ -141,7 +141,9 @@ def get_experiment(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     with _experiments(registry) as session:
         return {
             "experiment": experiment_json(
-                tracking.get_experiment(session, required(p, "experiment_id"), actor=actor)
+                tracking.experiments.get_experiment(
+                    session, required(p, "experiment_id"), actor=actor
+                )
             )
         }
 
@@ -149,7 +151,7 @@ def get_experiment(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def get_experiment_by_name(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``experiments/get-by-name``."""
     with _experiments(registry) as session:
-        experiment = tracking.get_experiment_by_name(
+        experiment = tracking.experiments.get_experiment_by_name(
             session, required(p, "experiment_name"), actor=actor
         )
         return {"experiment": experiment_json(experiment)}
@@ -160,7 +162,7 @@ def search_experiments(registry: Registry, actor: Actor, p: dict[str, Any]) -> A
     if text(p, "filter"):
         raise InvalidInput("modelreg does not filter experiments", detail={})
     with _experiments(registry) as session:
-        found = tracking.search_experiments(
+        found = tracking.experiments.search_experiments(
             session, actor=actor, max_results=max_results(p, 1000, 50_000)
         )
         return {"experiments": [experiment_json(e) for e in found]}
@@ -169,7 +171,7 @@ def search_experiments(registry: Registry, actor: Actor, p: dict[str, Any]) -> A
 def set_experiment_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``experiments/set-experiment-tag``."""
     with registry.write() as session:
-        tracking.set_experiment_tag(
+        tracking.experiments.set_experiment_tag(
             session, required(p, "experiment_id"), p.get("key"), p.get("value"), actor=actor
         )
     return {}
@@ -181,7 +183,7 @@ def set_experiment_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> A
 def create_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/create``."""
     with registry.write() as session:
-        run = tracking.create_run(
+        run = tracking.runs.create_run(
             session,
             actor=actor,
             experiment=p.get("experiment_id"),
@@ -196,20 +198,20 @@ def create_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def get_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/get``."""
     with registry.read() as session:
-        return {"run": run_json(tracking.get_run(session, _run_id(p), actor=actor))}
+        return {"run": run_json(tracking.runs.get_run(session, _run_id(p), actor=actor))}
 
 
 def search_runs(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/search``: MLflow's run filter, order and paging over the runs the caller may read."""
     offset = page_offset(p.get("page_token"))
     with registry.read() as session:
-        found, more = tracking.search_runs(
+        found, more = tracking.runs.search_runs(
             session,
             actor=actor,
             experiment_ids=as_list(p.get("experiment_ids")),
             filter=text(p, "filter") or None,
             run_view_type=p.get("run_view_type"),
-            max_results=max_results(p, 1000, tracking.MAX_RUN_RESULTS),
+            max_results=max_results(p, 1000, tracking.runs.MAX_RUN_RESULTS),
             order_by=as_list(p.get("order_by")),
             offset=offset,
         )
@@ -222,7 +224,7 @@ def search_runs(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def update_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/update``: status, end time, name."""
     with registry.write() as session:
-        run = tracking.update_run(
+        run = tracking.runs.update_run(
             session,
             _run_id(p),
             actor=actor,
@@ -236,22 +238,22 @@ def update_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def delete_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/delete`` (soft, as in MLflow)."""
     with registry.write() as session:
-        tracking.set_run_lifecycle(session, required(p, "run_id"), actor=actor, deleted=True)
+        tracking.runs.set_run_lifecycle(session, required(p, "run_id"), actor=actor, deleted=True)
     return {}
 
 
 def restore_run(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/restore``."""
     with registry.write() as session:
-        tracking.set_run_lifecycle(session, required(p, "run_id"), actor=actor, deleted=False)
+        tracking.runs.set_run_lifecycle(session, required(p, "run_id"), actor=actor, deleted=False)
     return {}
 
 
 def log_batch(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/log-batch``: metrics, params and tags, all or nothing."""
-    metrics = [tracking.metric_point(m) for m in objects(p.get("metrics"), "metric")]
+    metrics = [tracking.run_logging.metric_point(m) for m in objects(p.get("metrics"), "metric")]
     with registry.write() as session:
-        tracking.log_batch(
+        tracking.run_logging.log_batch(
             session,
             _run_id(p),
             actor=actor,
@@ -264,16 +266,16 @@ def log_batch(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 
 def log_metric(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/log-metric``."""
-    point = tracking.metric_point(p)
+    point = tracking.run_logging.metric_point(p)
     with registry.write() as session:
-        tracking.log_batch(session, _run_id(p), actor=actor, metrics=[point])
+        tracking.run_logging.log_batch(session, _run_id(p), actor=actor, metrics=[point])
     return {}
 
 
 def log_param(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/log-parameter``."""
     with registry.write() as session:
-        tracking.log_batch(
+        tracking.run_logging.log_batch(
             session, _run_id(p), actor=actor, params={required(p, "key"): text(p, "value")}
         )
     return {}
@@ -282,7 +284,7 @@ def log_param(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def set_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/set-tag``."""
     with registry.write() as session:
-        tracking.log_batch(
+        tracking.run_logging.log_batch(
             session, _run_id(p), actor=actor, tags={required(p, "key"): text(p, "value")}
         )
     return {}
@@ -291,21 +293,23 @@ def set_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def delete_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/delete-tag``."""
     with registry.write() as session:
-        tracking.delete_run_tag(session, required(p, "run_id"), p.get("key"), actor=actor)
+        tracking.runs.delete_run_tag(session, required(p, "run_id"), p.get("key"), actor=actor)
     return {}
 
 
 def log_outputs(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/outputs``: the logged models a run produced."""
     with registry.write() as session:
-        tracking.log_outputs(session, required(p, "run_id"), as_list(p.get("models")), actor=actor)
+        tracking.logged_models.log_outputs(
+            session, required(p, "run_id"), as_list(p.get("models")), actor=actor
+        )
     return {}
 
 
 def log_inputs(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``runs/log-inputs``: datasets and models a run used (kept for ``runs/get``)."""
     with registry.write() as session:
-        tracking.log_inputs(
+        tracking.runs.log_inputs(
             session,
             required(p, "run_id"),
             {
@@ -320,7 +324,7 @@ def log_inputs(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def metric_history(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``metrics/get-history``."""
     with registry.read() as session:
-        points = tracking.metric_history(
+        points = tracking.run_logging.metric_history(
             session, _run_id(p), required(p, "metric_key"), actor=actor
         )
     return {"metrics": points}
@@ -332,7 +336,7 @@ def metric_history(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
 def create_logged_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``logged-models`` (POST)."""
     with registry.write() as session:
-        model = tracking.create_logged_model(
+        model = tracking.logged_models.create_logged_model(
             session,
             actor=actor,
             experiment=required(p, "experiment_id"),
@@ -348,14 +352,14 @@ def create_logged_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> 
 def get_logged_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``logged-models/{model_id}`` (GET)."""
     with registry.read() as session:
-        model = tracking.get_logged_model(session, p.get("model_id"), actor=actor)
+        model = tracking.logged_models.get_logged_model(session, p.get("model_id"), actor=actor)
         return {"model": logged_model_json(model)}
 
 
 def finalize_logged_model(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``logged-models/{model_id}`` (PATCH): ready or failed."""
     with registry.write() as session:
-        model = tracking.finalize_logged_model(
+        model = tracking.logged_models.finalize_logged_model(
             session, p.get("model_id"), required(p, "status"), actor=actor
         )
         return {"model": logged_model_json(model)}
@@ -364,7 +368,7 @@ def finalize_logged_model(registry: Registry, actor: Actor, p: dict[str, Any]) -
 def set_logged_model_tags(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``logged-models/{model_id}/tags`` (PATCH)."""
     with registry.write() as session:
-        tracking.set_logged_model_tags(
+        tracking.logged_models.set_logged_model_tags(
             session, p.get("model_id"), key_values(p.get("tags"), "tag"), actor=actor
         )
     return {}
@@ -373,7 +377,9 @@ def set_logged_model_tags(registry: Registry, actor: Actor, p: dict[str, Any]) -
 def delete_logged_model_tag(registry: Registry, actor: Actor, p: dict[str, Any]) -> Any:
     """``logged-models/{model_id}/tags/{tag_key}`` (DELETE)."""
     with registry.write() as session:
-        tracking.delete_logged_model_tag(session, p.get("model_id"), p.get("tag_key"), actor=actor)
+        tracking.logged_models.delete_logged_model_tag(
+            session, p.get("model_id"), p.get("tag_key"), actor=actor
+        )
     return {}
 
 
@@ -381,7 +387,7 @@ def search_logged_models(registry: Registry, actor: Actor, p: dict[str, Any]) ->
     """``logged-models/search``: by experiment, with ``field = 'value'`` filters."""
     offset = page_offset(p.get("page_token"))
     with registry.read() as session:
-        found, more = tracking.search_logged_models(
+        found, more = tracking.logged_models.search_logged_models(
             session,
             experiment_ids=as_list(p.get("experiment_ids")),
             filter=text(p, "filter") or None,

@@ -1,4 +1,7 @@
-"""ORM tables of the metadata store; the schema itself exists only through Alembic migrations."""
+"""The registry's own tables: models, versions and their manifests, aliases and history.
+
+Also the audit log and the tombstones of deleted versions.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -28,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 from sqlalchemy.orm.util import identity_key
 
-from modelreg.db.base import Base, UTCDateTime, created_at, utcnow, uuid_pk
+from modelreg.db.base import Base, UTCDateTime, created_at, string_enum, utcnow, uuid_pk
 from modelreg.names import Stage
 
 
@@ -54,34 +56,6 @@ class HistoryAction(StrEnum):
     PROMOTE = "promote"
     REPLACED = "replaced"
     ROLLBACK = "rollback"
-
-
-class PromotionState(StrEnum):
-    """Where a promotion request stands.
-
-    An approval that completes the count applies the request in the same transaction, so
-    "approved" is never a resting state: a request goes from ``pending`` to ``applied``,
-    ``refused`` (its gates failed when re-checked) or ``rejected``.
-    """
-
-    PENDING = "pending"
-    APPLIED = "applied"
-    REFUSED = "refused"
-    REJECTED = "rejected"
-
-
-def _enum(cls: type[StrEnum], name: str) -> Enum:
-    # Stored as plain strings with a CHECK constraint: portable, readable in SQL, and a new
-    # value is a migration rather than an ALTER TYPE.
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        values_callable=lambda members: [m.value for m in members],
-        validate_strings=True,
-    )
 
 
 class Model(Base):
@@ -152,9 +126,9 @@ class Version(Base):
     semver: Mapped[str | None] = mapped_column(String(128))
     semver_key: Mapped[str | None] = mapped_column(String(160))
     status: Mapped[VersionStatus] = mapped_column(
-        _enum(VersionStatus, "version_status"), default=VersionStatus.READY
+        string_enum(VersionStatus, "version_status"), default=VersionStatus.READY
     )
-    stage: Mapped[Stage] = mapped_column(_enum(Stage, "stage"), default=Stage.NONE)
+    stage: Mapped[Stage] = mapped_column(string_enum(Stage, "stage"), default=Stage.NONE)
     description: Mapped[str] = mapped_column(Text, default="")
     framework: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[str | None] = mapped_column(String(256))
@@ -353,7 +327,7 @@ class HistoryEntry(Base):
 
     id: Mapped[uuid_pk]
     model_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("models.id", ondelete="CASCADE"))
-    kind: Mapped[HistoryKind] = mapped_column(_enum(HistoryKind, "history_kind"))
+    kind: Mapped[HistoryKind] = mapped_column(string_enum(HistoryKind, "history_kind"))
     key: Mapped[str] = mapped_column(String(64))
     from_version: Mapped[int | None] = mapped_column(Integer)
     to_version: Mapped[int | None] = mapped_column(Integer)
@@ -365,7 +339,7 @@ class HistoryEntry(Base):
     # stage and ``from_stage`` the old one. Alias entries use from/to version.
     from_stage: Mapped[str | None] = mapped_column(String(32))
     action: Mapped[HistoryAction] = mapped_column(
-        _enum(HistoryAction, "history_action"),
+        string_enum(HistoryAction, "history_action"),
         default=HistoryAction.MOVE,
         server_default=HistoryAction.MOVE.value,
     )
@@ -430,251 +404,3 @@ class Tombstone(Base):
     deleted_by: Mapped[str] = mapped_column(String(128))
     deleted_at: Mapped[created_at]
     reason: Mapped[str] = mapped_column(Text, default="")
-
-
-class PrincipalKind(StrEnum):
-    """A person, or a machine (CI, a serving fleet)."""
-
-    USER = "user"
-    SERVICE = "service"
-
-
-class Role(StrEnum):
-    """What a principal may do, each role including the ones before it."""
-
-    VIEWER = "viewer"
-    CONTRIBUTOR = "contributor"
-    APPROVER = "approver"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        """0 for viewer … 3 for admin."""
-        return list(Role).index(self)
-
-
-class Principal(Base):
-    """A user or service account; authentication is on once one exists."""
-
-    __tablename__ = "principals"
-
-    id: Mapped[uuid_pk]
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    kind: Mapped[PrincipalKind] = mapped_column(_enum(PrincipalKind, "principal_kind"))
-    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[created_at]
-
-
-class ApiToken(Base):
-    """An API token: only the SHA-256 of its secret is kept, so the database never holds it."""
-
-    __tablename__ = "api_tokens"
-    __table_args__ = (CheckConstraint("length(secret_hash) = 64", name="hash_hex"),)
-
-    id: Mapped[uuid_pk]
-    principal_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("principals.id", ondelete="CASCADE"), index=True
-    )
-    name: Mapped[str] = mapped_column(String(128), default="")
-    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[created_at]
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    principal: Mapped[Principal] = relationship(lazy="joined", innerjoin=True)
-
-
-class Grant(Base):
-    """A role for a principal, registry-wide (``model_id`` NULL) or on one model."""
-
-    __tablename__ = "grants"
-    __table_args__ = (Index("ix_grants_principal_id_model_id", "principal_id", "model_id"),)
-
-    id: Mapped[uuid_pk]
-    principal_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("principals.id", ondelete="CASCADE")
-    )
-    model_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("models.id", ondelete="CASCADE")
-    )
-    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
-    created_at: Mapped[created_at]
-
-
-class BlobPossession(Base):
-    """A principal sent these bytes: proof of possession of blob ``sha256`` (SECURITY.md 13).
-
-    Content-addressed dedup stores a blob once, but a digest is not a credential: a manifest
-    may name a stored blob only if its registrant may read a version holding it or has
-    uploaded the bytes itself, which this row records. The primary key answers "which of these
-    digests did this principal send" in one index range per registration.
-    """
-
-    __tablename__ = "blob_possessions"
-    __table_args__ = (CheckConstraint("length(sha256) = 64", name="sha256_hex"),)
-
-    principal_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True
-    )
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[created_at]
-
-
-class PolicyRule(Base):
-    """The rule for moving a version into one target of one model (or of every model).
-
-    ``scope`` is a normalised model name, or ``*`` for the registry-wide default; a model's rule
-    for a target replaces the default's rule for that target. ``target`` is a stage, or
-    ``@alias`` for a protected alias. A rule may exist before its model does (policy as code).
-    """
-
-    __tablename__ = "policy_rules"
-    __table_args__ = (UniqueConstraint("scope", "target"),)
-
-    id: Mapped[uuid_pk]
-    scope: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str] = mapped_column(String(72))
-    requires: Mapped[list[str]] = mapped_column(JSON, default=list)
-    from_stages: Mapped[list[str]] = mapped_column(JSON, default=list)
-    required_tags: Mapped[dict[str, str | None]] = mapped_column(JSON, default=dict)
-    approvals: Mapped[int] = mapped_column(Integer, default=0)
-    approver_role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.APPROVER)
-    # Production only: the stage the replaced production version moves to.
-    previous_to: Mapped[str | None] = mapped_column(String(32))
-    updated_by: Mapped[str] = mapped_column(String(128), default="")
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class Promotion(Base):
-    """A request to move a version into a stage or protected alias, and its outcome."""
-
-    __tablename__ = "promotions"
-    __table_args__ = (
-        Index("ix_promotions_state", "state"),
-        Index("ix_promotions_model_id", "model_id"),
-        CheckConstraint("approvals_required >= 0", name="approvals_nonnegative"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("models.id", ondelete="CASCADE"))
-    number: Mapped[int] = mapped_column(Integer)
-    target: Mapped[str] = mapped_column(String(72))
-    state: Mapped[PromotionState] = mapped_column(_enum(PromotionState, "promotion_state"))
-    requested_by: Mapped[str] = mapped_column(String(128))
-    requested_at: Mapped[created_at]
-    reason: Mapped[str] = mapped_column(Text, default="")
-    # The holder the requester expected to replace (0: nothing); checked again on apply.
-    expect_current: Mapped[int | None] = mapped_column(Integer)
-    from_version: Mapped[int | None] = mapped_column(Integer)
-    approvals_required: Mapped[int] = mapped_column(Integer, default=0)
-    approver_role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.APPROVER)
-    failed_criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    decided_by: Mapped[str | None] = mapped_column(String(128))
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    decision_reason: Mapped[str] = mapped_column(Text, default="")
-
-    model: Mapped[Model] = relationship(lazy="joined", innerjoin=True)
-    votes: Mapped[list[PromotionVote]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, order_by="PromotionVote.at"
-    )
-
-
-class PromotionVote(Base):
-    """One approver's approval (or rejection) of a request; each approver counts once."""
-
-    __tablename__ = "promotion_votes"
-
-    promotion_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("promotions.id", ondelete="CASCADE"), primary_key=True
-    )
-    actor: Mapped[str] = mapped_column(String(128), primary_key=True)
-    approve: Mapped[bool] = mapped_column(Boolean)
-    at: Mapped[created_at]
-    reason: Mapped[str] = mapped_column(Text, default="")
-
-
-# --- The MLflow door's tracking state ----------------------------------------------------------
-# MLflow clients log models into experiments and runs before registering them. modelreg keeps
-# just enough of that to answer the client and to turn a run or logged model into a version:
-# the bytes are content-addressed blobs like every other file, and the tree that names them
-# (``mlflow_artifacts``) is the only mutable piece.
-
-
-class MlflowExperiment(Base):
-    """An MLflow experiment (id 0 is MLflow's "Default", created on first use)."""
-
-    __tablename__ = "mlflow_experiments"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(500), unique=True)
-    lifecycle_stage: Mapped[str] = mapped_column(String(16), default="active")
-    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    created_by: Mapped[str] = mapped_column(String(128), default="")
-    created_ms: Mapped[int] = mapped_column(BigInteger)
-    updated_ms: Mapped[int] = mapped_column(BigInteger)
-
-
-class MlflowRun(Base):
-    """An MLflow run: its params, tags and latest metric values, and its artifact tree."""
-
-    __tablename__ = "mlflow_runs"
-    __table_args__ = (Index("ix_mlflow_runs_experiment_id", "experiment_id"),)
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("mlflow_experiments.id", ondelete="CASCADE")
-    )
-    name: Mapped[str] = mapped_column(String(250), default="")
-    user_id: Mapped[str] = mapped_column(String(256), default="")
-    status: Mapped[str] = mapped_column(String(16), default="RUNNING")
-    lifecycle_stage: Mapped[str] = mapped_column(String(16), default="active")
-    start_ms: Mapped[int] = mapped_column(BigInteger)
-    end_ms: Mapped[int | None] = mapped_column(BigInteger)
-    params: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    # key -> [value, timestamp ms, step]: the latest value, as ``runs/get`` reports it.
-    metrics: Mapped[dict[str, list[Any]]] = mapped_column(JSON, default=dict)
-    # Every logged point, for ``metrics/get-history``: key -> [[value, timestamp, step], …].
-    history: Mapped[dict[str, list[list[Any]]]] = mapped_column(JSON, default=dict)
-    outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_by: Mapped[str] = mapped_column(String(128), default="")
-
-
-class MlflowLoggedModel(Base):
-    """An MLflow 3 logged model (``m-…``): a named artifact tree, usually from a run."""
-
-    __tablename__ = "mlflow_logged_models"
-    __table_args__ = (Index("ix_mlflow_logged_models_source_run_id", "source_run_id"),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("mlflow_experiments.id", ondelete="CASCADE")
-    )
-    name: Mapped[str] = mapped_column(String(500))
-    source_run_id: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(32), default="LOGGED_MODEL_PENDING")
-    model_type: Mapped[str] = mapped_column(String(128), default="")
-    params: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    # [{key, value, timestamp, step, run_id}, …] logged against this model.
-    metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    created_by: Mapped[str] = mapped_column(String(128), default="")
-    created_ms: Mapped[int] = mapped_column(BigInteger)
-    updated_ms: Mapped[int] = mapped_column(BigInteger)
-
-
-class MlflowArtifact(Base):
-    """One file of the MLflow artifact tree: a validated relative path naming a stored blob.
-
-    The client picks the path (as MLflow's protocol requires), never where bytes live: the
-    path is a key here, the bytes are the blob ``sha256`` in the content-addressed store.
-    """
-
-    __tablename__ = "mlflow_artifacts"
-
-    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    size: Mapped[int] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(128), default="")
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,71 @@
+"""ORM tables of the metadata store; the schema itself exists only through Alembic migrations.
+
+One ``Base.metadata`` holds them all, split by concept: the registry's models and versions
+(``registry``), who may act (``access``), promotion policy (``promotions``) and the MLflow door's
+tracking state (``tracking``). The registry's tables are importable from here; the MLflow
+door's only from ``modelreg.db.tables.tracking``. Importing this package registers every
+table, which Alembic's autogenerate relies on.
+"""
+
+from __future__ import annotations
+
+from modelreg.db.tables import tracking as tracking
+from modelreg.db.tables.access import (
+    ApiToken,
+    BlobPossession,
+    Grant,
+    Principal,
+    PrincipalKind,
+    Role,
+)
+from modelreg.db.tables.promotions import PolicyRule, Promotion, PromotionState, PromotionVote
+from modelreg.db.tables.registry import (
+    Alias,
+    AuditEvent,
+    AuditHead,
+    HistoryAction,
+    HistoryEntry,
+    HistoryKind,
+    Model,
+    ModelTag,
+    Tombstone,
+    Version,
+    VersionDataset,
+    VersionFile,
+    VersionMetric,
+    VersionParam,
+    VersionParent,
+    VersionStatus,
+    VersionTag,
+)
+
+__all__ = [
+    "Alias",
+    "ApiToken",
+    "AuditEvent",
+    "AuditHead",
+    "BlobPossession",
+    "Grant",
+    "HistoryAction",
+    "HistoryEntry",
+    "HistoryKind",
+    "Model",
+    "ModelTag",
+    "PolicyRule",
+    "Principal",
+    "PrincipalKind",
+    "Promotion",
+    "PromotionState",
+    "PromotionVote",
+    "Role",
+    "Tombstone",
+    "Version",
+    "VersionDataset",
+    "VersionFile",
+    "VersionMetric",
+    "VersionParam",
+    "VersionParent",
+    "VersionStatus",
+    "VersionTag",
+    "tracking",
+]
