@@ -13,10 +13,10 @@ import httpx
 
 import modelreg
 from modelreg.api.answers import CachedReads
+from modelreg.api.cache import AnswerCache
 from modelreg.db.session import make_engine, transaction
 from modelreg.services import models
 from modelreg.services.actor import Actor
-from modelreg.services.stamp import StampedCache
 from server_process import RequestLog, log_requests
 
 MLFLOW = "/api/2.0/mlflow"
@@ -27,14 +27,13 @@ def _count_passed(app: Any) -> RequestLog:
     return log_requests(app, behind=CachedReads)
 
 
-def _held_bytes(cache: StampedCache) -> int:
+def _held_bytes(cache: AnswerCache) -> int:
     """What the cache's entries really hold: request-derived keys and answer bodies."""
     total = 0
-    for key, (_stamp, value, _nbytes) in cache._items.items():
+    for key, (_stamp, answer, _nbytes) in cache._entries._items.items():
         parts = key if isinstance(key, tuple) else (key,)
         total += sum(len(p) for p in parts if isinstance(p, str | bytes))
-        if isinstance(value, tuple):
-            total += sum(len(p) for p in value if isinstance(p, bytes))
+        total += len(answer.body)
     return total
 
 
@@ -54,8 +53,8 @@ def test_remembered_requests_count_against_the_byte_budget(
     local.register("m", _artifact(tmp_path))
     local.close()
     budget = 256 * 1024
-    cache = StampedCache(max_bytes=budget)
-    live_server.app.state.registry.cache = cache
+    cache = AnswerCache(max_bytes=budget)
+    live_server.app.state.registry.answers = cache
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         for i in range(30):
             pad = f"{i}-" + "x" * 20_000

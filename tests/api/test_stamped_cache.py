@@ -17,11 +17,11 @@ import pytest
 import modelreg
 from modelreg.api import deps
 from modelreg.api.answers import CachedReads, answer_key
+from modelreg.api.cache import SqliteStampReader, StampedCache
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
+from modelreg.db.stamp import current as stamp_of
 from modelreg.services import auth
-from modelreg.services.stamp import SqliteStampReader, StampedCache
-from modelreg.services.stamp import current as stamp_of
 from server_process import RequestLog, log_requests
 
 

@@ -15,17 +15,17 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from modelreg.api.access_log import note_actor
+from modelreg.api.cache import AnswerCache, SqliteStampReader, StampedCache
 from modelreg.api.origin import is_loopback_host
 from modelreg.api.uploads import UploadGate
 from modelreg.config import Settings
 from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
+from modelreg.db.stamp import current as stamp_of
 from modelreg.errors import InvalidInput, Unauthenticated
 from modelreg.names import MAX_VERSION
 from modelreg.services import auth
 from modelreg.services.actor import Actor
-from modelreg.services.stamp import StampedCache
-from modelreg.services.stamp import current as stamp_of
 from modelreg.storage import BlobStore
 
 
@@ -37,12 +37,17 @@ class Registry:
     engine: Engine
     store: BlobStore
     owner: str
-    # Answers valid while the registry's change stamp stands still (``services.stamp``).
-    cache: StampedCache = field(default_factory=StampedCache)
+    # What this process remembers while the change stamp stands still (``api.cache``): the
+    # answers it served, and who each ``Authorization`` header it saw authenticated as.
+    answers: AnswerCache = field(default_factory=AnswerCache)
+    actors: StampedCache = field(default_factory=StampedCache)
+    # The stamp read on the event loop, without the pool; ``None`` unless a SQLite file.
+    sqlite_stamp: SqliteStampReader | None = field(init=False)
     # Uploads running per principal in this process (``api.uploads``).
     uploads: UploadGate = field(init=False)
 
     def __post_init__(self) -> None:
+        self.sqlite_stamp = SqliteStampReader.for_engine(self.engine)
         self.uploads = UploadGate(self.settings.max_uploads_per_principal)
 
     def read(self) -> contextlib.AbstractContextManager[Session]:
@@ -134,8 +139,8 @@ def _actor(request: Request) -> Actor:
             return known
         door = request.url.path.startswith(MLFLOW_PREFIXES)
         actor = _authenticate(session, registry, header, loopback, client, door)
-    # Creating a user, granting, revoking: each is audited, so each moves the stamp.
-    registry.cache.put(key, stamp, actor)
+    # Creating a user, granting, revoking: each writes, so each moves the stamp.
+    registry.actors.put(key, stamp, actor)
     note_actor(request.scope, actor.name)
     return actor
 
@@ -152,7 +157,7 @@ def cached_actor(
     registry: Registry, key: tuple[str, str, bool], stamp: int, client: str | None
 ) -> Actor | None:
     """The actor cached under ``key`` while ``stamp`` stands, unless its token has expired."""
-    known: Actor | None = registry.cache.get(key, stamp)
+    known: Actor | None = registry.actors.get(key, stamp)
     if known is None or (known.expires_at is not None and utcnow() >= known.expires_at):
         return None
     return known if known.superuser else replace(known, source=f"api:{client}")

@@ -28,9 +28,8 @@ from urllib.parse import urlsplit
 from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelreg.db.stamp import current as stamp_of
 from modelreg.services import auth
-from modelreg.services.stamp import SqliteStampReader
-from modelreg.services.stamp import current as stamp_of
 
 if TYPE_CHECKING:
     # ``api.deps`` imports this module's host checks; the layer only needs the type.
@@ -126,7 +125,6 @@ class HostAndOrigin:
         self.app = app
         self.registry = registry
         self.allowed_hosts = list(allowed_hosts)
-        self.sqlite = SqliteStampReader.for_engine(registry.engine)
         self.users_seen = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -226,14 +224,15 @@ class HostAndOrigin:
         if self.users_seen:
             return True
         key = ("has-users",)
-        stamp = self.sqlite.read() if self.sqlite is not None else None
+        fast = self.registry.sqlite_stamp
+        stamp = fast.read() if fast is not None else None
         if stamp is not None:
-            known: bool | None = self.registry.cache.get(key, stamp)
+            known: bool | None = self.registry.actors.get(key, stamp)
             if known is not None:
                 return known
         read_at, users = await to_thread.run_sync(self._read_users)
-        # Creating the first user is audited, so it moves the stamp and ends this answer.
-        self.registry.cache.put(key, read_at, users)
+        # Creating the first user is a write, so it moves the stamp and ends this answer.
+        self.registry.actors.put(key, read_at, users)
         self.users_seen = users
         return users
 

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from modelreg.db import stamp
+
 # Writers wait this long for SQLite's lock before failing; 30 processes registering at once
 # queue for well under a second each, so a minute is generous without hanging forever.
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -21,15 +23,18 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the pragmas and begin-mode modelreg relies on.
 
-    On SQLite: WAL, ``busy_timeout``, foreign keys on, and write transactions opened with
+    Every committed write to a registry table moves the change stamp (``db.stamp.watch``). On
+    SQLite: WAL, ``busy_timeout``, foreign keys on, and write transactions opened with
     ``BEGIN IMMEDIATE`` (SECURITY.md rule 8) so two writers never both read-then-upgrade.
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, **kwargs)
         _tune_sqlite(engine)
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_engine(url, **kwargs)
+    stamp.watch(engine)
+    return engine
 
 
 @functools.lru_cache(maxsize=256)

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from modelreg import errors
-from modelreg.api import answers
 from modelreg.api.bodies import strict_loads
+from modelreg.api.cache import Answer
 from modelreg.api.deps import MLFLOW_PREFIXES, ActorDep, Registry, RegistryDep
 from modelreg.db.tables import Model, Version, VersionStatus
 from modelreg.errors import InvalidInput
@@ -363,18 +363,15 @@ def add_route(
             return JSONResponse(result) if isinstance(result, dict) else result
         key = ("mlflow", path, json.dumps(params, sort_keys=True, default=str))
         stamp: int = request.state.stamp
-        hit: tuple[Any, bytes] | None = registry.cache.get(key, stamp)
-        if hit is None or not actor.can(Permission.READ, hit[0]):
-            # Not remembered, or remembered for others: the handler answers a model this
-            # caller may not read as absent (404), never with a 403 that confirms the name.
-            answer: ModelAnswer = await run_in_threadpool(handler, registry, actor, params)
-            hit = (answer.model_id, bytes(JSONResponse(answer.body).body))
-            # The key holds every query parameter the client sent: it counts to the budget.
-            registry.cache.put(key, stamp, hit, len(hit[1]) + len(key[2]))
-        model_id, body = hit
-        actor.require(Permission.READ, model_id)
-        answers.remember(request, registry, stamp, model_id, body)
-        return Response(body, media_type="application/json")
+        answer = registry.answers.get(key, stamp, actor)
+        if answer is None:
+            # The handler answers a model this caller may not read as absent (404).
+            read: ModelAnswer = await run_in_threadpool(handler, registry, actor, params)
+            answer = Answer(read.model_id, bytes(JSONResponse(read.body).body))
+            registry.answers.put(key, stamp, answer)
+        actor.require(Permission.READ, answer.model_id)
+        registry.answers.remember(request.scope, stamp, answer)
+        return Response(answer.body, media_type="application/json")
 
     endpoint.__doc__ = handler.__doc__
     router.add_api_route(

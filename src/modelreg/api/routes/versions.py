@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from modelreg.api import answers
 from modelreg.api.bodies import StrictJsonRoute
+from modelreg.api.cache import Answer
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import (
     DescriptionUpdate,
@@ -17,11 +17,11 @@ from modelreg.api.schemas import (
     VersionPage,
     VersionRead,
 )
+from modelreg.db.stamp import current as stamp_of
 from modelreg.errors import VersionNotFound
 from modelreg.names import Ref, parse_instant, validate_manifest_path
 from modelreg.services import compare, lifecycle, serialize, versions
 from modelreg.services.actor import Permission
-from modelreg.services.stamp import current as stamp_of
 
 router = APIRouter(prefix="/api/v1", tags=["versions"], route_class=StrictJsonRoute)
 
@@ -220,7 +220,9 @@ def search_versions(
         # Whoever reads every model gets the same page: later identical searches by such
         # readers are answered from memory until the registry changes (model None: only
         # registry-wide readers are served it). Per-model readers always take this path.
-        answers.remember(request, registry, request.state.stamp, None, bytes(response.body))
+        registry.answers.remember(
+            request.scope, request.state.stamp, Answer(None, bytes(response.body))
+        )
     return response
 
 
@@ -245,23 +247,21 @@ def resolve(
     # the actor dependency in this request) stands still; every worker checks it on its own.
     key = ("resolve", uri, moment)
     stamp: int = request.state.stamp
-    cached = registry.cache.get(key, stamp)
-    if cached is None or not actor.can(Permission.READ, cached[0]):
-        # Remembered for other readers: the slow path answers an unreadable model as absent.
+    answer = registry.answers.get(key, stamp, actor)
+    if answer is None:
         with registry.read() as session:
             stamp = stamp_of(session)  # before the data, never after
             if moment is not None:
                 version = lifecycle.version_at(session, uri, moment, actor=actor)
             else:
                 version = versions.read_version(session, uri, actor=actor)
-            body = bytes(JSONResponse(serialize.version_to_dict(version)).body)
-            cached = (version.model_id, body)
-        registry.cache.put(key, stamp, cached, len(body))
-    model_id, body = cached
-    actor.require(Permission.READ, model_id)
+            body = JSONResponse(serialize.version_to_dict(version)).body
+            answer = Answer(version.model_id, bytes(body))
+        registry.answers.put(key, stamp, answer)
+    actor.require(Permission.READ, answer.model_id)
     if moment is None:  # "at" may be relative ("1h ago"): only the parsed moment is a key
-        answers.remember(request, registry, stamp, model_id, body)
-    return Response(body, media_type="application/json")
+        registry.answers.remember(request.scope, stamp, answer)
+    return Response(answer.body, media_type="application/json")
 
 
 @router.get("/models/{name:model}/compare", operation_id="versions-compare")

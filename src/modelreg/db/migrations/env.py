@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from modelreg.db import tables  # noqa: F401  (registers every table, MLflow's too, on Base.metadata)
+from modelreg.db import stamp, tables  # noqa: F401  (registers every table, MLflow's too, on Base.metadata)
 from modelreg.db.base import Base
 
 config = context.config

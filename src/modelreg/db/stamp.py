@@ -1,0 +1,135 @@
+"""The registry's change stamp: a counter every committed registry write moves, in the database.
+
+Servers cache answers in memory (``api.answers``) and keep each under the stamp it was computed
+at; an answer is served only while the stamp is the same. The stamp lives in the database, so
+a write by any process (another server worker, the embedded ``Registry``, a CLI on the same
+database) ends every process's cached answers with no cross-process messages at all.
+
+The stamp is moved by the engine, not by the code that writes: ``watch`` listens to every
+statement a connection sends, notes a write to a stamped table, and bumps the counter in the
+same transaction just before it commits. ORM flushes, bulk statements and raw SQL all pass
+through there, so no write path can forget it; a rolled-back transaction bumps nothing.
+
+Stamped tables are all tables but ``alembic_version``, the counter itself, and the MLflow
+door's tracking scratch state (``mlflow_*``: experiments, runs, logged models, their
+artifacts), which no cached answer reads. A metric logged every second by a training job
+therefore leaves served answers cached. A cached answer that comes to read an ``mlflow_*``
+table must take it out of ``UNSTAMPED_PREFIXES`` first.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, Connection, Engine, Integer, event, select
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import TextClause
+
+from modelreg.db.base import Base
+
+
+class ChangeStamp(Base):
+    """The single row holding the change stamp."""
+
+    __tablename__ = "change_stamp"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+# The read and the bump as plain SQL: the same text on SQLite and PostgreSQL, and the read is
+# what ``api.cache.StampReader`` sends on its own SQLite connections.
+READ_SQL = "SELECT value FROM change_stamp WHERE id = 1"
+BUMP_SQL = "UPDATE change_stamp SET value = value + 1 WHERE id = 1"
+_READ = select(ChangeStamp.value).where(ChangeStamp.id == 1)
+
+# Writes to these tables leave the stamp alone (see the module docstring).
+UNSTAMPED_PREFIXES = ("mlflow_",)
+UNSTAMPED_TABLES = frozenset({ChangeStamp.__tablename__, "alembic_version"})
+
+_WROTE = "modelreg_stamp_wrote"  # on the connection's info: a stamped table changed
+_DDL = "modelreg_stamp_ddl"  # the schema changed: a migration, which bumps nothing
+
+# Statements that change no rows; anything not recognised counts as a write (a needless bump
+# costs a cache miss, a missed one a stale answer).
+_NOT_A_WRITE = re.compile(
+    r"\s*(?:SELECT|BEGIN|SAVEPOINT|RELEASE|ROLLBACK|COMMIT|PRAGMA|SHOW|SET|EXPLAIN|VALUES)\b",
+    re.IGNORECASE,
+)
+_SCHEMA = re.compile(r"\s*(?:CREATE|DROP|ALTER)\b", re.IGNORECASE)
+_WRITE_TO = re.compile(
+    r"\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
+    r'\s+"?(\w+)',
+    re.IGNORECASE,
+)
+
+
+def current(session: Session) -> int:
+    """The registry's change stamp.
+
+    Read it *before* the data a cached answer is built from, so an answer is never stored
+    under a stamp newer than the data it saw.
+    """
+    return int(session.scalar(_READ) or 0)
+
+
+def is_stamped(table: str) -> bool:
+    """Whether a write to ``table`` moves the change stamp."""
+    return table not in UNSTAMPED_TABLES and not table.startswith(UNSTAMPED_PREFIXES)
+
+
+def _changes_stamped_rows(statement: str, context: DefaultExecutionContext | None) -> bool:
+    compiled = getattr(context, "compiled", None)
+    if compiled is not None and not isinstance(compiled.statement, TextClause):
+        # Built by SQLAlchemy (ORM flushes included): its kind and table are known exactly.
+        assert context is not None
+        if context.isinsert or context.isupdate or context.isdelete:
+            return is_stamped(compiled.statement.table.name)
+        if not context.isddl:
+            return False
+    if _NOT_A_WRITE.match(statement):
+        return False
+    target = _WRITE_TO.match(statement)
+    return target is None or is_stamped(target[1])
+
+
+def watch(engine: Engine) -> None:
+    """Make every committed transaction of ``engine`` that wrote a stamped table move the stamp.
+
+    Called by ``session.make_engine`` for every engine modelreg opens.
+    """
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note(
+        conn: Connection,
+        _cursor: Any,
+        statement: str,
+        _parameters: Any,
+        context: DefaultExecutionContext | None,
+        _executemany: bool,
+    ) -> None:
+        info = conn.info
+        if (context is not None and context.isddl) or _SCHEMA.match(statement):
+            info[_DDL] = True
+        elif not info.get(_WROTE) and _changes_stamped_rows(statement, context):
+            info[_WROTE] = True
+
+    @event.listens_for(engine, "commit")
+    def _bump(conn: Connection) -> None:
+        info = conn.info
+        # A migration may have just created or dropped the counter; servers check the
+        # schema's revision when they start, so it has no cached answers to end.
+        if info.pop(_WROTE, False) and not info.pop(_DDL, False):
+            conn.exec_driver_sql(BUMP_SQL)
+        _forget(conn)
+
+    @event.listens_for(engine, "begin")
+    @event.listens_for(engine, "rollback")
+    def _forget(conn: Connection) -> None:
+        # The flags live on the pooled DBAPI connection: clear them for its next transaction.
+        info = conn.info
+        info.pop(_WROTE, None)
+        info.pop(_DDL, None)
