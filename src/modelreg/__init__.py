@@ -3,13 +3,13 @@
 ``import modelreg`` loads nothing heavy: ``Registry`` and the errors are imported on first use.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+# Only modules are imported here (no `from typing import …`), so every public name this
+# module defines is one of __all__ (tests/unit/test_exports.py).
+import typing
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from modelreg.client import Registry
     from modelreg.errors import (
         AliasNotFound,
@@ -93,7 +93,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     import importlib
 
     if name in _HOMES:
@@ -101,3 +101,7 @@ def __getattr__(name: str) -> Any:
     if name in __all__:
         return getattr(importlib.import_module("modelreg.errors"), name)
     raise AttributeError(f"module 'modelreg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

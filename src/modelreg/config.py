@@ -6,6 +6,7 @@ A folder holds ``registry.db`` (SQLite) and ``blobs/`` unless its ``modelreg.tom
 
 from __future__ import annotations
 
+import getpass
 import os
 import tomllib
 from pathlib import Path
@@ -16,9 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelreg.errors import InvalidInput
 from modelreg.location import check_folder, default_home, is_remote, resolve_uri
 
-__all__ = ["CONFIG_FILE", "Settings", "default_home", "is_remote", "resolve_uri"]
+__all__ = ["CONFIG_FILE", "Settings", "default_home", "is_remote", "os_user", "resolve_uri"]
 
 CONFIG_FILE = "modelreg.toml"
+
+
+def os_user() -> str:
+    """The OS user: the actor of embedded mode, and a server's owner when no actor is set."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - containers without a passwd entry
+        return f"uid:{os.getuid()}"
 
 
 class Settings(BaseModel):

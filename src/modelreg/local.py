@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import getpass
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from modelreg.client._files import LocalFile, write_verified
-from modelreg.config import Settings
+from modelreg.config import Settings, os_user
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import PrincipalKind, Promotion, Role
@@ -39,14 +37,6 @@ from modelreg.services.actor import Actor
 from modelreg.storage import BlobStore, open_blob_store
 
 Progress = Callable[[int], None] | None
-
-
-def os_user() -> str:
-    """The OS user, the actor of embedded mode."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - containers without a passwd entry
-        return f"uid:{os.getuid()}"
 
 
 class LocalBackend:

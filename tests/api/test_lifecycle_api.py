@@ -153,7 +153,7 @@ class TestPromote:
         assert _promotions(team, state="refused", model="fraud") == [promotion]
         assert _holder(team, "fraud/production") is None
         events = _ok(team["alice"].get(f"{API}/audit"))["items"]
-        (event,) = [e for e in events if e["action"] == EventTag.PROMOTION_REQUEST.value]
+        (event,) = [e for e in events if e["action"] == EventTag.PROMOTION_PROMOTE.value]
         assert (event["actor"], event["after"]["state"]) == ("carol", "refused")
 
     def test_dry_run_answers_the_would_be_outcome_and_stores_nothing(self, team: Team) -> None:

@@ -75,7 +75,7 @@ def test_renamed_model_keeps_its_history_from_before_the_rename(live_server, ren
     assert actions == [
         "registry:model:create",
         "registry:version:register",
-        "registry:model:update",
+        "registry:model:rename",
     ]
     assert renamed["old_digest"] in answer.text
 
@@ -170,7 +170,7 @@ def test_migration_backfills_model_ids_by_replaying_renames(home, files):
     assert by_model[ids["b"]] == [
         "registry:model:create a",
         "registry:version:register a",
-        "registry:model:update b",
+        "registry:model:rename b",
     ]
     assert by_model[ids["a"]] == ["registry:model:create a", "registry:version:register a"]
     assert by_model[ids["gone"]] == [

@@ -164,7 +164,7 @@ class TestDisable:
         assert alice.enable_user("carol")["disabled"] is False
         assert [m.name for m in carol.list_models()] == ["churn", "fraud"]
         actions = [e.action for e in alice.audit(limit=10_000)]
-        assert actions[-2:] == ["auth:principal:disable", "auth:principal:enable"]
+        assert actions[-2:] == ["auth:user:disable", "auth:user:enable"]
         for r in (alice, carol):
             r.close()
 

@@ -132,17 +132,17 @@ def test_the_seeds_scenario_in_python(people: dict[str, modelreg.Registry], mode
 
     actions = [e.action for e in root.audit("fraud_detector", limit=1000)]
     for expected in (
-        "registry:promotion:request",
+        "registry:promotion:promote",
         "registry:promotion:approve",
         "registry:version:stage",
-        "registry:stage:rollback",
+        "registry:model:rollback",
         "registry:policy:set",
     ):
         assert expected in actions
     refusals = [
         e
         for e in root.audit("fraud_detector", limit=1000)
-        if e.action == "registry:promotion:request" and e.after["state"] == "refused"
+        if e.action == "registry:promotion:promote" and e.after["state"] == "refused"
     ]
     assert len(refusals) == 1
     assert refusals[0].actor == "alice"
@@ -249,6 +249,6 @@ scopes:
     assert "replaced: version 2: production → archived" in out
     code, out, _ = cli("audit", "--model", "fraud_detector", "--json", "--limit", "1000")
     actions = [e["action"] for e in json.loads(out)["items"]]
-    assert "registry:stage:rollback" in actions
+    assert "registry:model:rollback" in actions
     assert actions.count("registry:promotion:approve") == 2
     assert cli("audit", "verify")[0] == 0

@@ -59,11 +59,11 @@ BOB = _user("bob", Role.APPROVER)
 CAROL = _user("carol", Role.APPROVER)
 DAVE = _user("dave", Role.ADMIN)
 
-REQUEST = "registry:promotion:request"
+REQUEST = "registry:promotion:promote"
 APPROVE = "registry:promotion:approve"
 REJECT = "registry:promotion:reject"
 STAGE = "registry:version:stage"
-ROLLBACK = "registry:stage:rollback"
+ROLLBACK = "registry:model:rollback"
 ALIAS_SET = "registry:alias:set"
 ALIAS_DELETE = "registry:alias:delete"
 

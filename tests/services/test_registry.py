@@ -390,7 +390,7 @@ class TestArtifacts:
         result = reg.gc(grace_seconds=0)
         assert result["removed"] == 2
         assert reg.download("m:1", home.parent / "o")[0].read_bytes() == b"pickle-bytes" * 100
-        assert "registry:blob:collect" in audit_actions(reg)
+        assert "registry:blob:gc" in audit_actions(reg)
 
 
 class TestAudit:

@@ -36,11 +36,10 @@ from modelreg.api.routes import (
     policies,
     versions,
 )
-from modelreg.config import Settings
+from modelreg.config import Settings, os_user
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
 from modelreg.errors import RegistryError
-from modelreg.local import os_user
 from modelreg.storage import open_blob_store
 
 SECURITY_HEADERS = {

@@ -22,12 +22,12 @@ class Permission(StrEnum):
     VERSION_UPDATE = "version:update"
     VERSION_DELETE = "version:delete"
     ALIAS_SET = "alias:set"
-    PROMOTE = "version:promote"
+    PROMOTE = "promotion:promote"
     APPROVE = "promotion:approve"
-    ROLLBACK = "stage:rollback"
+    ROLLBACK = "model:rollback"
     POLICY_SET = "policy:set"
     AUDIT_READ = "audit:read"
-    BLOB_COLLECT = "blob:collect"
+    BLOB_GC = "blob:gc"
     ADMIN = "registry:admin"
 
 
@@ -46,7 +46,7 @@ REQUIRED: dict[Permission, Role] = {
     Permission.POLICY_SET: Role.ADMIN,
     Permission.VERSION_DELETE: Role.APPROVER,
     Permission.MODEL_DELETE: Role.ADMIN,
-    Permission.BLOB_COLLECT: Role.ADMIN,
+    Permission.BLOB_GC: Role.ADMIN,
     Permission.ADMIN: Role.ADMIN,
 }
 

@@ -21,10 +21,12 @@ from modelreg.services.actor import Actor, Permission
 
 __all__ = [
     "GENESIS",
+    "RENAMED",
     "Actor",
     "Anchor",
     "EventTag",
     "VerifyResult",
+    "current_action",
     "event_hash",
     "head",
     "list_events",
@@ -36,34 +38,68 @@ GENESIS = "0" * 64
 
 
 class EventTag(StrEnum):
-    """Audit actions, valued ``source:subject:action`` (one verb per use-case, STYLE.md §5)."""
+    """Audit actions, valued ``source:noun:verb``: one name per use-case (docs/cli.md).
+
+    The noun is the OpenAPI tag's (singular) and the verb the operation id's, so
+    ``registry:model:describe`` is ``modelreg describe`` / ``models-describe``. An event that
+    is the consequence of a use-case rather than one (a stage move, a refusal) has its own verb.
+    Actions written before a rename keep their stored string (the hash chain covers it):
+    ``RENAMED`` maps them and ``current_action`` reads either.
+    """
 
     MODEL_CREATE = "registry:model:create"
-    MODEL_UPDATE = "registry:model:update"
+    MODEL_DESCRIBE = "registry:model:describe"
+    MODEL_RENAME = "registry:model:rename"
     MODEL_TAG = "registry:model:tag"
     MODEL_DELETE = "registry:model:delete"
+    MODEL_ROLLBACK = "registry:model:rollback"
     VERSION_REGISTER = "registry:version:register"
-    VERSION_UPDATE = "registry:version:update"
+    VERSION_DESCRIBE = "registry:version:describe"
     VERSION_TAG = "registry:version:tag"
     VERSION_DELETE = "registry:version:delete"
+    VERSION_STAGE = "registry:version:stage"
     ALIAS_SET = "registry:alias:set"
     ALIAS_DELETE = "registry:alias:delete"
-    VERSION_STAGE = "registry:version:stage"
-    STAGE_ROLLBACK = "registry:stage:rollback"
-    PROMOTION_REQUEST = "registry:promotion:request"
+    PROMOTION_PROMOTE = "registry:promotion:promote"
     PROMOTION_APPROVE = "registry:promotion:approve"
     PROMOTION_REJECT = "registry:promotion:reject"
     PROMOTION_REFUSE = "registry:promotion:refuse"
     POLICY_SET = "registry:policy:set"
     POLICY_DELETE = "registry:policy:delete"
-    BLOB_COLLECT = "registry:blob:collect"
-    PRINCIPAL_CREATE = "auth:principal:create"
+    BLOB_GC = "registry:blob:gc"
+    USER_CREATE = "auth:user:create"
+    USER_DISABLE = "auth:user:disable"
+    USER_ENABLE = "auth:user:enable"
     TOKEN_CREATE = "auth:token:create"  # noqa: S105 (an event name, not a secret)
     TOKEN_REVOKE = "auth:token:revoke"  # noqa: S105
     ROLE_GRANT = "auth:role:grant"
     ROLE_REVOKE = "auth:role:revoke"
-    PRINCIPAL_DISABLE = "auth:principal:disable"
-    PRINCIPAL_ENABLE = "auth:principal:enable"
+
+
+# Stored actions of events written before issue 20 gave each use-case one name, and what they
+# are called now. ``registry:model:update`` was both a description change and a rename: the
+# event's ``before`` tells them apart (``current_action``).
+RENAMED: dict[str, EventTag] = {
+    "auth:principal:create": EventTag.USER_CREATE,
+    "auth:principal:disable": EventTag.USER_DISABLE,
+    "auth:principal:enable": EventTag.USER_ENABLE,
+    "registry:blob:collect": EventTag.BLOB_GC,
+    "registry:model:update": EventTag.MODEL_DESCRIBE,
+    "registry:promotion:request": EventTag.PROMOTION_PROMOTE,
+    "registry:stage:rollback": EventTag.MODEL_ROLLBACK,
+    "registry:version:update": EventTag.VERSION_DESCRIBE,
+}
+
+
+def current_action(action: str, before: dict[str, Any] | None = None) -> str:
+    """The action an event's stored ``action`` is called now (itself unless renamed).
+
+    Readers that match on actions call this, so events written under an old name count.
+    """
+    if action == "registry:model:update" and before is not None and "name" in before:
+        return EventTag.MODEL_RENAME.value
+    renamed = RENAMED.get(action)
+    return renamed.value if renamed is not None else action
 
 
 def _canonical(fields: dict[str, Any]) -> bytes:

@@ -109,7 +109,7 @@ def create_principal(
     session.flush()
     record(
         session,
-        EventTag.PRINCIPAL_CREATE,
+        EventTag.USER_CREATE,
         actor=actor,
         target=f"principal:{name}",
         after={"name": name, "kind": kind.value},
@@ -224,7 +224,7 @@ def set_disabled(session: Session, name: str, *, actor: Actor, disabled: bool) -
     session.flush()
     record(
         session,
-        EventTag.PRINCIPAL_DISABLE if disabled else EventTag.PRINCIPAL_ENABLE,
+        EventTag.USER_DISABLE if disabled else EventTag.USER_ENABLE,
         actor=actor,
         target=f"principal:{name}",
         before={"disabled": not disabled},

@@ -42,7 +42,7 @@ def collect(
     The grace period is what makes this safe next to running registrations: their blobs are
     stored before their rows commit, and are young.
     """
-    actor.require(Permission.BLOB_COLLECT)
+    actor.require(Permission.BLOB_GC)
     cutoff = time.time() - grace_seconds
     referenced = set(session.scalars(select(VersionFile.sha256).distinct()))
     # Files an MLflow client logged but has not registered yet are referenced too.
@@ -63,7 +63,7 @@ def collect(
     if removed or temporary:
         record(
             session,
-            EventTag.BLOB_COLLECT,
+            EventTag.BLOB_GC,
             actor=actor,
             target="blobs",
             before={"digests": unreferenced[:1000]},

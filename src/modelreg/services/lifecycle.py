@@ -287,7 +287,7 @@ def promote(
     request_id = str(promotion.id)
     record(
         session,
-        EventTag.PROMOTION_REQUEST,
+        EventTag.PROMOTION_PROMOTE,
         actor=actor,
         target=f"{_describe(model, target)}:{number}",
         model=model,
@@ -861,7 +861,7 @@ def rollback(
     result = {"name": model.name, "target": target, "from_version": current, "to_version": chosen}
     record(
         session,
-        EventTag.STAGE_ROLLBACK,
+        EventTag.MODEL_ROLLBACK,
         actor=actor,
         target=what,
         model=model,

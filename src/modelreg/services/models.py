@@ -162,7 +162,7 @@ def update_model(
     session.flush()
     record(
         session,
-        EventTag.MODEL_UPDATE,
+        EventTag.MODEL_DESCRIBE,
         actor=actor,
         target=model.name,
         model=model,
@@ -316,7 +316,7 @@ def rename_model(session: Session, name: str, new_name: str, *, actor: Actor) ->
     session.flush()
     record(
         session,
-        EventTag.MODEL_UPDATE,
+        EventTag.MODEL_RENAME,
         actor=actor,
         target=new_name,
         model=model,

@@ -643,7 +643,7 @@ def update_version(
     session.flush()
     record(
         session,
-        EventTag.VERSION_UPDATE,
+        EventTag.VERSION_DESCRIBE,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
         model=version.model,

@@ -12,7 +12,8 @@ from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.db.tables import PrincipalKind, Role
 from modelreg.services import auth
 
-router = APIRouter(prefix="/api/v1", tags=["admin"], route_class=StrictJsonRoute)
+# Three nouns share this module: users (principals), their tokens and their roles.
+router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
 
 
 class PrincipalCreate(BaseModel):
@@ -43,7 +44,7 @@ class GrantCreate(BaseModel):
     model: str | None = Field(default=None, max_length=200)
 
 
-@router.post("/principals", status_code=201, operation_id="admin-create-principal")
+@router.post("/principals", status_code=201, operation_id="users-create", tags=["users"])
 def create_principal(body: PrincipalCreate, registry: RegistryDep, actor: ActorDep) -> Any:
     """Create a user or service account (admin)."""
     with registry.write() as session:
@@ -54,7 +55,7 @@ def create_principal(body: PrincipalCreate, registry: RegistryDep, actor: ActorD
         return auth.principal_to_dict(principal, grants[0] if grants else [])
 
 
-@router.get("/principals", operation_id="admin-list-principals")
+@router.get("/principals", operation_id="users-list", tags=["users"])
 def list_principals(registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Every user and service account with its roles (admin)."""
     with registry.read() as session:
@@ -62,7 +63,7 @@ def list_principals(registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
         return {"items": [auth.principal_to_dict(p, g) for p, g in rows]}
 
 
-@router.post("/tokens", status_code=201, operation_id="admin-create-token")
+@router.post("/tokens", status_code=201, operation_id="tokens-create", tags=["tokens"])
 def create_token(body: TokenCreate, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Issue a token; its secret is in this answer and nowhere else (admin)."""
     with registry.write() as session:
@@ -72,7 +73,7 @@ def create_token(body: TokenCreate, registry: RegistryDep, actor: ActorDep) -> d
         return auth.token_to_dict(token, secret)
 
 
-@router.get("/tokens", operation_id="admin-list-tokens")
+@router.get("/tokens", operation_id="tokens-list", tags=["tokens"])
 def list_tokens(
     registry: RegistryDep,
     actor: ActorDep,
@@ -84,7 +85,7 @@ def list_tokens(
         return {"items": [auth.token_to_dict(t) for t in tokens]}
 
 
-@router.delete("/tokens/{token_id}", operation_id="admin-revoke-token")
+@router.delete("/tokens/{token_id}", operation_id="tokens-revoke", tags=["tokens"])
 def revoke_token(token_id: str, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Revoke a token (admin)."""
     with registry.write() as session:
@@ -98,7 +99,7 @@ class PrincipalUpdate(BaseModel):
     disabled: bool
 
 
-@router.patch("/principals/{name}", operation_id="admin-update-principal")
+@router.patch("/principals/{name}", operation_id="users-update", tags=["users"])
 def update_principal(
     name: str, body: PrincipalUpdate, registry: RegistryDep, actor: ActorDep
 ) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def update_principal(
         return auth.principal_to_dict(principal, auth.grants_of(session, principal))
 
 
-@router.delete("/principals/{name}/grants/{role}", operation_id="admin-revoke")
+@router.delete("/principals/{name}/grants/{role}", operation_id="roles-revoke", tags=["roles"])
 def revoke(
     name: str,
     role: Role,
@@ -122,7 +123,7 @@ def revoke(
         return auth.principal_to_dict(principal, auth.grants_of(session, principal))
 
 
-@router.post("/grants", status_code=201, operation_id="admin-grant")
+@router.post("/grants", status_code=201, operation_id="roles-grant", tags=["roles"])
 def grant(body: GrantCreate, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Give a principal a role, registry-wide or on one model (admin)."""
     with registry.write() as session:

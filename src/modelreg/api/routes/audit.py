@@ -54,7 +54,7 @@ def verify(
         return audit.verify(session, actor=actor, anchors=anchors).to_dict()
 
 
-@router.get("/audit/head", response_model=AnchorRead, operation_id="audit-head")
+@router.get("/audit/head", response_model=AnchorRead, operation_id="audit-anchor")
 def head(registry: RegistryDep, actor: ActorDep) -> Any:
     """The chain's head (sequence number, hash, time): an anchor to keep elsewhere."""
     with registry.read() as session:

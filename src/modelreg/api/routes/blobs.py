@@ -102,7 +102,7 @@ def download_blob(digest: str, registry: RegistryDep, actor: ActorDep) -> Any:
     return blob_response(registry, value, filename=value)
 
 
-@router.post("/gc", operation_id="blobs-collect")
+@router.post("/gc", operation_id="blobs-gc")
 def collect(body: GcRequest, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Remove unreferenced blobs older than ``grace_seconds`` and abandoned uploads."""
     with registry.write() as session:

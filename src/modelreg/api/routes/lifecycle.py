@@ -26,7 +26,8 @@ from modelreg.db.tables import PromotionState
 from modelreg.names import MAX_VERSION
 from modelreg.services import lifecycle, serialize
 
-router = APIRouter(prefix="/api/v1", tags=["promotions"], route_class=StrictJsonRoute)
+# Promotions, and the rollback that undoes them (a model operation: tag "models").
+router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
 
 PromotionId = Path(ge=1, le=MAX_VERSION, description="the request's id")
 
@@ -34,7 +35,8 @@ PromotionId = Path(ge=1, le=MAX_VERSION, description="the request's id")
 @router.post(
     "/models/{name:model}/promotions",
     response_model=PromotionRead,
-    operation_id="promotions-create",
+    operation_id="promotions-promote",
+    tags=["promotions"],
     responses=PROMOTION_ANSWERS,
 )
 def promote(
@@ -57,7 +59,9 @@ def promote(
     return promotion_answer(answer)
 
 
-@router.get("/promotions", response_model=PromotionPage, operation_id="promotions-list")
+@router.get(
+    "/promotions", response_model=PromotionPage, operation_id="promotions-list", tags=["promotions"]
+)
 def list_promotions(
     registry: RegistryDep,
     actor: ActorDep,
@@ -83,7 +87,10 @@ def list_promotions(
 
 
 @router.get(
-    "/promotions/{promotion_id}", response_model=PromotionRead, operation_id="promotions-get"
+    "/promotions/{promotion_id}",
+    response_model=PromotionRead,
+    operation_id="promotions-get",
+    tags=["promotions"],
 )
 def get_promotion(registry: RegistryDep, actor: ActorDep, promotion_id: int = PromotionId) -> Any:
     """One request."""
@@ -97,6 +104,7 @@ def get_promotion(registry: RegistryDep, actor: ActorDep, promotion_id: int = Pr
     "/promotions/{promotion_id}/approve",
     response_model=PromotionRead,
     operation_id="promotions-approve",
+    tags=["promotions"],
     responses=PROMOTION_ANSWERS,
 )
 def approve(
@@ -119,6 +127,7 @@ def approve(
     "/promotions/{promotion_id}/reject",
     response_model=PromotionRead,
     operation_id="promotions-reject",
+    tags=["promotions"],
 )
 def reject(
     body: PromotionReject,
@@ -135,7 +144,8 @@ def reject(
 @router.post(
     "/models/{name:model}/rollback",
     response_model=RollbackRead,
-    operation_id="promotions-rollback",
+    operation_id="models-rollback",
+    tags=["models"],
 )
 def rollback(
     name: str, body: RollbackCreate, registry: RegistryDep, actor: ActorDep, if_match: IfMatchDep

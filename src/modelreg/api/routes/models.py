@@ -70,7 +70,7 @@ def tag_model(name: str, body: TagsUpdate, registry: RegistryDep, actor: ActorDe
         return serialize.model_to_dict(session, model)
 
 
-@router.patch("/models/{name:model}", response_model=ModelRead, operation_id="models-update")
+@router.patch("/models/{name:model}", response_model=ModelRead, operation_id="models-describe")
 def update_model(name: str, body: DescriptionUpdate, registry: RegistryDep, actor: ActorDep) -> Any:
     """Change a model's description."""
     with registry.write() as session:

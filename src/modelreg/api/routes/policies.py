@@ -67,7 +67,7 @@ def apply_policies(body: PolicyDocument, registry: RegistryDep, actor: ActorDep)
     "/policy",
     response_model=PolicyRead,
     response_model_exclude_unset=True,
-    operation_id="policies-get-default",
+    operation_id="policies-show-default",
 )
 def get_default_policy(registry: RegistryDep, actor: ActorDep) -> Any:
     """The registry-wide default rules (scope ``*``)."""
@@ -98,7 +98,7 @@ def delete_default_rule(target: str, registry: RegistryDep, actor: ActorDep) -> 
     "/models/{name:model}/policy",
     response_model=PolicyRead,
     response_model_exclude_unset=True,
-    operation_id="policies-get",
+    operation_id="policies-show",
 )
 def get_policy(name: str, registry: RegistryDep, actor: ActorDep) -> Any:
     """What governs each target of a model: its own rules and the defaults it inherits."""

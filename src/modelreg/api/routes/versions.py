@@ -96,7 +96,7 @@ def get_version(name: str, registry: RegistryDep, actor: ActorDep, version: int 
 @router.patch(
     "/models/{name:model}/versions/{version}",
     response_model=VersionRead,
-    operation_id="versions-update",
+    operation_id="versions-describe",
 )
 def update_version(
     name: str,

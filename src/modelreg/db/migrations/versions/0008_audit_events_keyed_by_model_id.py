@@ -57,6 +57,10 @@ def _normalize(name: str) -> str:
 
 
 _POLICY = ("registry:policy:set", "registry:policy:delete")
+# A rename was ``registry:model:update`` (with ``before.name``) until issue 20 named it
+# ``registry:model:rename``; a registry downgraded below this revision and upgraded again holds
+# both.
+_RENAME = ("registry:model:update", "registry:model:rename")
 
 
 def _replay(bind: sa.Connection) -> dict[int, Any]:
@@ -78,7 +82,7 @@ def _replay(bind: sa.Connection) -> dict[int, Any]:
             holder[key] = identities
             for early in waiting.pop(key, []):
                 owner[early] = identities
-        elif action == "registry:model:update" and isinstance(renamed_from, str):
+        elif action in _RENAME and isinstance(renamed_from, str):
             old = _normalize(renamed_from)
             identity = holder.pop(old, None) if old != key else holder.get(key)
             if identity is None:
