@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,35 @@ from server_process import ThreadedServer, use_test_deadlines
 use_test_deadlines()
 
 DATABASES = ["sqlite", "postgresql"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the ``reg`` fixture's remote backend on SQLite only, unless a test asks for more.
+
+    ``reg`` x ``db_url`` is four registries per test. Embedded on both databases covers the
+    dialects; remote on SQLite covers HTTP. Remote on PostgreSQL adds what only the two together
+    can do wrong: a database error of one dialect crossing the HTTP door (hostile input is the
+    place for that, and is marked ``full_matrix``).
+    """
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        params = params.params if params is not None else {}
+        remote_pg = params.get("reg") == "remote" and params.get("db_url") == "postgresql"
+        if remote_pg and _uses_shared_reg(item) and not item.get_closest_marker("full_matrix"):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _uses_shared_reg(item: pytest.Item) -> bool:
+    """Whether the test's ``reg`` is this file's fixture (a module may define its own)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("reg", ()) if info is not None else ()
+    return bool(definitions) and definitions[-1].func.__module__ == __name__
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +94,7 @@ def module_registry_folder(
     """A registry folder on the database ``request.param`` names, for module-scoped fixtures."""
     home = tmp_path_factory.mktemp(f"{label}-{request.param}")
     if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), home / "registry.db")
         url = f"sqlite:///{home / 'registry.db'}"
     else:
         url = fresh_pg_database(request.getfixturevalue("pg_server"))
@@ -71,11 +102,30 @@ def module_registry_folder(
     return home
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite registry database, made once per test process to be copied.
+
+    Migrating a database costs more than most tests (every revision since 0001); PostgreSQL
+    tests clone a migrated template database for the same reason (``pg_server``).
+    """
+    from service_db import migrated_template
+
+    return migrated_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty registry database on SQLite and on PostgreSQL."""
+    """A fresh registry database with the current schema and no data, on SQLite and PostgreSQL.
+
+    Both are copies of a migrated template, so a test pays for a copy, not a migration. A test
+    of creating the schema on first use starts from an empty database instead (``sqlite_reg``,
+    tests/migrations, the cold start in tests/services/test_processes.py).
+    """
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
+        path = tmp_path / "registry.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     server: PostgresServer = request.getfixturevalue("pg_server")
     return fresh_pg_database(server)
 
@@ -111,6 +161,8 @@ def reg(request: pytest.FixtureRequest, home: Path) -> Iterator[modelreg.Registr
     """A ``Registry`` on a fresh database (both dialects), embedded and through a live server.
 
     One client suite, two backends: the same calls must give the same objects and errors.
+    Remote runs on SQLite only unless the test is marked ``full_matrix`` (see
+    ``pytest_collection_modifyitems``).
     """
     if request.param == "embedded":
         registry = modelreg.Registry(home)
