@@ -70,7 +70,7 @@ class ServiceRegistry:
     def register(self, name: str = "m", **kwargs: Any) -> int:
         """Register a version of ``name`` (one small file) as the owner; its number."""
         with transaction(self.engine, write=True) as session:
-            spec = registration.NewVersion(name=name, files=[self.blob], **kwargs)
+            spec = registration.RegistrationSpec(name=name, files=[self.blob], **kwargs)
             return registration.register_version(session, self.store, spec, actor=OWNER).number
 
     def model_id(self, name: str = "m") -> Any:

@@ -132,7 +132,7 @@ class LocalBackend:
             specs.append(versions.FileSpec(item.path, info.sha256, info.size))
         lineage = versions.Lineage.from_dict(meta.get("lineage"))
         with self._write() as session:
-            spec = registration.NewVersion(
+            spec = registration.RegistrationSpec(
                 name=name,
                 files=specs,
                 metrics=meta.get("metrics", {}),

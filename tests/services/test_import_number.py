@@ -51,7 +51,7 @@ def reg(db_url, sqlite_template):
 
 def register(reg, *, actor=ADMIN, name="m", **kwargs):
     with transaction(reg.engine, write=True) as session:
-        spec = registration.NewVersion(name=name, files=[reg.blob], **kwargs)
+        spec = registration.RegistrationSpec(name=name, files=[reg.blob], **kwargs)
         version = registration.register_version(session, reg.store, spec, actor=actor)
         return version.number, version.stage.value
 

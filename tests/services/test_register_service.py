@@ -39,7 +39,7 @@ def blob(store):
 
 def register(engine, store, files, **kwargs):
     with transaction(engine, write=True) as session:
-        spec = registration.NewVersion(name="m", files=files, **kwargs)
+        spec = registration.RegistrationSpec(name="m", files=files, **kwargs)
         return registration.register_version(session, store, spec, actor=ACTOR).number
 
 
@@ -116,7 +116,7 @@ def test_lineage_from_the_json_shape(engine, store, blob):
 def test_model_filters(engine, store, blob):
     with transaction(engine, write=True) as session:
         models.create_model(session, "alpha", actor=ACTOR, description="fraud scorer")
-        spec = registration.NewVersion(name="alpha", files=[blob])
+        spec = registration.RegistrationSpec(name="alpha", files=[blob])
         registration.register_version(session, store, spec, actor=ACTOR)
     with transaction(engine, write=False) as session:
 
@@ -172,7 +172,7 @@ def test_a_new_version_and_its_model_share_one_timestamp_and_no_alias_query(engi
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with transaction(engine, write=True) as session:
-        spec = registration.NewVersion(name="m", files=[blob])
+        spec = registration.RegistrationSpec(name="m", files=[blob])
         version = registration.register_version(session, store, spec, actor=ACTOR)
         answer = serialize.version_to_dict(version)
     assert answer["aliases"] == []

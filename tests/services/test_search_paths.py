@@ -279,7 +279,7 @@ class TestBulkSerializers:
         with transaction(reg.engine, write=True) as session:
             store: MemoryBlobStore = reg.store
             extra = store.put(io.BytesIO(b"more weights"))
-            spec = registration.NewVersion(
+            spec = registration.RegistrationSpec(
                 name="gamma",
                 files=[reg.blob, versions.FileSpec("a/config.json", extra.sha256, extra.size)],
                 metrics={"acc": 0.9},

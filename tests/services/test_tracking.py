@@ -75,7 +75,7 @@ class Tracker(ServiceRegistry):
             found = tracking.resolve_source(session, source, actor=actor)
             metrics, params = tracking.registration_lineage(found)
             run_id = found.run.id if found.run is not None else None
-            spec = registration.NewVersion(
+            spec = registration.RegistrationSpec(
                 name=name,
                 files=found.files,
                 metrics=metrics,

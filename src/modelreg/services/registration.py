@@ -1,6 +1,6 @@
-"""Registering a version: what a registration asks for (``NewVersion``), and its steps.
+"""Registering a version: what a registration asks for (``RegistrationSpec``), and its steps.
 
-``NewVersion`` checks every field of the input once, when it is made, before the database is
+``RegistrationSpec`` checks every field of the input once, when it is made, before the database is
 asked anything; ``register_version`` then runs the steps that need the database (the model and
 the actor's rights, the blobs, a replay, parents, the number and semver) and writes the rows.
 """
@@ -49,13 +49,13 @@ from modelreg.services.models import check_tags, ensure_model, get_model
 from modelreg.services.versions import FileSpec, Lineage, resolve
 from modelreg.storage.base import BlobStore, check_digest
 
-__all__ = ["MAX_FILES", "NewVersion", "register_version"]
+__all__ = ["MAX_FILES", "RegistrationSpec", "register_version"]
 
 MAX_FILES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
-class NewVersion:
+class RegistrationSpec:
     """A registration's input, checked once when it is made (``InvalidInput`` and its kin).
 
     The doors build it from what they were sent; afterwards every field holds its checked
@@ -136,7 +136,7 @@ def _check_idempotency_key(key: str | None) -> None:
 def register_version(
     session: Session,
     store: BlobStore,
-    spec: NewVersion,
+    spec: RegistrationSpec,
     *,
     actor: Actor,
     files_readable: bool = False,
@@ -182,7 +182,7 @@ def register_version(
     return version
 
 
-def _semver(session: Session, model: Model, spec: NewVersion) -> str | None:
+def _semver(session: Session, model: Model, spec: RegistrationSpec) -> str | None:
     """The version's semver: the one given, the next ``bump`` of the latest, or none."""
     semver = _next_semver(session, model, spec.bump) if spec.bump is not None else spec.semver
     if semver is not None:
@@ -192,7 +192,7 @@ def _semver(session: Session, model: Model, spec: NewVersion) -> str | None:
 
 def _new_version_row(
     model: Model,
-    spec: NewVersion,
+    spec: RegistrationSpec,
     number: int,
     semver: str | None,
     parents: list[Version],
@@ -341,7 +341,7 @@ def _next_semver(session: Session, model: Model, bump: str) -> str:
     return str(base.bump(bump))
 
 
-def _replayed(session: Session, model: Model, spec: NewVersion) -> Version | None:
+def _replayed(session: Session, model: Model, spec: RegistrationSpec) -> Version | None:
     """The version an earlier registration with the same idempotency key made, if the same."""
     key = spec.idempotency_key
     existing = session.scalars(
@@ -363,7 +363,9 @@ def _replayed(session: Session, model: Model, spec: NewVersion) -> Version | Non
     return existing
 
 
-def _record_register(session: Session, version: Version, spec: NewVersion, *, actor: Actor) -> None:
+def _record_register(
+    session: Session, version: Version, spec: RegistrationSpec, *, actor: Actor
+) -> None:
     """Audit the registration, then (for an import) the first stage as a move of its own."""
     after: dict[str, Any] = {
         "version": version.number,

@@ -281,22 +281,7 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
     reason = validate_text(reason, kind="reason")
     version = _locked(session, ref, actor, Permission.VERSION_DELETE)
     model = version.model
-    if version.stage is Stage.PRODUCTION:
-        # Deleting what serves traffic would leave the stage empty with no rollback target.
-        raise Conflict(
-            f"{model.name}:{version.number} is in production; roll back or promote another "
-            "version first",
-            detail={"version": version.number, "stage": version.stage.value},
-        )
-    for held in version.aliases:
-        rule = policies.effective_rule(session, model, Target(alias=held.name))
-        if rule is not None and not actor.has_role(rule.approver_role, model.id):
-            # Deleting the version would remove a protected alias by the back door.
-            raise PermissionDenied(
-                f"{model.name}:{version.number} holds the protected alias @{held.name}; "
-                f"deleting it needs the {rule.approver_role.value} role",
-                detail={"alias": held.name, "role_needed": rule.approver_role.value},
-            )
+    _check_deletable(session, model, version, actor)
     files = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in version.files]
     aliases = [a.name for a in version.aliases]
     session.add(
@@ -324,6 +309,37 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
         },
         reason=reason,
     )
+    _record_departures(session, model, version, aliases, actor)
+    session.delete(version)
+    session.flush()
+    return number
+
+
+def _check_deletable(session: Session, model: Model, version: Version, actor: Actor) -> None:
+    """Refuse to delete a production version, or one holding an alias the actor may not move."""
+    if version.stage is Stage.PRODUCTION:
+        # Deleting what serves traffic would leave the stage empty with no rollback target.
+        raise Conflict(
+            f"{model.name}:{version.number} is in production; roll back or promote another "
+            "version first",
+            detail={"version": version.number, "stage": version.stage.value},
+        )
+    for held in version.aliases:
+        rule = policies.effective_rule(session, model, Target(alias=held.name))
+        if rule is not None and not actor.has_role(rule.approver_role, model.id):
+            # Deleting the version would remove a protected alias by the back door.
+            raise PermissionDenied(
+                f"{model.name}:{version.number} holds the protected alias @{held.name}; "
+                f"deleting it needs the {rule.approver_role.value} role",
+                detail={"alias": held.name, "role_needed": rule.approver_role.value},
+            )
+
+
+def _record_departures(
+    session: Session, model: Model, version: Version, aliases: list[str], actor: Actor
+) -> None:
+    """History entries for the stage and the aliases a deleted version takes with it."""
+    number = version.number
     if version.stage is not Stage.NONE:
         # Its stage ends with it: `--at` and rollback replay the history and must see that.
         session.add(
@@ -351,6 +367,3 @@ def delete_version(session: Session, ref: Ref | str, *, actor: Actor, reason: st
                 reason=f"version {number} deleted",
             )
         )
-    session.delete(version)
-    session.flush()
-    return number

@@ -41,7 +41,7 @@ from modelreg.services import (
     versions,
 )
 from modelreg.services.actor import Actor, Permission
-from modelreg.services.registration import NewVersion
+from modelreg.services.registration import RegistrationSpec
 from modelreg.services.versions import Lineage
 
 router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"])
@@ -293,7 +293,7 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
                 f"run_id {run_id!r} is not the run that produced {source_uri!r}",
                 detail={"run_id": run_id},
             )
-        spec = NewVersion(
+        spec = RegistrationSpec(
             name=name,
             files=source.files,
             metrics=_spill_keys(metrics),

@@ -37,7 +37,7 @@ Number = Path(ge=1, le=2**31 - 1)
 def register_version(name: str, body: VersionCreate, registry: RegistryDep, actor: ActorDep) -> Any:
     """Create the next version from uploaded blobs, atomically (creates the model if needed)."""
     with registry.write() as session:
-        spec = registration.NewVersion(
+        spec = registration.RegistrationSpec(
             name=name,
             files=[versions.FileSpec(f.path, f.sha256, f.size) for f in body.files],
             metrics=body.metrics,

@@ -1,4 +1,4 @@
-"""``registration.NewVersion``: a registration's input, checked once when it is made.
+"""``registration.RegistrationSpec``: a registration's input, checked once when it is made.
 
 The same checks and messages as before the spec existed, in the same order, without a database.
 """
@@ -11,7 +11,7 @@ import pytest
 
 from modelreg.errors import InvalidInput, InvalidName, InvalidPath, InvalidReference
 from modelreg.names import Stage
-from modelreg.services.registration import NewVersion
+from modelreg.services.registration import RegistrationSpec
 from modelreg.services.versions import FileSpec, Lineage
 
 DIGEST = "ab" * 32
@@ -19,7 +19,7 @@ FILE = FileSpec("model.bin", DIGEST, 7)
 
 
 def test_defaults_and_none_read_as_empty():
-    spec = NewVersion(
+    spec = RegistrationSpec(
         name="m",
         files=[FILE],
         metrics=None,  # type: ignore[arg-type]
@@ -37,7 +37,7 @@ def test_defaults_and_none_read_as_empty():
 
 
 def test_every_field_holds_its_checked_value():
-    spec = NewVersion(
+    spec = RegistrationSpec(
         name="m",
         files=[FileSpec("z.json", "sha256:" + DIGEST, 2), FILE],
         metrics={"acc": 1},
@@ -64,7 +64,7 @@ def test_every_field_holds_its_checked_value():
 
 
 def test_a_spec_cannot_change_after_its_checks():
-    spec = NewVersion(name="m", files=[FILE])
+    spec = RegistrationSpec(name="m", files=[FILE])
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.semver = "not checked"  # type: ignore[misc]
 
@@ -96,15 +96,15 @@ BAD = [
 @pytest.mark.parametrize(("fields", "error", "message"), BAD, ids=[b[2][:40] for b in BAD])
 def test_bad_input_is_refused_with_its_message(fields, error, message):
     with pytest.raises(error) as caught:
-        NewVersion(**{"name": "m", "files": [FILE], **fields})
+        RegistrationSpec(**{"name": "m", "files": [FILE], **fields})
     assert caught.value.message.startswith(message)
 
 
 def test_the_first_failing_check_answers():
     # Files are checked first, then metrics ... lineage last: one error, always the same one.
     with pytest.raises(InvalidInput, match="at least one file"):
-        NewVersion(name="m", files=[], semver="1.0.0", bump="minor", number=0)
+        RegistrationSpec(name="m", files=[], semver="1.0.0", bump="minor", number=0)
     with pytest.raises(InvalidInput, match="--semver or --bump"):
-        NewVersion(name="m", files=[FILE], semver="1.0.0", bump="minor", number=0)
+        RegistrationSpec(name="m", files=[FILE], semver="1.0.0", bump="minor", number=0)
     with pytest.raises(InvalidInput, match="whole number from 1"):
-        NewVersion(name="m", files=[FILE], number=0, idempotency_key="")
+        RegistrationSpec(name="m", files=[FILE], number=0, idempotency_key="")
