@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from modelreg import errors
 from modelreg.errors import InvalidName, InvalidReference
 from modelreg.names import Stage, Target, parse_target
 
@@ -94,3 +95,20 @@ def test_parse_target_is_the_canonical_text():
     assert parse_target("@champion") == "@champion"
     with pytest.raises(InvalidReference):
         parse_target("latest")
+
+
+@pytest.mark.parametrize(
+    ("answer", "where"),
+    [
+        ({"target": "@champion", "to_alias": "champion", "to_stage": None}, "fraud@champion"),
+        ({"target": "production", "to_alias": None, "to_stage": "production"}, "fraud/production"),
+    ],
+)
+def test_a_refusal_names_the_target_as_target_on_does(answer, where):
+    promotion = {"id": 3, "name": "fraud", "version": 2, **answer}
+    promotion["failed_criteria"] = [{"criterion": "metrics.auc >= 0.9", "message": "0.8"}]
+    refusal = errors.refused(promotion)
+    assert where == Target.parse(answer["target"]).on("fraud")
+    assert refusal.message == (
+        f"version 2 may not enter {where} (request #3): metrics.auc >= 0.9 (0.8)"
+    )
