@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import Principal, PrincipalKind
-from modelreg.services import artifacts, models, versions
+from modelreg.services import artifacts, models, registration, versions
 from modelreg.services.actor import Actor
 from modelreg.storage.memory import MemoryBlobStore
 
@@ -70,9 +70,8 @@ class ServiceRegistry:
     def register(self, name: str = "m", **kwargs: Any) -> int:
         """Register a version of ``name`` (one small file) as the owner; its number."""
         with transaction(self.engine, write=True) as session:
-            return versions.register_version(
-                session, self.store, name=name, files=[self.blob], actor=OWNER, **kwargs
-            ).number
+            spec = registration.RegistrationSpec(name=name, files=[self.blob], **kwargs)
+            return registration.register_version(session, self.store, spec, actor=OWNER).number
 
     def model_id(self, name: str = "m") -> Any:
         """The id of model ``name``."""

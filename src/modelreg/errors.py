@@ -312,11 +312,12 @@ def _criteria_text(criteria: list[dict[str, Any]]) -> str:
 def refused(promotion: dict[str, Any]) -> PolicyViolation:
     """The error for a refused promotion request, naming every failed criterion."""
     criteria = list(promotion.get("failed_criteria") or [])
-    where = promotion.get("target", "")
+    # The answer says which kind of target it is (``to_alias``/``to_stage``): no text to parse.
+    alias = promotion.get("to_alias")
     where = (
-        f"{promotion.get('name')}{where}"
-        if where.startswith("@")
-        else f"{promotion.get('name')}/{where}"
+        f"{promotion.get('name')}@{alias}"
+        if alias
+        else f"{promotion.get('name')}/{promotion.get('target', '')}"
     )
     request = f" (request #{promotion['id']})" if promotion.get("id") else ""
     return PolicyViolation(

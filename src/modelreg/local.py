@@ -22,7 +22,6 @@ from modelreg.db.tables import PrincipalKind, Promotion, Role
 from modelreg.errors import InvalidInput
 from modelreg.names import parse_instant, parse_ref, validate_model_name
 from modelreg.services import (
-    aliases,
     audit,
     auth,
     compare,
@@ -30,6 +29,7 @@ from modelreg.services import (
     lifecycle,
     models,
     policies,
+    registration,
     serialize,
     versions,
 )
@@ -122,25 +122,23 @@ class LocalBackend:
             specs.append(versions.FileSpec(item.path, info.sha256, info.size))
         lineage = versions.Lineage.from_dict(meta.get("lineage"))
         with self._write() as session:
-            version = versions.register_version(
-                session,
-                self.store,
+            spec = registration.RegistrationSpec(
                 name=name,
                 files=specs,
-                actor=self.actor,
-                metrics=meta.get("metrics"),
-                params=meta.get("params"),
-                tags=meta.get("tags"),
+                metrics=meta.get("metrics", {}),
+                params=meta.get("params", {}),
+                tags=meta.get("tags", {}),
                 description=meta.get("description") or "",
                 semver=meta.get("semver"),
                 bump=meta.get("bump"),
                 lineage=lineage,
-                environment=meta.get("environment"),
+                environment=meta.get("environment", {}),
                 framework=meta.get("framework"),
                 idempotency_key=meta.get("idempotency_key"),
                 number=meta.get("number"),
                 stage=meta.get("stage"),
             )
+            version = registration.register_version(session, self.store, spec, actor=self.actor)
             return serialize.version_to_dict(version)
 
     def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]:
@@ -397,7 +395,7 @@ class LocalBackend:
         with self._read() as session:
             return [
                 serialize.history_to_dict(h)
-                for h in aliases.history(session, name, actor=self.actor)
+                for h in lifecycle.history(session, name, actor=self.actor)
             ]
 
     def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ __all__ = [
     "Ref",
     "Semver",
     "Stage",
+    "Target",
     "normalize_name",
     "parse_dataset",
     "parse_nonnegative",
@@ -561,11 +562,63 @@ def parse_instant(text: str) -> datetime:
         ) from None
 
 
+# --------------------------------------------------------------------------------------------
+# Targets: where a promotion, a rollback or a policy rule moves a version
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A stage or an alias (written ``@alias``) of a model: exactly one of the two is set.
+
+    Text is read once where it enters (``Target.parse``); ``str(target)`` is the canonical
+    text promotions and policy rules store (``production``, ``@champion``).
+    """
+
+    stage: Stage | None = None
+    alias: str | None = None
+
+    def __post_init__(self) -> None:
+        # Programming errors, not user input: text goes through ``parse``.
+        if (self.stage is None) == (self.alias is None):
+            raise TypeError("a Target has a stage or an alias, not both or neither")
+        if self.stage is not None and not isinstance(self.stage, Stage):
+            raise TypeError(f"a Target's stage is a Stage, not {self.stage!r}")
+        if self.alias is not None:
+            validate_alias(self.alias)
+
+    @classmethod
+    def parse(cls, text: str | Target) -> Target:
+        """Read ``@alias`` or a stage name (case-insensitively, ``development`` is ``none``).
+
+        A ``Target`` comes back as it is, so a function may take either.
+        """
+        if isinstance(text, Target):
+            return text
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidReference("a target is a stage or @alias", detail={"target": text})
+        text = text.strip()
+        if text.startswith("@"):
+            return cls(alias=text[1:])
+        return cls(stage=Stage.parse(text))
+
+    @property
+    def is_alias(self) -> bool:
+        """True for ``@alias``, false for a stage."""
+        return self.alias is not None
+
+    @property
+    def label(self) -> str:
+        """The canonical text: the stage's value, or ``@alias``."""
+        return f"@{self.alias}" if self.alias is not None else str(self.stage)
+
+    def on(self, name: str) -> str:
+        """The reference naming this target of model ``name``: ``NAME@alias`` or ``NAME/stage``."""
+        return f"{name}{self.label}" if self.is_alias else f"{name}/{self.label}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
 def parse_target(text: str) -> str:
-    """The canonical promotion target of ``text``: a stage value, or ``@alias``."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidReference("a target is a stage or @alias", detail={"target": text})
-    text = text.strip()
-    if text.startswith("@"):
-        return "@" + validate_alias(text[1:])
-    return Stage.parse(text).value
+    """The canonical text of a promotion target: a stage value, or ``@alias``."""
+    return Target.parse(text).label

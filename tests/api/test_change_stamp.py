@@ -77,9 +77,14 @@ def test_reads_rollbacks_and_tracking_writes_leave_the_stamp_alone(engine: Any) 
     before = _stamp(engine)
     with transaction(engine, write=True) as session:
         session.execute(text("SELECT count(*) FROM model_versions")).scalar()
-    with pytest.raises(RuntimeError), transaction(engine, write=True) as session:
-        session.execute(text("UPDATE model_versions SET description = 'undone'"))
-        raise RuntimeError
+
+    def write_then_fail() -> None:
+        with transaction(engine, write=True) as session:
+            session.execute(text("UPDATE model_versions SET description = 'undone'"))
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        write_then_fail()
     with transaction(engine, write=True) as session:
         # The MLflow door's scratch state: no cached answer reads it (db.stamp docstring).
         session.execute(text("UPDATE mlflow_experiments SET name = name"))
@@ -286,6 +291,12 @@ async def _walk_mlflow(step: Walk) -> None:
     await call("POST", "/runs/update", {**run, "status": "FINISHED", "end_time": 9})
     await call("POST", "/runs/delete", run)
     await call("POST", "/runs/restore", run)
+    await _walk_mlflow_registry(step, model_id)
+
+
+async def _walk_mlflow_registry(step: Walk, model_id: str) -> None:
+    async def call(method: str, route: str, body: dict[str, Any] | None = None) -> Any:
+        return await step(method, f"{MLFLOW}{route}", json=body or {})
 
     name = {"name": "mm"}
     await call("POST", "/registered-models/create", name)

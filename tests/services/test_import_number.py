@@ -17,7 +17,7 @@ from modelreg import errors
 from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
 from modelreg.db.tables import AuditEvent, HistoryEntry, HistoryKind, Role
-from modelreg.services import lifecycle, models, policies, versions
+from modelreg.services import lifecycle, models, policies, registration, versions
 from modelreg.services.actor import Actor
 from modelreg.services.policies import RuleSpec
 from service_db import ServiceRegistry, engine_for, migrated_template
@@ -51,9 +51,8 @@ def reg(db_url, sqlite_template):
 
 def register(reg, *, actor=ADMIN, name="m", **kwargs):
     with transaction(reg.engine, write=True) as session:
-        version = versions.register_version(
-            session, reg.store, name=name, files=[reg.blob], actor=actor, **kwargs
-        )
+        spec = registration.RegistrationSpec(name=name, files=[reg.blob], **kwargs)
+        version = registration.register_version(session, reg.store, spec, actor=actor)
         return version.number, version.stage.value
 
 

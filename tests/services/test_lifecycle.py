@@ -32,7 +32,6 @@ from modelreg.db.tables import (
     Version,
 )
 from modelreg.services import (
-    aliases,
     audit,
     auth,
     lifecycle,
@@ -172,7 +171,7 @@ class Reg(ServiceRegistry):
                     reason=e.reason,
                     at=e.at,
                 )
-                for e in aliases.history(session, name, actor=ADMIN)
+                for e in lifecycle.history(session, name, actor=ADMIN)
             ]
 
     def events(self):
@@ -1485,5 +1484,5 @@ def test_history_keeps_the_newest_entries(reg):
     reg.register()
     for number in (1, 2, 1, 2):
         reg.set_alias("champion", number)
-    newest = reg.run(aliases.history, "m", actor=VIEWER, limit=2)
+    newest = reg.run(lifecycle.history, "m", actor=VIEWER, limit=2)
     assert [(h.from_version, h.to_version) for h in newest] == [(2, 1), (1, 2)]

@@ -11,7 +11,7 @@ from modelreg import errors
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import AuditEvent, Model, Version
-from modelreg.services import models, search, versions
+from modelreg.services import models, registration, search, versions
 from modelreg.services.audit import Actor
 from modelreg.storage.memory import MemoryBlobStore
 
@@ -39,9 +39,8 @@ def blob(store):
 
 def register(engine, store, files, **kwargs):
     with transaction(engine, write=True) as session:
-        return versions.register_version(
-            session, store, name="m", files=files, actor=ACTOR, **kwargs
-        ).number
+        spec = registration.RegistrationSpec(name="m", files=files, **kwargs)
+        return registration.register_version(session, store, spec, actor=ACTOR).number
 
 
 def counts(engine):
@@ -117,7 +116,8 @@ def test_lineage_from_the_json_shape(engine, store, blob):
 def test_model_filters(engine, store, blob):
     with transaction(engine, write=True) as session:
         models.create_model(session, "alpha", actor=ACTOR, description="fraud scorer")
-        versions.register_version(session, store, name="alpha", files=[blob], actor=ACTOR)
+        spec = registration.RegistrationSpec(name="alpha", files=[blob])
+        registration.register_version(session, store, spec, actor=ACTOR)
     with transaction(engine, write=False) as session:
 
         def names(query):
@@ -172,7 +172,8 @@ def test_a_new_version_and_its_model_share_one_timestamp_and_no_alias_query(engi
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with transaction(engine, write=True) as session:
-        version = versions.register_version(session, store, name="m", files=[blob], actor=ACTOR)
+        spec = registration.RegistrationSpec(name="m", files=[blob])
+        version = registration.register_version(session, store, spec, actor=ACTOR)
         answer = serialize.version_to_dict(version)
     assert answer["aliases"] == []
     assert answer["version"] == 2

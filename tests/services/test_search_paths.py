@@ -20,7 +20,7 @@ from modelreg.db import schema
 from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import Model, Role, Version, VersionMetric, VersionStatus
 from modelreg.names import Ref
-from modelreg.services import lifecycle, models, search, serialize, versions
+from modelreg.services import lifecycle, models, registration, search, serialize, versions
 from modelreg.services.actor import Actor
 from modelreg.storage.memory import MemoryBlobStore
 from service_db import ServiceRegistry, engine_for, migrated_template
@@ -279,17 +279,15 @@ class TestBulkSerializers:
         with transaction(reg.engine, write=True) as session:
             store: MemoryBlobStore = reg.store
             extra = store.put(io.BytesIO(b"more weights"))
-            versions.register_version(
-                session,
-                store,
+            spec = registration.RegistrationSpec(
                 name="gamma",
                 files=[reg.blob, versions.FileSpec("a/config.json", extra.sha256, extra.size)],
-                actor=OWNER,
                 metrics={"acc": 0.9},
                 params={"lr": "0.1", "depth": "3"},
                 tags={"b": "2", "a": "1"},
                 lineage=versions.Lineage(datasets=["train@v3"], parents=["alpha:1", "beta:2"]),
             )
+            registration.register_version(session, store, spec, actor=OWNER)
         with transaction(reg.engine, write=False) as session:
             page = versions.search_versions(session, None, actor=OWNER, page_size=1000)
             bulk = serialize.versions_to_dicts(session, list(page))

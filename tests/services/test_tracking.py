@@ -14,7 +14,16 @@ import pytest
 from modelreg import errors
 from modelreg.db.session import transaction
 from modelreg.db.tables import Role
-from modelreg.services import gc, lifecycle, mlflow_filter, models, policies, tracking, versions
+from modelreg.services import (
+    gc,
+    lifecycle,
+    mlflow_filter,
+    models,
+    policies,
+    registration,
+    tracking,
+    versions,
+)
 from modelreg.services.actor import Actor
 from modelreg.services.policies import RuleSpec
 from service_db import ServiceRegistry, engine_for, migrated_template
@@ -68,16 +77,14 @@ class Tracker(ServiceRegistry):
             found = tracking.sources.resolve_source(session, source, actor=actor)
             metrics, params = tracking.sources.registration_lineage(found)
             run_id = found.run.id if found.run is not None else None
-            return versions.register_version(
-                session,
-                self.store,
+            spec = registration.RegistrationSpec(
                 name=name,
                 files=found.files,
-                actor=actor,
                 metrics=metrics,
                 params=params,
                 lineage=versions.Lineage(run_id=run_id, source=source),
-            ).number
+            )
+            return registration.register_version(session, self.store, spec, actor=actor).number
 
         return self.run(call)
 

@@ -14,7 +14,7 @@ import click
 
 from modelreg.cli.output import Ctx, console, emit, json_option, page_options
 from modelreg.errors import InvalidInput
-from modelreg.names import MAX_VERSION
+from modelreg.names import MAX_VERSION, Target
 from modelreg.types import Promotion
 
 
@@ -42,7 +42,7 @@ def expect_option(func: Any) -> Any:
 
 
 def _where(p: Promotion) -> str:
-    return f"{p.name}{p.target}" if p.target.startswith("@") else f"{p.name}/{p.target}"
+    return Target.parse(p.target).on(p.name)
 
 
 def _counted(p: Promotion) -> int:
@@ -259,8 +259,7 @@ def rollback(
     if as_json:
         emit(result)
         return
-    target = result["target"]
-    where = f"{result['name']}{target}" if target.startswith("@") else f"{result['name']}/{target}"
+    where = Target.parse(result["target"]).on(result["name"])
     console().print(
         f"{where}: rolled back from version {result['from_version']} to {result['to_version']}"
     )

@@ -1,128 +1,95 @@
-"""Aliases (movable pointers to versions) and the history of every move.
+"""Aliases: movable pointers to versions, set and removed under policy.
 
-The use-cases that move an alias (``lifecycle.set_alias``, ``lifecycle.delete_alias``) check
-permissions and policies; this module holds the row changes they share.
+An alias no rule protects moves at once. A protected one (a policy rule for ``@alias``) moves
+only through a promotion (``promotions.promote``: gates, approvals), and only a holder of its
+rule's approver role may remove it. The row changes are ``moves.move_alias``'s; who holds an
+alias now or at a moment is ``holders``'s.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from modelreg.db.base import utcnow
-from modelreg.db.tables import Alias, HistoryAction, HistoryEntry, HistoryKind, Model, Version
-from modelreg.errors import ConcurrentChange
+from modelreg.db.tables import Alias, Promotion
+from modelreg.errors import AliasNotFound, PermissionDenied
+from modelreg.names import Target, validate_alias, validate_text
+from modelreg.services import policies
 from modelreg.services.actor import Actor, Permission
-from modelreg.services.audit import EventTag, record
+from modelreg.services.holders import alias_holder, check_expected
 from modelreg.services.models import get_model
+from modelreg.services.moves import check_version_number, locked_version, move_alias
+from modelreg.services.promotions import promote
+
+__all__ = ["delete_alias", "set_alias"]
 
 
-def check_expected(current: int | None, expected: int | None, what: str) -> None:
-    """Compare-and-set: raise ``ConcurrentChange`` unless ``what`` is held by ``expected``.
-
-    ``expected`` is a version number, ``0`` for "nothing holds it", or ``None`` to skip.
-    """
-    if expected is None or (current or 0) == expected:
-        return
-    shown = f"version {current}" if current else "nothing"
-    wanted = f"version {expected}" if expected else "nothing"
-    raise ConcurrentChange(
-        f"{what} is held by {shown}, not {wanted}: someone moved it first",
-        detail={"expected": expected, "current": current or 0},
-    )
-
-
-def move_alias(
+def set_alias(
     session: Session,
-    model: Model,
+    name: str,
     alias: str,
-    target: Version | None,
+    version: int,
     *,
     actor: Actor,
     reason: str = "",
-    action: HistoryAction = HistoryAction.MOVE,
-    request_id: str | None = None,
-) -> Alias | None:
-    """Point ``alias`` at ``target`` (``None`` removes it), with history and audit.
+    expect_current: int | None = None,
+) -> Alias | Promotion:
+    """Point ``alias`` at ``version``: directly, or through ``promote`` when it is protected.
 
-    The caller has locked the model and checked permissions, policy and the expected holder.
+    Returns the alias, or the request when a policy protects the alias (the doors turn a
+    pending or refused request into ``ApprovalRequired`` / ``PolicyViolation``).
     """
-    current = session.get(Alias, (model.id, alias))
-    before = current.version.number if current is not None else None
-    after = target.number if target is not None else None
-    if before == after:
-        return current
-    if target is None:
-        assert current is not None
-        session.delete(current)
-        current = None
-    elif current is None:
-        current = Alias(model_id=model.id, name=alias, version_id=target.id, updated_by=actor.name)
-        session.add(current)
-    else:
-        current.version_id = target.id
-        current.updated_by = actor.name
-        current.updated_at = utcnow()
-    session.add(
-        HistoryEntry(
-            model_id=model.id,
-            kind=HistoryKind.ALIAS,
-            key=alias,
-            from_version=before,
-            to_version=after,
-            actor=actor.name,
+    target = Target(alias=validate_alias(alias))
+    reason = validate_text(reason, kind="reason")
+    number = check_version_number(version)
+    model = get_model(session, name, actor=actor, lock=True)
+    actor.require(Permission.ALIAS_SET, model.id)
+    rule = policies.effective_rule(session, model, target)
+    if rule is not None:
+        return promote(
+            session,
+            name,
+            number,
+            target,
+            actor=actor,
             reason=reason,
-            action=action,
-            request_id=request_id,
+            expect_current=expect_current,
         )
+    check_expected(alias_holder(session, model, alias), expect_current, target.on(model.name))
+    row = move_alias(
+        session, model, alias, locked_version(session, model, number), actor=actor, reason=reason
     )
-    session.flush()
-    if current is not None:
-        session.expire(current, ["version"])
-    record(
-        session,
-        EventTag.ALIAS_SET if target is not None else EventTag.ALIAS_DELETE,
-        actor=actor,
-        target=f"{model.name}@{alias}",
-        model=model,
-        before={"version": before} if before is not None else None,
-        after=None if after is None else _with_request({"version": after}, request_id),
-        reason=reason,
-    )
-    return current
+    assert row is not None
+    return row
 
 
-def _with_request(values: dict[str, Any], request_id: str | None) -> dict[str, Any]:
-    return {**values, "request_id": request_id} if request_id is not None else values
+def delete_alias(
+    session: Session,
+    name: str,
+    alias: str,
+    *,
+    actor: Actor,
+    reason: str = "",
+    expect_current: int | None = None,
+) -> int:
+    """Remove ``alias``; returns the version it pointed at. Raises ``AliasNotFound``.
 
-
-def alias_holder(session: Session, model: Model, alias: str) -> int | None:
-    """The version ``alias`` points at, or ``None``."""
-    current = session.get(Alias, (model.id, alias))
-    return current.version.number if current is not None else None
-
-
-def history(session: Session, name: str, *, actor: Actor, limit: int = 1000) -> list[HistoryEntry]:
-    """The latest ``limit`` stage changes and alias moves of a model, oldest first."""
-    model = get_model(session, name, actor=actor)
-    actor.require(Permission.READ, model.id)
-    newest = session.scalars(
-        select(HistoryEntry)
-        .where(HistoryEntry.model_id == model.id)
-        .order_by(*history_order(descending=True))
-        .limit(limit)
-    )
-    return list(reversed(list(newest)))
-
-
-def history_order(*, descending: bool = False) -> list[Any]:
-    """Oldest first: by time, and within one move the version leaving before the one arriving.
-
-    Both halves of a move share one timestamp, so no moment shows two holders or none; the
-    second key keeps their order readable and stable (an arrival is into an active stage).
+    A protected alias may be removed only by someone holding its rule's approver role.
     """
-    arriving = case((HistoryEntry.key.in_(["production", "staging"]), 1), else_=0)
-    keys = [HistoryEntry.at, arriving, HistoryEntry.id]
-    return [k.desc() for k in keys] if descending else keys
+    target = Target(alias=validate_alias(alias))
+    reason = validate_text(reason, kind="reason")
+    model = get_model(session, name, actor=actor, lock=True)
+    actor.require(Permission.ALIAS_SET, model.id)
+    rule = policies.effective_rule(session, model, target)
+    if rule is not None and not actor.has_role(rule.approver_role, model.id):
+        raise PermissionDenied(
+            f"{target} is protected: removing it needs the {rule.approver_role.value} role",
+            detail={"role_needed": rule.approver_role.value},
+        )
+    holder = alias_holder(session, model, alias)
+    if holder is None:
+        raise AliasNotFound(
+            f"model {model.name!r} has no alias {alias!r}", detail={"name": name, "alias": alias}
+        )
+    check_expected(holder, expect_current, target.on(model.name))
+    move_alias(session, model, alias, None, actor=actor, reason=reason)
+    return holder

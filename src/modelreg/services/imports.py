@@ -2,7 +2,7 @@
 
 ``modelreg import`` keeps the numbers (gaps included) and, with ``--keep-stages``, the stages
 versions had where they came from. Both are admin-only departures from a plain registration,
-which takes the next number and starts in stage ``none``; ``versions.register_version`` calls
+which takes the next number and starts in stage ``none``; ``registration.register_version`` calls
 these checks in its transaction. A first stage skips the promotion policy (its gates and
 approvals), so it is recorded as a move of its own, in the history and the audit log.
 """
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from modelreg.db.tables import HistoryEntry, HistoryKind, Model, Version
 from modelreg.errors import Conflict, InvalidInput, PermissionDenied
-from modelreg.names import MAX_VERSION, Stage
+from modelreg.names import MAX_VERSION, Stage, Target
 from modelreg.services import policies
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
@@ -105,7 +105,7 @@ def record_first_stage(
     """
     where = f"imported from {imported_from}" if imported_from else "stage given at registration"
     reason = f"{where}; stage applied by an admin at registration, bypassing the promotion policy"
-    rule = policies.effective_rule(session, version.model, version.stage.value)
+    rule = policies.effective_rule(session, version.model, Target(version.stage))
     after: dict[str, Any] = {
         "stage": version.stage.value,
         "action": "import",

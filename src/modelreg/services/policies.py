@@ -18,6 +18,7 @@ from modelreg.db.tables import Model, PolicyRule, Role, Version, VersionStatus
 from modelreg.errors import InvalidInput, NotFound
 from modelreg.names import (
     Stage,
+    Target,
     normalize_name,
     parse_target,
     validate_key,
@@ -107,10 +108,10 @@ def _split_tag(text: str) -> tuple[str, str | None]:
     return key, (value if sep else None)
 
 
-def _clean(target: str, spec: RuleSpec) -> dict[str, Any]:
+def _clean(target: Target, spec: RuleSpec) -> dict[str, Any]:
     """Validate ``spec`` for ``target``; every gate is compiled now, not when a promotion runs."""
     if len(spec.requires) > MAX_GATES:
-        raise InvalidInput(f"a rule has at most {MAX_GATES} gates", detail={"target": target})
+        raise InvalidInput(f"a rule has at most {MAX_GATES} gates", detail={"target": target.label})
     requires = []
     for raw in spec.requires:
         text = validate_text(raw, kind="gate", limit=1000)
@@ -118,10 +119,10 @@ def _clean(target: str, spec: RuleSpec) -> dict[str, Any]:
         search.version_condition(text)
         requires.append(text.strip())
     from_stages = sorted({Stage.parse(s).value for s in spec.from_stages})
-    if target in from_stages:
+    if target.label in from_stages:
         raise InvalidInput(
             f"a rule for {target} cannot require coming from {target}: nothing could pass",
-            detail={"target": target},
+            detail={"target": target.label},
         )
     tags = {validate_key(k, kind="tag"): v for k, v in spec.required_tags.items()}
     for key, value in tags.items():
@@ -147,9 +148,9 @@ def _clean(target: str, spec: RuleSpec) -> dict[str, Any]:
         )
     previous_to = None
     if spec.previous_to is not None:
-        if target != Stage.PRODUCTION.value:
+        if target.stage is not Stage.PRODUCTION:
             raise InvalidInput(
-                "previous_to applies to the production rule only", detail={"target": target}
+                "previous_to applies to the production rule only", detail={"target": target.label}
             )
         previous = Stage.parse(spec.previous_to)
         if previous not in _REPLACED_TO:
@@ -199,9 +200,10 @@ def set_rule(
 ) -> PolicyRule:
     """Create or replace the rule of ``scope`` (a model or ``*``) for ``target``, audited."""
     scope = parse_scope(scope)
-    target = parse_target(target)
+    where = Target.parse(target)
+    target = where.label
     model = _require_admin(session, scope, actor)
-    values = _clean(target, spec)
+    values = _clean(where, spec)
     rule = _rules(session, scope).get(target)
     before = rule_to_dict(rule) if rule is not None else None
     if rule is None:
@@ -339,12 +341,13 @@ def list_scopes(session: Session, *, actor: Actor) -> dict[str, dict[str, dict[s
     return out
 
 
-def effective_rule(session: Session, model: Model, target: str) -> PolicyRule | None:
+def effective_rule(session: Session, model: Model, target: Target | str) -> PolicyRule | None:
     """The rule that governs moving a version of ``model`` into ``target``."""
+    target = Target.parse(target)
     rows = session.scalars(
         select(PolicyRule).where(
             PolicyRule.scope.in_([model.normalized_name, DEFAULT_SCOPE]),
-            PolicyRule.target == target,
+            PolicyRule.target == target.label,
         )
     ).all()
     by_scope = {r.scope: r for r in rows}

@@ -43,8 +43,8 @@ from modelreg.db.tables import (
     VersionStatus,
     VersionTag,
 )
-from modelreg.names import Stage
-from modelreg.services.lifecycle import counted_approvers
+from modelreg.names import Stage, Target
+from modelreg.services.promotions import counted_approvers
 
 
 def iso(value: datetime | None) -> str | None:
@@ -350,10 +350,10 @@ def promotion_to_dict(promotion: Promotion, *, dry_run: bool = False) -> dict[st
     """A promotion request in the JSON shape of DESIGN.md §5 (plus its votes and timing).
 
     While the request is pending each approval says whether it ``counts``: ``false`` once its
-    approver no longer holds the approver role (``lifecycle.counted_approvers``). A decided
+    approver no longer holds the approver role (``promotions.counted_approvers``). A decided
     request's approvals have ``counts`` ``null``: they are its record.
     """
-    target = promotion.target
+    target = Target.parse(promotion.target)
     counted: set[str] | None = None
     session = object_session(promotion)
     if promotion.state is PromotionState.PENDING and session is not None and promotion.votes:
@@ -362,9 +362,9 @@ def promotion_to_dict(promotion: Promotion, *, dry_run: bool = False) -> dict[st
         "id": promotion.id,
         "name": promotion.model.name,
         "version": promotion.number,
-        "target": target,
-        "to_stage": None if target.startswith("@") else target,
-        "to_alias": target[1:] if target.startswith("@") else None,
+        "target": promotion.target,
+        "to_stage": None if target.stage is None else target.stage.value,
+        "to_alias": target.alias,
         "state": promotion.state.value,
         "dry_run": dry_run,
         "requested_by": promotion.requested_by,

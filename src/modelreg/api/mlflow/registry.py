@@ -31,8 +31,17 @@ from modelreg.api.mlflow._common import (
 from modelreg.db.tables import Model, Promotion, Version, VersionStatus
 from modelreg.errors import InvalidInput
 from modelreg.names import Stage, validate_key
-from modelreg.services import lifecycle, mlflow_filter, models, serialize, tracking, versions
+from modelreg.services import (
+    lifecycle,
+    mlflow_filter,
+    models,
+    registration,
+    serialize,
+    tracking,
+    versions,
+)
 from modelreg.services.actor import Actor, Permission
+from modelreg.services.registration import RegistrationSpec
 from modelreg.services.versions import Lineage
 
 router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"])
@@ -284,18 +293,21 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
                 f"run_id {run_id!r} is not the run that produced {source_uri!r}",
                 detail={"run_id": run_id},
             )
-        version = versions.register_version(
-            session,
-            registry.store,
+        spec = RegistrationSpec(
             name=name,
             files=source.files,
-            actor=actor,
             metrics=_spill_keys(metrics),
             params=_spill_keys(params),
             tags=key_values(p.get("tags"), "tag"),
             description=text(p, "description"),
             lineage=Lineage(run_id=run_id or None, source=source_uri),
             framework=_framework(source),
+        )
+        version = registration.register_version(
+            session,
+            registry.store,
+            spec,
+            actor=actor,
             # resolve_source checked that the actor may read the source, so its files.
             files_readable=True,
         )

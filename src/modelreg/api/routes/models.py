@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import DescriptionUpdate, ModelCreate, ModelPage, ModelRead, TagsUpdate
-from modelreg.services import aliases, models, serialize
+from modelreg.services import lifecycle, models, serialize
 
 router = APIRouter(prefix="/api/v1", tags=["models"], route_class=StrictJsonRoute)
 
@@ -47,7 +47,7 @@ def history(name: str, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]
     with registry.read() as session:
         return {
             "items": [
-                serialize.history_to_dict(h) for h in aliases.history(session, name, actor=actor)
+                serialize.history_to_dict(h) for h in lifecycle.history(session, name, actor=actor)
             ]
         }
 

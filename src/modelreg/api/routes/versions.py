@@ -20,7 +20,7 @@ from modelreg.api.schemas import (
 from modelreg.db.stamp import current as stamp_of
 from modelreg.errors import VersionNotFound
 from modelreg.names import Ref, parse_instant, validate_manifest_path
-from modelreg.services import compare, lifecycle, serialize, versions
+from modelreg.services import compare, lifecycle, registration, serialize, versions
 from modelreg.services.actor import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["versions"], route_class=StrictJsonRoute)
@@ -37,12 +37,9 @@ Number = Path(ge=1, le=2**31 - 1)
 def register_version(name: str, body: VersionCreate, registry: RegistryDep, actor: ActorDep) -> Any:
     """Create the next version from uploaded blobs, atomically (creates the model if needed)."""
     with registry.write() as session:
-        version = versions.register_version(
-            session,
-            registry.store,
+        spec = registration.RegistrationSpec(
             name=name,
             files=[versions.FileSpec(f.path, f.sha256, f.size) for f in body.files],
-            actor=actor,
             metrics=body.metrics,
             params=body.params,
             tags=body.tags,
@@ -56,6 +53,7 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, acto
             number=body.number,
             stage=body.stage,
         )
+        version = registration.register_version(session, registry.store, spec, actor=actor)
         return serialize.version_to_dict(version)
 
 
