@@ -114,6 +114,14 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return migrated_template(tmp_path_factory.mktemp("sqlite-template"))
 
 
+@pytest.fixture
+def sqlite_db_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A fresh SQLite registry database (a copy of the template); ``db_url`` on SQLite only."""
+    path = tmp_path / "registry.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh registry database with the current schema and no data, on SQLite and PostgreSQL.
@@ -123,9 +131,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     tests/migrations, the cold start in tests/services/test_processes.py).
     """
     if request.param == "sqlite":
-        path = tmp_path / "registry.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
+        return str(request.getfixturevalue("sqlite_db_url"))
     server: PostgresServer = request.getfixturevalue("pg_server")
     return fresh_pg_database(server)
 

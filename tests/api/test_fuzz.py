@@ -38,9 +38,9 @@ UVICORN_REJECTION = "Invalid HTTP request received."
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def db_url(sqlite_db_url: str) -> str:
     """SQLite only: the fuzz run is about the HTTP contract, not the database dialect."""
-    return f"sqlite:///{tmp_path / 'registry.db'}"
+    return sqlite_db_url
 
 
 @pytest.fixture(autouse=True)

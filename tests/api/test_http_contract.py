@@ -33,9 +33,9 @@ def _digest(data: bytes) -> str:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def db_url(sqlite_db_url: str) -> str:
     """SQLite only (see the module docstring)."""
-    return f"sqlite:///{tmp_path / 'registry.db'}"
+    return sqlite_db_url
 
 
 @dataclass

@@ -23,9 +23,9 @@ ART = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def db_url(sqlite_db_url: str) -> str:
     """SQLite only (see the module docstring)."""
-    return f"sqlite:///{tmp_path / 'registry.db'}"
+    return sqlite_db_url
 
 
 @pytest.fixture
