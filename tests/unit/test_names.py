@@ -17,11 +17,11 @@ from modelreg.names import (
     parse_ref,
     validate_alias,
     validate_key,
-    validate_manifest_path,
     validate_metric,
     validate_model_name,
     validate_text,
 )
+from modelreg.paths import validate_manifest_path
 
 
 class TestModelName:

@@ -19,7 +19,7 @@ from typing import Any
 
 from modelreg.digest import Progress, Readable, copy_verified
 from modelreg.errors import InvalidInput, InvalidPath, StorageFailure
-from modelreg.names import validate_manifest_path
+from modelreg.paths import validate_manifest_path
 
 
 @dataclass(frozen=True, slots=True)

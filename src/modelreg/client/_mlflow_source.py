@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 
 from modelreg.errors import ImportStopped, InvalidInput, Unauthenticated, Unavailable
-from modelreg.names import validate_manifest_path
+from modelreg.paths import validate_manifest_path
 
 REGISTRY = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"

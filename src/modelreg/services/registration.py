@@ -38,10 +38,10 @@ from modelreg.names import (
     parse_dataset,
     parse_parent,
     validate_key,
-    validate_manifest_path,
     validate_metric,
     validate_text,
 )
+from modelreg.paths import validate_manifest_path
 from modelreg.services import artifacts, imports
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record

@@ -19,7 +19,8 @@ from modelreg.api.schemas import (
 )
 from modelreg.db.stamp import current as stamp_of
 from modelreg.errors import VersionNotFound
-from modelreg.names import Ref, parse_instant, validate_manifest_path
+from modelreg.names import Ref, parse_instant
+from modelreg.paths import validate_manifest_path
 from modelreg.services import compare, lifecycle, registration, serialize, versions
 from modelreg.services.actor import Permission
 

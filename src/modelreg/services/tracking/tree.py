@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from modelreg.db.tables.tracking import MlflowArtifact, MlflowLoggedModel, MlflowRun
 from modelreg.errors import InvalidPath, NotFound, PermissionDenied
-from modelreg.names import parse_ref, validate_manifest_path, validate_model_name
+from modelreg.names import parse_ref, validate_model_name
+from modelreg.paths import validate_manifest_path
 from modelreg.services import artifacts
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.models import get_model
