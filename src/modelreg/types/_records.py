@@ -1,4 +1,4 @@
-"""The typed objects the Python client returns; their fields are the JSON shapes of DESIGN.md §5."""
+"""Models, versions, promotion requests, audit events and pages: the registry's records."""
 
 from __future__ import annotations
 
