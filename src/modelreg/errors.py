@@ -350,7 +350,7 @@ def criteria_lines(criteria: list[dict[str, Any]]) -> list[str]:
     """One line per gate, ``✗ criterion: message`` (``✓`` for a passed one).
 
     The one printer of failed criteria for every door that shows them to a person (the CLI's
-    refusals and dry runs; a page later), as ``_criteria_text`` is for the error's message.
+    refusals and dry runs), as ``_criteria_text`` is for the error's message.
     """
     lines = []
     for item in criteria:
