@@ -181,19 +181,19 @@ class LocalBackend:
     ) -> Page[Model]:
         """A page of models."""
         data = catalog.list_models(self, self.actor, filter, page_size, page_token)
-        return Page([Model.from_dict(i) for i in data["items"]], data["next_page_token"])
+        return Page.from_dict(data, Model.from_dict)
 
     def list_versions(
         self, name: str, filter: str | None, page_size: int, page_token: str | None
     ) -> Page[Version]:
         """A page of one model's versions."""
         data = catalog.list_versions(self, self.actor, name, filter, page_size, page_token)
-        return Page([Version.from_dict(i) for i in data["items"]], data["next_page_token"])
+        return Page.from_dict(data, Version.from_dict)
 
     def search(self, query: str | None, page_size: int, page_token: str | None) -> Page[Version]:
         """A page of versions across models."""
         data = catalog.search(self, self.actor, query, page_size, page_token)
-        return Page([Version.from_dict(i) for i in data["items"]], data["next_page_token"])
+        return Page.from_dict(data, Version.from_dict)
 
     def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]:
         """Copy a version's files into ``out_dir``, each verified against the manifest."""
@@ -259,7 +259,7 @@ class LocalBackend:
     ) -> Page[Promotion]:
         """One page of requests, newest first."""
         data = governance.list_promotions(self, self.actor, name, state, page_size, page_token)
-        return Page([Promotion.from_dict(p) for p in data["items"]], data["next_page_token"])
+        return Page.from_dict(data, Promotion.from_dict)
 
     def rollback(
         self, name: str, target: str, to: int | None, reason: str, expect_current: int | None

@@ -323,7 +323,7 @@ class HttpBackend:
         """A page of models."""
         params = {"filter": filter, "page_size": page_size, "page_token": page_token}
         data = self._page(f"{API}/models", params)
-        return Page([Model.from_dict(i) for i in data["items"]], data["next_page_token"])
+        return Page.from_dict(data, Model.from_dict)
 
     def list_versions(
         self, name: str, filter: str | None, page_size: int, page_token: str | None
@@ -331,13 +331,13 @@ class HttpBackend:
         """A page of one model's versions."""
         params = {"filter": filter, "page_size": page_size, "page_token": page_token}
         data = self._page(f"{_model_path(name)}/versions", params)
-        return Page([Version.from_dict(i) for i in data["items"]], data["next_page_token"])
+        return Page.from_dict(data, Version.from_dict)
 
     def search(self, query: str | None, page_size: int, page_token: str | None) -> Page[Version]:
         """A page of versions across models."""
         params = {"filter": query, "page_size": page_size, "page_token": page_token}
         data = self._page(f"{API}/versions", params)
-        return Page([Version.from_dict(i) for i in data["items"]], data["next_page_token"])
+        return Page.from_dict(data, Version.from_dict)
 
     @contextlib.contextmanager
     def _open_blob(self, entry: dict[str, Any]) -> Iterator[_Stream]:
@@ -425,7 +425,7 @@ class HttpBackend:
         if name is not None:
             params["model"] = validate_model_name(name)
         data = self._page(f"{API}/promotions", params)
-        return Page([Promotion.from_dict(p) for p in data["items"]], data["next_page_token"])
+        return Page.from_dict(data, Promotion.from_dict)
 
     def rollback(
         self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
