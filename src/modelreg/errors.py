@@ -72,10 +72,12 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "VersionNotFound",
+    "applied_or_raise",
     "criteria_lines",
     "error_class_for_code",
     "outcome",
     "rebuild",
+    "settle",
 ]
 
 
