@@ -38,9 +38,12 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "OUTCOMES",
     "AliasNotFound",
     "AlreadyExists",
     "ApprovalRequired",
@@ -59,6 +62,7 @@ __all__ = [
     "InvalidReference",
     "ModelNotFound",
     "NotFound",
+    "Outcome",
     "PermissionDenied",
     "PolicyViolation",
     "RegistryError",
@@ -68,8 +72,12 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "VersionNotFound",
+    "applied_or_raise",
+    "criteria_lines",
     "error_class_for_code",
+    "outcome",
     "rebuild",
+    "settle",
 ]
 
 
@@ -309,7 +317,7 @@ def _criteria_text(criteria: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def refused(promotion: dict[str, Any]) -> PolicyViolation:
+def refused(promotion: Mapping[str, Any]) -> PolicyViolation:
     """The error for a refused promotion request, naming every failed criterion."""
     criteria = list(promotion.get("failed_criteria") or [])
     # The answer says which kind of target it is (``to_alias``/``to_stage``): no text to parse.
@@ -324,11 +332,11 @@ def refused(promotion: dict[str, Any]) -> PolicyViolation:
         f"version {promotion.get('version')} may not enter {where}{request}: "
         + _criteria_text(criteria),
         failed_criteria=criteria,
-        detail={"promotion": promotion},
+        detail={"promotion": dict(promotion)},
     )
 
 
-def awaiting(promotion: dict[str, Any]) -> ApprovalRequired:
+def awaiting(promotion: Mapping[str, Any]) -> ApprovalRequired:
     """The error for a move that became a request waiting for approvals."""
     # An approval whose approver has since lost the role is on record but does not count.
     have = sum(1 for a in promotion.get("approvals") or [] if a.get("counts") is not False)
@@ -337,8 +345,80 @@ def awaiting(promotion: dict[str, Any]) -> ApprovalRequired:
         f"{promotion.get('target')} waits for approval ({have} of "
         f"{promotion.get('approvals_required')}); approve it with: modelreg approve "
         f"{promotion.get('id')}",
-        detail={"request_id": promotion.get("id"), "promotion": promotion},
+        detail={"request_id": promotion.get("id"), "promotion": dict(promotion)},
     )
+
+
+def criteria_lines(criteria: list[dict[str, Any]]) -> list[str]:
+    """One line per gate, ``✗ criterion: message`` (``✓`` for a passed one).
+
+    The one printer of failed criteria for every door that shows them to a person (the CLI's
+    refusals and dry runs), as ``_criteria_text`` is for the error's message.
+    """
+    lines = []
+    for item in criteria:
+        message = f": {item['message']}" if item.get("message") else ""
+        mark = "✓" if item.get("passed") else "✗"
+        lines.append(f"{mark} {item.get('criterion')}{message}")
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How every door answers one outcome of a promotion request (or protected-alias move).
+
+    ``status`` is the REST answer's HTTP status; ``error`` builds the exception the outcome
+    is, which a client raises when it ``raises`` (always: a refusal), or when the verb answers
+    a version rather than the request (``set_alias`` on a protected alias that now waits for
+    approvals); ``exit_code`` is the CLI's.
+    """
+
+    name: str
+    status: int
+    exit_code: int
+    error: Callable[[Mapping[str, Any]], RegistryError] | None = None
+    raises: bool = False
+
+
+# THE table: each outcome's HTTP status, exception and exit code. A dry run changes nothing and
+# raises nothing: it answers 200 and exits with the code of the state it would reach.
+OUTCOMES: dict[str, Outcome] = {
+    "applied": Outcome("applied", 200, 0),
+    "pending": Outcome("pending", 202, ApprovalRequired.exit_code, awaiting),
+    "refused": Outcome("refused", 422, PolicyViolation.exit_code, refused, raises=True),
+    "rejected": Outcome("rejected", 200, 0),
+    "dry_run": Outcome("dry_run", 200, 0),
+}
+
+
+def outcome(state: str, dry_run: bool = False) -> Outcome:
+    """The row of ``OUTCOMES`` for a request in ``state`` (a dry run: 200, nothing raised)."""
+    row = OUTCOMES.get(state, OUTCOMES["applied"])
+    if dry_run:
+        return Outcome("dry_run", OUTCOMES["dry_run"].status, row.exit_code)
+    return row
+
+
+def settle(promotion: Mapping[str, Any]) -> Outcome:
+    """Raise the error a promotion request's outcome is (a refusal); else return its row.
+
+    Called once its transaction committed (a refusal is stored before it is raised).
+    """
+    row = outcome(str(promotion["state"]), bool(promotion.get("dry_run")))
+    if row.raises and row.error is not None:
+        raise row.error(promotion)
+    return row
+
+
+def applied_or_raise(status: int, promotion: Mapping[str, Any]) -> None:
+    """For verbs that answer a version: raise unless the move was applied (``status`` 200).
+
+    A protected alias's move that waits for approvals answers 202 with the request, which
+    such a verb raises as ``ApprovalRequired`` (refusals were raised already, as 422).
+    """
+    row = next((r for r in OUTCOMES.values() if r.status == status and r.error), None)
+    if row is not None and row.error is not None:
+        raise row.error(promotion)
 
 
 def rebuild(code: str, message: str, detail: dict[str, Any] | None = None) -> RegistryError:

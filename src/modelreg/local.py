@@ -18,29 +18,45 @@ from modelreg.client._files import LocalFile, write_verified
 from modelreg.config import Settings, os_user
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
-from modelreg.db.tables import PrincipalKind, Promotion, Role
-from modelreg.errors import InvalidInput
+from modelreg.db.tables import PrincipalKind, Role
+from modelreg.errors import InvalidInput, applied_or_raise
 from modelreg.names import parse_instant, parse_ref, validate_model_name
-from modelreg.services import (
-    audit,
-    auth,
-    compare,
-    gc,
-    lifecycle,
-    models,
-    policies,
-    registration,
-    serialize,
-    versions,
-)
+from modelreg.services import registration, versions
 from modelreg.services.actor import Actor
+from modelreg.services.usecases import admin, catalog, governance
 from modelreg.storage import BlobStore, open_blob_store
+from modelreg.types import (
+    AuditAnchor,
+    AuditEvent,
+    AuditVerification,
+    Comparison,
+    Deleted,
+    GcReport,
+    HistoryEntry,
+    LineageGraph,
+    Model,
+    Page,
+    Policies,
+    Policy,
+    PolicyApplyReport,
+    PolicyRule,
+    Promotion,
+    Rollback,
+    Token,
+    User,
+    Version,
+)
 
 Progress = Callable[[int], None] | None
 
 
 class LocalBackend:
-    """Runs every use-case against the folder registry described by ``settings``."""
+    """Runs every use-case against the folder registry described by ``settings``.
+
+    Each verb calls the same use-case function as its REST route
+    (``modelreg.services.usecases``) and builds the typed result from the dict it answers,
+    as ``HttpBackend`` builds it from the route's body.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -91,10 +107,12 @@ class LocalBackend:
             self._store = open_blob_store(self.settings.artifacts_location)
         return self._store
 
-    def _read(self) -> contextlib.AbstractContextManager[Session]:
+    def read(self) -> contextlib.AbstractContextManager[Session]:
+        """A read-only transaction (``usecases.Handles``)."""
         return transaction(self.engine, write=False)
 
-    def _write(self) -> contextlib.AbstractContextManager[Session]:
+    def write(self) -> contextlib.AbstractContextManager[Session]:
+        """A write transaction (``usecases.Handles``)."""
         return transaction(self.engine, write=True)
 
     def close(self) -> None:
@@ -107,7 +125,7 @@ class LocalBackend:
 
     def register(
         self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress
-    ) -> dict[str, Any]:
+    ) -> Version:
         """Store every file's bytes (hashed on the way in), then create the version."""
         validate_model_name(name)
         specs: list[versions.FileSpec] = []
@@ -120,84 +138,58 @@ class LocalBackend:
                     f"cannot read {item.source}: {exc.strerror}", detail={"path": str(item.source)}
                 ) from None
             specs.append(versions.FileSpec(item.path, info.sha256, info.size))
-        lineage = versions.Lineage.from_dict(meta.get("lineage"))
-        with self._write() as session:
-            spec = registration.RegistrationSpec(
-                name=name,
-                files=specs,
-                metrics=meta.get("metrics", {}),
-                params=meta.get("params", {}),
-                tags=meta.get("tags", {}),
-                description=meta.get("description") or "",
-                semver=meta.get("semver"),
-                bump=meta.get("bump"),
-                lineage=lineage,
-                environment=meta.get("environment", {}),
-                framework=meta.get("framework"),
-                idempotency_key=meta.get("idempotency_key"),
-                number=meta.get("number"),
-                stage=meta.get("stage"),
-            )
-            version = registration.register_version(session, self.store, spec, actor=self.actor)
-            return serialize.version_to_dict(version)
+        spec = registration.RegistrationSpec(
+            name=name,
+            files=specs,
+            metrics=meta.get("metrics", {}),
+            params=meta.get("params", {}),
+            tags=meta.get("tags", {}),
+            description=meta.get("description") or "",
+            semver=meta.get("semver"),
+            bump=meta.get("bump"),
+            lineage=versions.Lineage.from_dict(meta.get("lineage")),
+            environment=meta.get("environment", {}),
+            framework=meta.get("framework"),
+            idempotency_key=meta.get("idempotency_key"),
+            number=meta.get("number"),
+            stage=meta.get("stage"),
+        )
+        return Version.from_dict(catalog.register(self, self.actor, spec))
 
-    def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]:
+    def create_model(self, name: str, description: str, tags: dict[str, str]) -> Model:
         """Register an empty model."""
-        with self._write() as session:
-            model = models.create_model(
-                session, name, actor=self.actor, description=description, tags=tags
-            )
-            return serialize.model_to_dict(session, model)
+        return Model.from_dict(catalog.create_model(self, self.actor, name, description, tags))
 
-    def get_model(self, name: str) -> dict[str, Any]:
+    def get_model(self, name: str) -> Model:
         """One model."""
-        with self._read() as session:
-            model = models.read_model(session, name, actor=self.actor)
-            return serialize.model_to_dict(session, model)
+        return Model.from_dict(catalog.get_model(self, self.actor, name))
 
-    def get_version(self, ref: str) -> dict[str, Any]:
+    def get_version(self, ref: str) -> Version:
         """One version by any reference."""
-        with self._read() as session:
-            return serialize.version_to_dict(versions.read_version(session, ref, actor=self.actor))
+        return Version.from_dict(catalog.get_version(self, self.actor, ref))
 
     def list_models(
         self, filter: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> Page[Model]:
         """A page of models."""
-        with self._read() as session:
-            page = models.list_models(
-                session, actor=self.actor, filter=filter, page_size=page_size, page_token=page_token
-            )
-            return serialize.models_to_dicts(session, list(page)), page.next_page_token
+        data = catalog.list_models(self, self.actor, filter, page_size, page_token)
+        return Page.from_dict(data, Model.from_dict)
 
     def list_versions(
         self, name: str, filter: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> Page[Version]:
         """A page of one model's versions."""
-        with self._read() as session:
-            page = versions.list_versions(
-                session,
-                name,
-                actor=self.actor,
-                filter=filter,
-                page_size=page_size,
-                page_token=page_token,
-            )
-            return serialize.versions_to_dicts(session, list(page)), page.next_page_token
+        data = catalog.list_versions(self, self.actor, name, filter, page_size, page_token)
+        return Page.from_dict(data, Version.from_dict)
 
-    def search(
-        self, query: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    def search(self, query: str | None, page_size: int, page_token: str | None) -> Page[Version]:
         """A page of versions across models."""
-        with self._read() as session:
-            page = versions.search_versions(
-                session, query, actor=self.actor, page_size=page_size, page_token=page_token
-            )
-            return serialize.versions_to_dicts(session, list(page)), page.next_page_token
+        data = catalog.search(self, self.actor, query, page_size, page_token)
+        return Page.from_dict(data, Version.from_dict)
 
     def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]:
         """Copy a version's files into ``out_dir``, each verified against the manifest."""
-        version = self.get_version(ref)
+        version = catalog.get_version(self, self.actor, ref)
         return write_verified(
             version["files"],
             out_dir,
@@ -206,38 +198,24 @@ class LocalBackend:
             progress=progress,
         )
 
-    def get_version_at(self, ref: str, at: str) -> dict[str, Any]:
+    def get_version_at(self, ref: str, at: str) -> Version:
         """The version that held a stage or alias reference at moment ``at``."""
-        with self._read() as session:
-            return serialize.version_to_dict(
-                lifecycle.version_at(session, ref, parse_instant(at), actor=self.actor)
-            )
+        return Version.from_dict(catalog.version_at(self, self.actor, ref, parse_instant(at)))
 
     def set_alias(
         self, name: str, alias: str, version: int, reason: str, expect_current: int | None
-    ) -> dict[str, Any]:
-        """Create or move an alias; the version, or the request when the alias is protected."""
-        with self._write() as session:
-            row = lifecycle.set_alias(
-                session,
-                name,
-                alias,
-                version,
-                actor=self.actor,
-                reason=reason,
-                expect_current=expect_current,
-            )
-            if isinstance(row, Promotion):
-                return serialize.promotion_to_dict(row)
-            session.refresh(row.version)
-            return serialize.version_to_dict(row.version)
+    ) -> Version:
+        """Create or move an alias: the version; ``ApprovalRequired`` when it now waits."""
+        status, data = governance.set_alias(
+            self, self.actor, name, alias, version, reason, expect_current
+        )
+        applied_or_raise(status, data)
+        return Version.from_dict(data)
 
     def delete_alias(self, name: str, alias: str, reason: str, expect_current: int | None) -> int:
         """Remove an alias; returns the version it pointed at."""
-        with self._write() as session:
-            return lifecycle.delete_alias(
-                session, name, alias, actor=self.actor, reason=reason, expect_current=expect_current
-            )
+        data = governance.delete_alias(self, self.actor, name, alias, reason, expect_current)
+        return int(data["version"])
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -249,260 +227,143 @@ class LocalBackend:
         reason: str,
         dry_run: bool,
         expect_current: int | None,
-    ) -> dict[str, Any]:
+    ) -> Promotion:
         """Request a move; committed even when refused, so the attempt stays on record."""
-        with self._write() as session:
-            promotion = lifecycle.promote(
-                session,
-                name,
-                version,
-                target,
-                actor=self.actor,
-                reason=reason,
-                dry_run=dry_run,
-                expect_current=expect_current,
-            )
-            return serialize.promotion_to_dict(promotion, dry_run=dry_run)
+        data = governance.promote(
+            self, self.actor, name, version, target, reason, dry_run, expect_current
+        )
+        return Promotion.from_dict(data)
 
-    def approve(self, request_id: int, reason: str) -> dict[str, Any]:
+    def approve(self, request_id: int, reason: str) -> Promotion:
         """Approve a request (applying it when the count is reached)."""
-        with self._write() as session:
-            promotion = lifecycle.approve(session, request_id, actor=self.actor, reason=reason)
-            return serialize.promotion_to_dict(promotion)
+        return Promotion.from_dict(governance.approve(self, self.actor, request_id, reason))
 
-    def reject(self, request_id: int, reason: str) -> dict[str, Any]:
+    def reject(self, request_id: int, reason: str) -> Promotion:
         """Reject a pending request."""
-        with self._write() as session:
-            promotion = lifecycle.reject(session, request_id, actor=self.actor, reason=reason)
-            return serialize.promotion_to_dict(promotion)
+        return Promotion.from_dict(governance.reject(self, self.actor, request_id, reason))
 
-    def get_promotion(self, request_id: int) -> dict[str, Any]:
+    def get_promotion(self, request_id: int) -> Promotion:
         """One request."""
-        with self._read() as session:
-            promotion = lifecycle.get_promotion(session, request_id, actor=self.actor)
-            return serialize.promotion_to_dict(promotion)
+        return Promotion.from_dict(governance.get_promotion(self, self.actor, request_id))
 
     def list_promotions(
         self, name: str | None, state: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> Page[Promotion]:
         """One page of requests, newest first."""
-        with self._read() as session:
-            page = lifecycle.list_promotions(
-                session,
-                actor=self.actor,
-                name=name,
-                state=state,
-                page_size=page_size,
-                page_token=page_token,
-            )
-            return [serialize.promotion_to_dict(p) for p in page], page.next_page_token
+        data = governance.list_promotions(self, self.actor, name, state, page_size, page_token)
+        return Page.from_dict(data, Promotion.from_dict)
 
     def rollback(
         self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
-    ) -> dict[str, Any]:
+    ) -> Rollback:
         """Put back the previous holder of a stage or alias."""
-        with self._write() as session:
-            return lifecycle.rollback(
-                session,
-                name,
-                actor=self.actor,
-                reason=reason,
-                target=target,
-                to=to,
-                expect_current=expect_current,
-            )
+        data = governance.rollback(self, self.actor, name, target, to, reason, expect_current)
+        return Rollback.from_dict(data)
 
-    def get_policy(self, name: str) -> dict[str, Any]:
+    def get_policy(self, name: str) -> Policy:
         """The rules governing a model (or ``*``)."""
-        with self._read() as session:
-            return policies.effective_policy(session, name, actor=self.actor)
+        return Policy.from_dict(governance.get_policy(self, self.actor, name))
 
-    def list_policies(self) -> dict[str, Any]:
+    def list_policies(self) -> Policies:
         """Every written rule by scope."""
-        with self._read() as session:
-            return {"scopes": policies.list_scopes(session, actor=self.actor)}
+        return Policies.from_dict(governance.list_policies(self, self.actor))
 
-    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> dict[str, Any]:
+    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> PolicyRule:
         """Write one rule."""
-        spec = policies.RuleSpec.from_dict(rule)
-        with self._write() as session:
-            row = policies.set_rule(session, scope, target, spec, actor=self.actor)
-            return {"scope": row.scope, "target": row.target, **policies.rule_to_dict(row)}
+        return PolicyRule.from_dict(governance.set_rule(self, self.actor, scope, target, rule))
 
     def delete_policy_rule(self, scope: str, target: str) -> None:
         """Remove one rule."""
-        with self._write() as session:
-            policies.delete_rule(session, scope, target, actor=self.actor)
+        governance.delete_rule(self, self.actor, scope, target)
 
-    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> PolicyApplyReport:
         """Replace the listed scopes' rules in one transaction."""
-        specs = policies.parse_policy_document(scopes)
-        with self._write() as session:
-            return {"changes": policies.apply_policies(session, specs, actor=self.actor)}
+        return PolicyApplyReport.from_dict(governance.apply_policies(self, self.actor, scopes))
 
-    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]:
+    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> Model | Version:
         """Tag a model (``NAME``) or a version (any version reference)."""
         parsed = parse_ref(ref)
-        with self._write() as session:
-            if parsed.is_model:
-                model = models.set_model_tags(
-                    session, parsed.name, actor=self.actor, set_tags=tags, delete=delete
-                )
-                return serialize.model_to_dict(session, model)
-            version = versions.set_version_tags(
-                session, parsed, actor=self.actor, set_tags=tags, delete=delete
-            )
-            return serialize.version_to_dict(version)
+        data = catalog.set_tags(self, self.actor, parsed, tags, delete)
+        return Model.from_dict(data) if parsed.is_model else Version.from_dict(data)
 
-    def set_description(self, ref: str, description: str) -> dict[str, Any]:
+    def set_description(self, ref: str, description: str) -> Model | Version:
         """Describe a model or a version."""
         parsed = parse_ref(ref)
-        with self._write() as session:
-            if parsed.is_model:
-                model = models.update_model(
-                    session, parsed.name, actor=self.actor, description=description
-                )
-                return serialize.model_to_dict(session, model)
-            version = versions.update_version(
-                session, parsed, actor=self.actor, description=description
-            )
-            return serialize.version_to_dict(version)
+        data = catalog.set_description(self, self.actor, parsed, description)
+        return Model.from_dict(data) if parsed.is_model else Version.from_dict(data)
 
-    def delete(self, ref: str, reason: str) -> dict[str, Any]:
+    def delete(self, ref: str, reason: str) -> Deleted:
         """Delete a model or one version (numbers are never reused)."""
-        parsed = parse_ref(ref)
-        with self._write() as session:
-            if parsed.is_model:
-                models.delete_model(session, parsed.name, actor=self.actor, reason=reason)
-                return {"deleted": parsed.name}
-            number = versions.delete_version(session, parsed, actor=self.actor, reason=reason)
-            return {"deleted": f"{parsed.name}:{number}"}
+        return Deleted.from_dict(catalog.delete(self, self.actor, parse_ref(ref), reason))
 
     # -- insight -------------------------------------------------------------------------
 
-    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+    def compare(self, name: str, a: int, b: int) -> Comparison:
         """Differences between two versions."""
-        with self._read() as session:
-            return compare.compare(session, name, a, b, actor=self.actor)
+        return Comparison.from_dict(catalog.compare(self, self.actor, name, a, b))
 
-    def lineage(self, ref: str) -> dict[str, Any]:
+    def lineage(self, ref: str) -> LineageGraph:
         """Lineage graph around one version."""
-        with self._read() as session:
-            return compare.lineage(session, ref, actor=self.actor)
+        return LineageGraph.from_dict(catalog.lineage(self, self.actor, ref))
 
-    def history(self, name: str) -> list[dict[str, Any]]:
+    def history(self, name: str) -> list[HistoryEntry]:
         """Stage and alias moves of a model."""
-        with self._read() as session:
-            return [
-                serialize.history_to_dict(h)
-                for h in lifecycle.history(session, name, actor=self.actor)
-            ]
+        return [HistoryEntry.from_dict(h) for h in governance.history(self, self.actor, name)]
 
-    def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]:
+    def audit(self, model: str | None, limit: int, after: int) -> list[AuditEvent]:
         """Audit events, optionally for one model."""
-        with self._read() as session:
-            target = (
-                models.get_model(session, model, actor=self.actor) if model is not None else None
-            )
-            events = audit.list_events(
-                session,
-                actor=self.actor,
-                model=target,
-                after_seq=after,
-                limit=limit,
-            )
-            return [audit.event_to_dict(e) for e in events]
+        events = admin.audit_events(self, self.actor, model, after, limit)
+        return [AuditEvent.from_dict(e) for e in events]
 
-    def verify_audit(self, anchors: list[str]) -> dict[str, Any]:
+    def verify_audit(self, anchors: list[str]) -> AuditVerification:
         """Check the audit chain, and that it still holds each ``SEQ:HASH`` anchor."""
-        parsed = [audit.Anchor.parse(a) for a in anchors]
-        with self._read() as session:
-            return audit.verify(session, actor=self.actor, anchors=parsed).to_dict()
+        return AuditVerification.from_dict(admin.verify_audit(self, self.actor, anchors))
 
-    def audit_anchor(self) -> dict[str, Any]:
+    def audit_anchor(self) -> AuditAnchor:
         """The audit chain's head."""
-        with self._read() as session:
-            return audit.head(session, actor=self.actor).to_dict()
+        return AuditAnchor.from_dict(admin.audit_head(self, self.actor))
+
+    def gc(self, grace_seconds: float, dry_run: bool) -> GcReport:
+        """Collect unreferenced blobs and abandoned uploads."""
+        data = admin.collect_garbage(self, self.actor, grace_seconds, dry_run)
+        return GcReport.from_dict(data)
 
     # -- identity ------------------------------------------------------------------------
 
-    def create_user(
-        self, name: str, kind: str, role: str | None, model: str | None
-    ) -> dict[str, Any]:
+    def create_user(self, name: str, kind: str, role: str | None, model: str | None) -> User:
         """Create a user or service account (local admin authority)."""
-        with self._write() as session:
-            principal = auth.create_principal(
-                session,
-                name,
-                actor=self.actor,
-                kind=PrincipalKind(kind),
-                role=Role(role) if role else None,
-                model=model,
-            )
-            rows = auth.list_principals(session, actor=self.actor)
-            grants = next(g for p, g in rows if p.id == principal.id)
-            return auth.principal_to_dict(principal, grants)
+        data = admin.create_principal(
+            self, self.actor, name, PrincipalKind(kind), Role(role) if role else None, model
+        )
+        return User.from_dict(data)
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[User]:
         """Every principal with its roles."""
-        with self._read() as session:
-            rows = auth.list_principals(session, actor=self.actor)
-            return [auth.principal_to_dict(p, g) for p, g in rows]
+        return [User.from_dict(u) for u in admin.list_principals(self, self.actor)]
 
-    def grant(self, name: str, role: str, model: str | None) -> dict[str, Any]:
+    def grant(self, name: str, role: str, model: str | None) -> User:
         """Give a principal a role."""
-        with self._write() as session:
-            auth.grant_role(session, name, Role(role), actor=self.actor, model=model)
-            rows = auth.list_principals(session, actor=self.actor)
-            principal, grants = next((p, g) for p, g in rows if p.name == name)
-            return auth.principal_to_dict(principal, grants)
+        return User.from_dict(admin.grant(self, self.actor, name, Role(role), model))
 
-    def revoke(self, name: str, role: str, model: str | None) -> dict[str, Any]:
+    def revoke(self, name: str, role: str, model: str | None) -> User:
         """Take a role away from a principal."""
-        with self._write() as session:
-            principal = auth.revoke_role(session, name, Role(role), actor=self.actor, model=model)
-            return auth.principal_to_dict(principal, auth.grants_of(session, principal))
+        return User.from_dict(admin.revoke(self, self.actor, name, Role(role), model))
 
-    def set_disabled(self, name: str, disabled: bool) -> dict[str, Any]:
+    def set_disabled(self, name: str, disabled: bool) -> User:
         """Disable or enable a principal."""
-        with self._write() as session:
-            principal = auth.set_disabled(session, name, actor=self.actor, disabled=disabled)
-            return auth.principal_to_dict(principal, auth.grants_of(session, principal))
+        return User.from_dict(admin.set_disabled(self, self.actor, name, disabled))
 
-    def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]:
+    def create_token(self, name: str, label: str, expires_days: int | None) -> Token:
         """Issue a token (the secret is returned once)."""
-        with self._write() as session:
-            token, secret = auth.create_token(
-                session, name, actor=self.actor, label=label, expires_days=expires_days
-            )
-            return auth.token_to_dict(token, secret)
+        return Token.from_dict(admin.create_token(self, self.actor, name, label, expires_days))
 
-    def list_tokens(self, name: str | None) -> list[dict[str, Any]]:
+    def list_tokens(self, name: str | None) -> list[Token]:
         """Tokens without secrets."""
-        with self._read() as session:
-            return [
-                auth.token_to_dict(t)
-                for t in auth.list_tokens(session, actor=self.actor, name=name)
-            ]
+        return [Token.from_dict(t) for t in admin.list_tokens(self, self.actor, name)]
 
-    def revoke_token(self, token_id: str) -> dict[str, Any]:
+    def revoke_token(self, token_id: str) -> Token:
         """Revoke a token."""
-        with self._write() as session:
-            return auth.token_to_dict(auth.revoke_token(session, token_id, actor=self.actor))
-
-    def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]:
-        """Collect unreferenced blobs and abandoned uploads."""
-        with self._write() as session:
-            result = gc.collect(
-                session, self.store, actor=self.actor, grace_seconds=grace_seconds, dry_run=dry_run
-            )
-            return {
-                "unreferenced": len(result.unreferenced),
-                "removed": result.removed,
-                "bytes_freed": result.bytes_freed,
-                "temporary_removed": result.temporary_removed,
-                "dry_run": result.dry_run,
-            }
+        return Token.from_dict(admin.revoke_token(self, self.actor, token_id))
 
 
 def open_backend(location: str) -> LocalBackend:

@@ -49,28 +49,31 @@ def envelope(
     return JSONResponse(body, status_code=status)
 
 
-# The statuses ``promotion_answer`` adds to a route's 200, for its OpenAPI document.
-PROMOTION_ANSWERS: dict[int | str, dict[str, Any]] = {
-    202: {"model": PromotionRead, "description": "Stored; waits for approvals"},
-    422: {
+# The statuses ``promotion_answer`` adds to a route's 200, for its OpenAPI document: the rows of
+# ``errors.OUTCOMES`` that are not 200.
+_OUTCOME_DOCS: dict[str, dict[str, Any]] = {
+    "pending": {"model": PromotionRead, "description": "Stored; waits for approvals"},
+    "refused": {
         "model": ErrorEnvelope,
         "description": "Refused by a policy gate (`policy_violation`); the refusal is stored "
         "and `detail` holds `failed_criteria` and the `promotion`",
     },
+}
+PROMOTION_ANSWERS: dict[int | str, dict[str, Any]] = {
+    errors.OUTCOMES[name].status: doc for name, doc in _OUTCOME_DOCS.items()
 }
 
 
 def promotion_answer(promotion: dict[str, Any]) -> Any:
     """The answer for a promotion request, once its transaction has committed.
 
-    ``pending`` is 202 with the request. ``refused`` (not a dry run) raises the
-    ``policy_violation`` error, 422, whose detail holds the failed criteria and the stored
-    request; everything else (applied, a dry run's outcome) is 200 with the request.
+    Its status is the outcome's in ``errors.OUTCOMES``: 202 with the request while it waits
+    for approvals, 200 otherwise (applied, a dry run's outcome); a refusal (422) was raised by
+    the use-case already (``errors.settle``).
     """
-    if promotion["state"] == "refused" and not promotion.get("dry_run"):
-        raise errors.refused(promotion)
-    if promotion["state"] == "pending" and not promotion.get("dry_run"):
-        return JSONResponse(promotion, status_code=202)
+    status = errors.settle(promotion).status
+    if status != 200:
+        return JSONResponse(promotion, status_code=status)
     return promotion
 
 

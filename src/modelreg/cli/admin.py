@@ -37,10 +37,8 @@ def users_create(
     if as_json:
         emit(user)
     else:
-        roles = ", ".join(
-            f"{r['role']}{' on ' + r['model'] if r['model'] else ''}" for r in user["roles"]
-        )
-        click.echo(f"created {user['kind']} {user['name']}" + (f" ({roles})" if roles else ""))
+        roles = ", ".join(f"{r.role}{' on ' + r.model if r.model else ''}" for r in user.roles)
+        click.echo(f"created {user.kind} {user.name}" + (f" ({roles})" if roles else ""))
 
 
 @users.command("list")
@@ -59,11 +57,9 @@ def users_list(obj: Ctx, as_json: bool) -> None:
         return
     screen = console()
     for user in rows:
-        roles = ", ".join(
-            f"{r['role']}{'@' + r['model'] if r['model'] else ''}" for r in user["roles"]
-        )
-        state = "  (disabled)" if user.get("disabled") else ""
-        screen.print(f"{user['name']:<24} {user['kind']:<8} {roles or '(no roles)'}{state}")
+        roles = ", ".join(f"{r.role}{'@' + r.model if r.model else ''}" for r in user.roles)
+        state = "  (disabled)" if user.disabled else ""
+        screen.print(f"{user.name:<24} {user.kind:<8} {roles or '(no roles)'}{state}")
     if not rows:
         screen.print("no users: the registry is open to loopback clients only")
 
@@ -128,10 +124,10 @@ def tokens_create(obj: Ctx, name: str, expires: int | None, label: str, as_json:
     if as_json:
         emit(token)
     else:
-        click.echo(token["token"])
+        click.echo(token.token)
         click.echo(
-            f"token {token['id']} for {token['principal']}"
-            + (f", expires {token['expires_at']}" if token["expires_at"] else "")
+            f"token {token.id} for {token.principal}"
+            + (f", expires {token.expires_at}" if token.expires_at else "")
             + ": store it now, it is not shown again",
             err=True,
         )
@@ -154,8 +150,8 @@ def tokens_list(obj: Ctx, name: str | None, as_json: bool) -> None:
         return
     screen = console()
     for t in rows:
-        state = "revoked" if t["revoked"] else f"expires {t['expires_at'] or 'never'}"
-        screen.print(f"{t['id']}  {t['principal']:<16} {t['name']:<20} {state}")
+        state = "revoked" if t.revoked else f"expires {t.expires_at or 'never'}"
+        screen.print(f"{t.id}  {t.principal:<16} {t.name:<20} {state}")
     if not rows:
         screen.print("no tokens")
 
@@ -175,7 +171,7 @@ def tokens_revoke(obj: Ctx, token_id: str, as_json: bool) -> None:
     if as_json:
         emit(token)
     else:
-        click.echo(f"revoked token {token['id']} of {token['principal']}")
+        click.echo(f"revoked token {token.id} of {token.principal}")
 
 
 @click.command()

@@ -30,14 +30,14 @@ def compare(obj: Ctx, name: str, v1: int, v2: int, as_json: bool) -> None:
 
     screen = console()
     table = Table("", f"v{v1}", f"v{v2}", "Δ", box=None)
-    for row in diff["metrics"]:
+    for row in diff.metrics:
         delta = f"{row['delta']:+.6g}" if row["delta"] is not None else ""
         table.add_row(f"metrics.{row['key']}", fmt(row["a"]), fmt(row["b"]), delta)
     for section in ("params", "tags"):
-        for row in diff[section]:
+        for row in getattr(diff, section):
             mark = "≠" if row["changed"] else ""
             table.add_row(f"{section}.{row['key']}", fmt(row["a"]), fmt(row["b"]), mark)
-    for row in diff["files"]:
+    for row in diff.files:
         a = row["a"]["sha256"][:12] if row["a"] else "-"
         b = row["b"]["sha256"][:12] if row["b"] else "-"
         table.add_row(f"file {row['path']}", a, b, row["status"])
@@ -69,7 +69,7 @@ def lineage(obj: Ctx, ref: str, as_json: bool) -> None:
         emit(graph)
         return
     screen = console()
-    screen.print(f"[bold]{graph['ref']}[/bold]")
+    screen.print(f"[bold]{graph.ref}[/bold]")
 
     def show(node: dict[str, Any], indent: str) -> None:
         info = node.get("lineage") or {}
@@ -78,9 +78,9 @@ def lineage(obj: Ctx, ref: str, as_json: bool) -> None:
         for parent in node.get("parents", []):
             show(parent, indent + "  ↑ ")
 
-    show({"lineage": graph["lineage"], "parents": graph["parents"]}, "")
-    if graph["children"]:
-        screen.print("derived: " + ", ".join(graph["children"]))
+    show({"lineage": graph.lineage, "parents": graph.parents}, "")
+    if graph.children:
+        screen.print("derived: " + ", ".join(graph.children))
 
 
 @click.command()
@@ -102,14 +102,14 @@ def history(obj: Ctx, name: str, as_json: bool) -> None:
 
     screen = console()
     for e in entries:
-        if e["kind"] == "stage":
-            move = f"version {e['version']}: {e['from_stage']} → {e['to_stage']}"
+        if e.kind == "stage":
+            move = f"version {e.version}: {e.from_stage} → {e.to_stage}"
         else:
-            move = f"@{e['key']}: {e['from_version'] or '-'} → {e['to_version'] or '-'}"
-        action = "" if e.get("action") in (None, "move") else f"{e['action']}: "
-        request = f" (request #{e['request_id']})" if e.get("request_id") else ""
-        why = f"  “{e['reason']}”" if e["reason"] else ""
-        line = f"{e['at'][:19].replace('T', ' ')}  {action}{move}  by {e['actor']}{request}{why}"
+            move = f"@{e.key}: {e.from_version or '-'} → {e.to_version or '-'}"
+        action = "" if e.action in (None, "move") else f"{e.action}: "
+        request = f" (request #{e.request_id})" if e.request_id else ""
+        why = f"  “{e.reason}”" if e.reason else ""
+        line = f"{e.at[:19].replace('T', ' ')}  {action}{move}  by {e.actor}{request}{why}"
         screen.print(escape(line))
     if not entries:
         screen.print("no stage or alias changes yet")
@@ -171,17 +171,15 @@ def audit_verify(obj: Ctx, anchors: tuple[str, ...], as_json: bool) -> None:
     result = obj.registry.verify_audit(anchors=anchors)
     if as_json:
         emit(result)
-    elif result["ok"]:
-        checked = f", {result['anchors']} anchor(s) found" if result.get("anchors") else ""
+    elif result.ok:
+        checked = f", {result.anchors} anchor(s) found" if result.anchors else ""
         click.echo(
-            f"audit log intact: {result['events']} events, head {result['last_hash'][:16]}…"
+            f"audit log intact: {result.events} events, head {(result.last_hash or '')[:16]}…"
             + checked
         )
     else:
-        click.echo(
-            f"audit log BROKEN at event {result['first_bad_seq']}: {result['problem']}", err=True
-        )
-    if not result["ok"]:
+        click.echo(f"audit log BROKEN at event {result.first_bad_seq}: {result.problem}", err=True)
+    if not result.ok:
         raise SystemExit(1)
 
 
@@ -204,7 +202,7 @@ def audit_anchor(obj: Ctx, as_json: bool) -> None:
     if as_json:
         emit(head)
     else:
-        click.echo(f"{head['anchor']}  {head['at'] or '-'}")
+        click.echo(f"{head.anchor}  {head.at or '-'}")
 
 
 @click.command()
@@ -230,8 +228,8 @@ def gc(obj: Ctx, grace: float, dry_run: bool, as_json: bool) -> None:
         emit(result)
     else:
         verb = "would remove" if dry_run else "removed"
-        count = result["unreferenced"] if dry_run else result["removed"]
+        count = result.unreferenced if dry_run else result.removed
         click.echo(
-            f"{verb} {count} blob(s), {result['bytes_freed']:,} bytes; "
-            f"{result['temporary_removed']} abandoned upload(s)"
+            f"{verb} {count} blob(s), {result.bytes_freed:,} bytes; "
+            f"{result.temporary_removed} abandoned upload(s)"
         )

@@ -13,9 +13,9 @@ from typing import Any
 import click
 
 from modelreg.cli.output import Ctx, console, emit, json_option, page_options
-from modelreg.errors import InvalidInput
+from modelreg.errors import InvalidInput, criteria_lines, outcome
 from modelreg.names import MAX_VERSION, Target
-from modelreg.types import Promotion
+from modelreg.types import PolicyRule, Promotion
 
 
 def _expected(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -50,15 +50,14 @@ def _counted(p: Promotion) -> int:
     return sum(1 for a in p.approvals if a.get("counts") is not False)
 
 
-def _print_criteria(criteria: list[dict[str, Any]]) -> None:
-    from rich.markup import escape
+def print_criteria(criteria: list[dict[str, Any]], *, err: bool = False) -> None:
+    """Print each failed criterion on its own line (``errors.criteria_lines``), indented.
 
-    screen = console()
-    for item in criteria:
-        mark = "[green]✓[/green]" if item.get("passed") else "[red]✗[/red]"
-        message = f"  {item['message']}" if item.get("message") else ""
-        # Criteria and messages carry user data (tag values, gate text): never markup.
-        screen.print(f"  {mark} " + escape(f"{item['criterion']}{message}"))
+    Plain ``click.echo``: criteria and messages carry user data (tag values, gate text), which
+    must never be read as markup.
+    """
+    for line in criteria_lines(criteria):
+        click.echo(f"  {line}", err=err)
 
 
 def report(promotion: Promotion, *, as_json: bool) -> None:
@@ -85,10 +84,10 @@ def report(promotion: Promotion, *, as_json: bool) -> None:
                 )
         elif promotion.state == "refused":
             screen.print(f"{what}: [red]refused[/red] {label}")
-            _print_criteria(promotion.failed_criteria)
+            print_criteria(promotion.failed_criteria)
         else:
             screen.print(f"{what}: {promotion.state} {label} ({promotion.decision_reason})")
-    code = {"applied": 0, "refused": 3, "pending": 4}.get(promotion.state, 0)
+    code = outcome(promotion.state, promotion.dry_run).exit_code
     if code:
         raise SystemExit(code)
 
@@ -259,9 +258,9 @@ def rollback(
     if as_json:
         emit(result)
         return
-    where = Target.parse(result["target"]).on(result["name"])
+    where = Target.parse(result.target).on(result.name)
     console().print(
-        f"{where}: rolled back from version {result['from_version']} to {result['to_version']}"
+        f"{where}: rolled back from version {result.from_version} to {result.to_version}"
     )
 
 
@@ -378,22 +377,22 @@ def policy_delete(
         console().print(f"policy of {name} for {target} removed")
 
 
-def _print_rule(target: str, rule: dict[str, Any]) -> None:
+def _print_rule(target: str, rule: PolicyRule) -> None:
     from rich.markup import escape
 
     lines = []
-    for gate in rule["requires"]:
+    for gate in rule.requires:
         lines.append(f"  require {gate}")
-    if rule["from_stages"]:
-        lines.append("  from stage " + " or ".join(rule["from_stages"]))
-    for key, value in rule["required_tags"].items():
+    if rule.from_stages:
+        lines.append("  from stage " + " or ".join(rule.from_stages))
+    for key, value in rule.required_tags.items():
         lines.append(f"  tag {key}" + (f" = {value!r}" if value is not None else ""))
-    if rule["approvals"]:
-        lines.append(f"  {rule['approvals']} approval(s) by role {rule['approver_role']}")
-    if rule.get("previous_to"):
-        lines.append(f"  replaced version goes to {rule['previous_to']}")
+    if rule.approvals:
+        lines.append(f"  {rule.approvals} approval(s) by role {rule.approver_role}")
+    if rule.previous_to:
+        lines.append(f"  replaced version goes to {rule.previous_to}")
     screen = console()
-    source = "  (from *)" if rule.get("source") == "*" else ""
+    source = "  (from *)" if rule.source == "*" else ""
     screen.print(f"[bold]{escape(target)}[/bold]{source}")
     for line in lines:
         screen.print(escape(line))
@@ -414,9 +413,9 @@ def policy_show(obj: Ctx, name: str, as_json: bool) -> None:
     if as_json:
         emit(data)
         return
-    if not data["rules"]:
+    if not data.rules:
         console().print(f"no policy for {name}: promotions apply without gates or approvals")
-    for target, rule in data["rules"].items():
+    for target, rule in data.rules.items():
         _print_rule(target, rule)
 
 
@@ -434,9 +433,9 @@ def policy_list(obj: Ctx, as_json: bool) -> None:
     if as_json:
         emit(data)
         return
-    if not data["scopes"]:
+    if not data.scopes:
         console().print("no policies")
-    for scope, rules in data["scopes"].items():
+    for scope, rules in data.scopes.items():
         console().print(f"[bold]{scope}[/bold]")
         for target, rule in rules.items():
             _print_rule(target, rule)
@@ -474,7 +473,7 @@ def policy_apply(obj: Ctx, file: Path, as_json: bool) -> None:
         emit(result)
         return
     screen = console()
-    for scope, change in result["changes"].items():
+    for scope, change in result.changes.items():
         parts = [f"{k} {', '.join(v)}" for k, v in change.items() if v and k != "unchanged"]
         screen.print(f"{scope}: " + ("; ".join(parts) if parts else "unchanged"))
 

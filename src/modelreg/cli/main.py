@@ -104,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             request = (exc.detail.get("promotion") or {}).get("id")
             stored = f" (request #{request})" if request else ""
             click.echo(f"error: refused by policy{stored}:", err=True)
-            for item in exc.failed_criteria:
-                message = f": {item['message']}" if item.get("message") else ""
-                click.echo(f"  ✗ {item.get('criterion')}{message}", err=True)
+            lifecycle.print_criteria(exc.failed_criteria, err=True)
         else:
             click.echo(f"error: {exc.message}", err=True)
         return exc.exit_code

@@ -56,8 +56,14 @@ class Ctx:
 
 
 def emit(data: Any) -> None:
-    """Print ``data`` as the one JSON document on stdout."""
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    """Print ``data`` as the one JSON document on stdout (typed results in their JSON shape)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=_json_shape))
+
+
+def _json_shape(value: Any) -> Any:
+    # A typed result (``modelreg.types``) prints as the REST API answers it.
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(value)
 
 
 # The width of human output when stdout is not a terminal: wide enough that no line is cut.

@@ -1,4 +1,4 @@
-"""``modelreg.Registry``: one Python API for the embedded registry (and, later, a server)."""
+"""``modelreg.Registry``: one Python API for the embedded registry and for a server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelreg import errors
 from modelreg.client._files import LocalFile, capture_environment, capture_git, collect_files
 from modelreg.errors import InvalidInput
 from modelreg.location import is_remote, resolve_uri
@@ -21,7 +20,27 @@ from modelreg.names import (
     validate_metric,
     validate_model_name,
 )
-from modelreg.types import AuditEvent, Model, Page, Promotion, Version
+from modelreg.types import (
+    AuditAnchor,
+    AuditEvent,
+    AuditVerification,
+    Comparison,
+    Deleted,
+    GcReport,
+    HistoryEntry,
+    LineageGraph,
+    Model,
+    Page,
+    Policies,
+    Policy,
+    PolicyApplyReport,
+    PolicyRule,
+    Promotion,
+    Rollback,
+    Token,
+    User,
+    Version,
+)
 
 __all__ = ["Registry"]
 
@@ -30,28 +49,34 @@ Pathish = str | os.PathLike[str]
 
 
 class Backend(Protocol):
-    """What ``Registry`` needs from a backend: the use-cases, in JSON-shaped dicts."""
+    """What ``Registry`` needs from a backend: every use-case, answering the typed results.
+
+    ``LocalBackend`` (``modelreg.local``) and ``HttpBackend`` (``modelreg.client._http``) build
+    each result from the same JSON shape (``from_dict``) and settle each outcome through the one
+    table, ``modelreg.errors.OUTCOMES``: a refused promotion raises ``PolicyViolation``, a
+    protected alias's move that waits raises ``ApprovalRequired``.
+    """
 
     def register(
         self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress
-    ) -> dict[str, Any]: ...
-    def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]: ...
-    def get_model(self, name: str) -> dict[str, Any]: ...
-    def get_version(self, ref: str) -> dict[str, Any]: ...
+    ) -> Version: ...
+    def create_model(self, name: str, description: str, tags: dict[str, str]) -> Model: ...
+    def get_model(self, name: str) -> Model: ...
+    def get_version(self, ref: str) -> Version: ...
     def list_models(
         self, filter: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    ) -> Page[Model]: ...
     def list_versions(
         self, name: str, filter: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    ) -> Page[Version]: ...
     def search(
         self, query: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    ) -> Page[Version]: ...
     def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]: ...
-    def get_version_at(self, ref: str, at: str) -> dict[str, Any]: ...
+    def get_version_at(self, ref: str, at: str) -> Version: ...
     def set_alias(
         self, name: str, alias: str, version: int, reason: str, expect_current: int | None
-    ) -> dict[str, Any]: ...
+    ) -> Version: ...
     def delete_alias(
         self, name: str, alias: str, reason: str, expect_current: int | None
     ) -> int: ...
@@ -63,41 +88,39 @@ class Backend(Protocol):
         reason: str,
         dry_run: bool,
         expect_current: int | None,
-    ) -> dict[str, Any]: ...
-    def approve(self, request_id: int, reason: str) -> dict[str, Any]: ...
-    def reject(self, request_id: int, reason: str) -> dict[str, Any]: ...
-    def get_promotion(self, request_id: int) -> dict[str, Any]: ...
+    ) -> Promotion: ...
+    def approve(self, request_id: int, reason: str) -> Promotion: ...
+    def reject(self, request_id: int, reason: str) -> Promotion: ...
+    def get_promotion(self, request_id: int) -> Promotion: ...
     def list_promotions(
         self, name: str | None, state: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    ) -> Page[Promotion]: ...
     def rollback(
         self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
-    ) -> dict[str, Any]: ...
-    def get_policy(self, name: str) -> dict[str, Any]: ...
-    def list_policies(self) -> dict[str, Any]: ...
-    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> dict[str, Any]: ...
+    ) -> Rollback: ...
+    def get_policy(self, name: str) -> Policy: ...
+    def list_policies(self) -> Policies: ...
+    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> PolicyRule: ...
     def delete_policy_rule(self, scope: str, target: str) -> None: ...
-    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> dict[str, Any]: ...
-    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]: ...
-    def set_description(self, ref: str, description: str) -> dict[str, Any]: ...
-    def delete(self, ref: str, reason: str) -> dict[str, Any]: ...
-    def compare(self, name: str, a: int, b: int) -> dict[str, Any]: ...
-    def lineage(self, ref: str) -> dict[str, Any]: ...
-    def history(self, name: str) -> list[dict[str, Any]]: ...
-    def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]: ...
-    def verify_audit(self, anchors: list[str]) -> dict[str, Any]: ...
-    def audit_anchor(self) -> dict[str, Any]: ...
-    def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]: ...
-    def create_user(
-        self, name: str, kind: str, role: str | None, model: str | None
-    ) -> dict[str, Any]: ...
-    def list_users(self) -> list[dict[str, Any]]: ...
-    def grant(self, name: str, role: str, model: str | None) -> dict[str, Any]: ...
-    def revoke(self, name: str, role: str, model: str | None) -> dict[str, Any]: ...
-    def set_disabled(self, name: str, disabled: bool) -> dict[str, Any]: ...
-    def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]: ...
-    def list_tokens(self, name: str | None) -> list[dict[str, Any]]: ...
-    def revoke_token(self, token_id: str) -> dict[str, Any]: ...
+    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> PolicyApplyReport: ...
+    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> Model | Version: ...
+    def set_description(self, ref: str, description: str) -> Model | Version: ...
+    def delete(self, ref: str, reason: str) -> Deleted: ...
+    def compare(self, name: str, a: int, b: int) -> Comparison: ...
+    def lineage(self, ref: str) -> LineageGraph: ...
+    def history(self, name: str) -> list[HistoryEntry]: ...
+    def audit(self, model: str | None, limit: int, after: int) -> list[AuditEvent]: ...
+    def verify_audit(self, anchors: list[str]) -> AuditVerification: ...
+    def audit_anchor(self) -> AuditAnchor: ...
+    def gc(self, grace_seconds: float, dry_run: bool) -> GcReport: ...
+    def create_user(self, name: str, kind: str, role: str | None, model: str | None) -> User: ...
+    def list_users(self) -> list[User]: ...
+    def grant(self, name: str, role: str, model: str | None) -> User: ...
+    def revoke(self, name: str, role: str, model: str | None) -> User: ...
+    def set_disabled(self, name: str, disabled: bool) -> User: ...
+    def create_token(self, name: str, label: str, expires_days: int | None) -> Token: ...
+    def list_tokens(self, name: str | None) -> list[Token]: ...
+    def revoke_token(self, token_id: str) -> Token: ...
     def close(self) -> None: ...
 
 
@@ -106,7 +129,7 @@ def _kv(values: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 class Registry:
-    """A model registry: the embedded default, a folder, or (soon) a server.
+    """A model registry: the embedded default, a folder, or a server (``http://HOST:PORT``).
 
     Usage::
 
@@ -118,8 +141,8 @@ class Registry:
         reg.get_version("fraud@champion").files
 
     Args:
-        uri: a registry folder, or ``None`` for ``MODELREG_URI`` / ``MODELREG_HOME`` / the user
-            data folder.
+        uri: a registry folder, a server URL, or ``None`` for ``MODELREG_URI`` /
+            ``MODELREG_HOME`` / the user data folder.
         token: an API token for a server (unused by folder registries).
     """
 
@@ -258,13 +281,13 @@ class Registry:
             "number": number,
             "stage": Stage.parse(stage).value if stage is not None else None,
         }
-        return Version.from_dict(self.backend.register(name, files, meta, progress))
+        return self.backend.register(name, files, meta, progress)
 
     def create_model(
         self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
     ) -> Model:
         """Create an empty model; raises ``AlreadyExists`` if the name is taken."""
-        return Model.from_dict(self.backend.create_model(name, description, _kv(tags)))
+        return self.backend.create_model(name, description, _kv(tags))
 
     def set_alias(
         self,
@@ -282,13 +305,7 @@ class Registry:
         ``PolicyViolation`` when a gate fails, ``ApprovalRequired`` (with ``detail["request_id"]``)
         when approvals are needed.
         """
-        data = self.backend.set_alias(name, alias, int(version), reason, _expected(expect_current))
-        if "target" in data:  # a protected alias: the move went through a promotion request
-            promotion = _outcome(data)
-            if promotion.state == "pending":
-                raise errors.awaiting(data)
-            return self.get_version(f"{name}:{promotion.version}")
-        return Version.from_dict(data)
+        return self.backend.set_alias(name, alias, int(version), reason, _expected(expect_current))
 
     def delete_alias(
         self, name: str, alias: str, *, reason: str = "", expect_current: int | None = None
@@ -316,10 +333,9 @@ class Registry:
         ``expect_current`` (``0``: nothing) no longer holds the stage. ``dry_run`` evaluates and
         returns the would-be outcome (refusals included) without changing anything.
         """
-        data = self.backend.promote(
+        return self.backend.promote(
             name, int(version), to, reason, dry_run, _expected(expect_current)
         )
-        return _outcome(data) if not dry_run else Promotion.from_dict(data)
 
     def approve(self, request_id: int, *, reason: str = "") -> Promotion:
         """Approve a pending request; the approval completing the count applies it.
@@ -328,15 +344,15 @@ class Registry:
         without the approver role, and ``PolicyViolation`` when the gates, checked again now,
         refuse it.
         """
-        return _outcome(self.backend.approve(int(request_id), reason))
+        return self.backend.approve(int(request_id), reason)
 
     def reject(self, request_id: int, *, reason: str) -> Promotion:
         """Reject a pending request (its requester may withdraw it this way)."""
-        return Promotion.from_dict(self.backend.reject(int(request_id), reason))
+        return self.backend.reject(int(request_id), reason)
 
     def get_promotion(self, request_id: int) -> Promotion:
         """One promotion request by id."""
-        return Promotion.from_dict(self.backend.get_promotion(int(request_id)))
+        return self.backend.get_promotion(int(request_id))
 
     def promotions(
         self,
@@ -347,8 +363,7 @@ class Registry:
         page_token: str | None = None,
     ) -> Page[Promotion]:
         """One page of promotion requests, newest first (``state="pending"``: awaiting approval)."""
-        items, token = self.backend.list_promotions(name, state, int(page_size), page_token)
-        return Page([Promotion.from_dict(p) for p in items], token)
+        return self.backend.list_promotions(name, state, int(page_size), page_token)
 
     def rollback(
         self,
@@ -358,24 +373,24 @@ class Registry:
         stage: str = "production",
         to: int | None = None,
         expect_current: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Rollback:
         """Put back the version that held ``stage`` (or ``@alias``) before the current one.
 
         The emergency brake: approvers need no approval round; the current holder is archived.
-        ``to`` picks an earlier holder. Returns ``{name, target, from_version, to_version}``.
+        ``to`` picks an earlier holder. Returns what moved (``from_version``, ``to_version``).
         """
         return self.backend.rollback(
             name, stage, None if to is None else int(to), reason, _expected(expect_current)
         )
 
-    def get_policy(self, name: str = "*") -> dict[str, Any]:
+    def get_policy(self, name: str = "*") -> Policy:
         """The rules that govern model ``name`` (or ``*``, the registry default), by target.
 
         Each rule says whether it is the model's own (``source: model``) or the default's.
         """
         return self.backend.get_policy(name)
 
-    def list_policies(self) -> dict[str, Any]:
+    def list_policies(self) -> Policies:
         """Every written rule, by scope (``*`` and model names) and target."""
         return self.backend.list_policies()
 
@@ -390,7 +405,7 @@ class Registry:
         approvals: int = 0,
         approver_role: str = "approver",
         previous_to: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> PolicyRule:
         """Write the rule for moving versions of ``name`` (or ``*``) into ``target``.
 
         ``target`` is a stage or ``@alias`` (a rule makes an alias protected). ``requires``
@@ -410,7 +425,7 @@ class Registry:
         """Remove the rule of ``name`` (or ``*``) for ``target``."""
         self.backend.delete_policy_rule(name, target)
 
-    def apply_policies(self, scopes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    def apply_policies(self, scopes: Mapping[str, Mapping[str, Any]]) -> PolicyApplyReport:
         """Make each listed scope's rules exactly as given, in one transaction (policy as code).
 
         ``scopes`` maps ``*`` or a model name to ``{target: rule}``; scopes not listed are left
@@ -422,15 +437,13 @@ class Registry:
         self, ref: str, tags: Mapping[str, str] | None = None, *, delete: Sequence[str] = ()
     ) -> Model | Version:
         """Set (and/or ``delete``) tags on a model (``NAME``) or a version (``NAME:3``, …)."""
-        data = self.backend.set_tags(ref, _kv(tags), list(delete))
-        return Version.from_dict(data) if "version" in data else Model.from_dict(data)
+        return self.backend.set_tags(ref, _kv(tags), list(delete))
 
     def set_description(self, ref: str, description: str) -> Model | Version:
         """Change the description of a model or a version."""
-        data = self.backend.set_description(ref, description)
-        return Version.from_dict(data) if "version" in data else Model.from_dict(data)
+        return self.backend.set_description(ref, description)
 
-    def delete(self, ref: str, *, reason: str = "") -> dict[str, Any]:
+    def delete(self, ref: str, *, reason: str = "") -> Deleted:
         """Delete a model or a version; version numbers are never reused."""
         return self.backend.delete(ref, reason)
 
@@ -438,7 +451,7 @@ class Registry:
 
     def get_model(self, name: str) -> Model:
         """A model by name; raises ``ModelNotFound``."""
-        return Model.from_dict(self.backend.get_model(name))
+        return self.backend.get_model(name)
 
     def get_version(self, ref: str | Ref, *, at: str | datetime | None = None) -> Version:
         """A version by any reference (``NAME:3``, ``NAME@alias``, ``models:/NAME/production``).
@@ -447,17 +460,16 @@ class Registry:
         the version that held it at that moment: "which model made this decision?".
         """
         if at is None:
-            return Version.from_dict(self.backend.get_version(str(ref)))
+            return self.backend.get_version(str(ref))
         moment = at.isoformat() if isinstance(at, datetime) else at
         parse_instant(moment)
-        return Version.from_dict(self.backend.get_version_at(str(ref), moment))
+        return self.backend.get_version_at(str(ref), moment)
 
     def list_models(
         self, filter: str | None = None, *, page_size: int = 100, page_token: str | None = None
     ) -> Page[Model]:
         """One page of models, optionally filtered (``tags.team = 'risk'``)."""
-        items, token = self.backend.list_models(filter, page_size, page_token)
-        return Page([Model.from_dict(i) for i in items], token)
+        return self.backend.list_models(filter, page_size, page_token)
 
     def list_versions(
         self,
@@ -468,30 +480,28 @@ class Registry:
         page_token: str | None = None,
     ) -> Page[Version]:
         """One page of a model's versions, newest first unless the filter orders them."""
-        items, token = self.backend.list_versions(name, filter, page_size, page_token)
-        return Page([Version.from_dict(i) for i in items], token)
+        return self.backend.list_versions(name, filter, page_size, page_token)
 
     def search(
         self, query: str | None = None, *, page_size: int = 100, page_token: str | None = None
     ) -> Page[Version]:
         """Versions of all models matching ``query`` in the search language."""
-        items, token = self.backend.search(query, page_size, page_token)
-        return Page([Version.from_dict(i) for i in items], token)
+        return self.backend.search(query, page_size, page_token)
 
     def download(self, ref: str, out_dir: Pathish, *, progress: Progress = None) -> list[Path]:
         """Write a version's files under ``out_dir``, each verified against its SHA-256."""
         parse_ref(ref, allow_model=False)
         return self.backend.download(ref, Path(out_dir), progress)
 
-    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+    def compare(self, name: str, a: int, b: int) -> Comparison:
         """Metric, param, tag and file differences between versions ``a`` and ``b``."""
         return self.backend.compare(name, int(a), int(b))
 
-    def lineage(self, ref: str) -> dict[str, Any]:
+    def lineage(self, ref: str) -> LineageGraph:
         """A version's run, code, data and parents, and the versions derived from it."""
         return self.backend.lineage(ref)
 
-    def history(self, name: str) -> list[dict[str, Any]]:
+    def history(self, name: str) -> list[HistoryEntry]:
         """Every stage change and alias move of a model."""
         return self.backend.history(name)
 
@@ -503,22 +513,22 @@ class Registry:
             raise InvalidInput("limit must be between 1 and 10000", detail={"limit": limit})
         if not 0 <= after < 2**62:
             raise InvalidInput("after must be a sequence number", detail={"after": after})
-        return [AuditEvent.from_dict(e) for e in self.backend.audit(model, limit, after)]
+        return self.backend.audit(model, limit, after)
 
-    def verify_audit(self, *, anchors: Sequence[str] = ()) -> dict[str, Any]:
-        """Check the audit log's hash chain: ``{"ok", "events", "first_bad_seq", "problem"}``.
+    def verify_audit(self, *, anchors: Sequence[str] = ()) -> AuditVerification:
+        """Check the audit log's hash chain: ``ok``, ``events``, ``first_bad_seq``, ``problem``.
 
-        Each of ``anchors`` (``SEQ:HASH``, as ``audit_anchor()["anchor"]`` gave it earlier)
+        Each of ``anchors`` (``SEQ:HASH``, as ``audit_anchor().anchor`` gave it earlier)
         must still be in the chain: that catches events cut off the end, or a rewritten
         chain, which the chain alone cannot show to whoever can write the database.
         """
         return self.backend.verify_audit(list(anchors))
 
-    def audit_anchor(self) -> dict[str, Any]:
-        """The audit log's head, ``{"seq", "hash", "at", "anchor"}``, to keep elsewhere."""
+    def audit_anchor(self) -> AuditAnchor:
+        """The audit log's head (``seq``, ``hash``, ``at``, ``anchor``), to keep elsewhere."""
         return self.backend.audit_anchor()
 
-    def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> dict[str, Any]:
+    def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> GcReport:
         """Remove blobs no version references (older than ``grace_seconds``)."""
         return self.backend.gc(grace_seconds, dry_run)
 
@@ -531,7 +541,7 @@ class Registry:
         role: str | None = None,
         model: str | None = None,
         service: bool = False,
-    ) -> dict[str, Any]:
+    ) -> User:
         """Create a user (or a service account), optionally with a first role.
 
         Once a registry has a user, every request to its server needs a token.
@@ -540,16 +550,16 @@ class Registry:
         kind = "service" if service else "user"
         return self.backend.create_user(name, kind, role, model)
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[User]:
         """Users and service accounts with their roles."""
         return self.backend.list_users()
 
-    def grant(self, name: str, role: str, *, model: str | None = None) -> dict[str, Any]:
+    def grant(self, name: str, role: str, *, model: str | None = None) -> User:
         """Give ``name`` a role registry-wide, or on ``model`` only."""
         _check_role(role)
         return self.backend.grant(name, role, model)
 
-    def revoke(self, name: str, role: str, *, model: str | None = None) -> dict[str, Any]:
+    def revoke(self, name: str, role: str, *, model: str | None = None) -> User:
         """Take ``role`` (registry-wide, or on ``model``) away from ``name``.
 
         Raises ``NotFound`` when ``name`` holds no such grant, and ``Conflict`` when it is the
@@ -558,7 +568,7 @@ class Registry:
         _check_role(role)
         return self.backend.revoke(name, role, model)
 
-    def disable_user(self, name: str) -> dict[str, Any]:
+    def disable_user(self, name: str) -> User:
         """Disable a user or service account: its tokens stop working at once.
 
         Its history stays; ``enable_user`` undoes it. An admin cannot disable itself or the
@@ -566,21 +576,19 @@ class Registry:
         """
         return self.backend.set_disabled(name, True)
 
-    def enable_user(self, name: str) -> dict[str, Any]:
+    def enable_user(self, name: str) -> User:
         """Enable a disabled user again (its unrevoked, unexpired tokens work again)."""
         return self.backend.set_disabled(name, False)
 
-    def create_token(
-        self, name: str, *, label: str = "", expires_days: int | None = None
-    ) -> dict[str, Any]:
-        """Issue an API token for ``name``; ``["token"]`` holds the secret, shown only now."""
+    def create_token(self, name: str, *, label: str = "", expires_days: int | None = None) -> Token:
+        """Issue an API token for ``name``; ``.token`` holds the secret, shown only now."""
         return self.backend.create_token(name, label, expires_days)
 
-    def list_tokens(self, name: str | None = None) -> list[dict[str, Any]]:
+    def list_tokens(self, name: str | None = None) -> list[Token]:
         """Tokens (never their secrets), optionally of one user."""
         return self.backend.list_tokens(name)
 
-    def revoke_token(self, token_id: str) -> dict[str, Any]:
+    def revoke_token(self, token_id: str) -> Token:
         """Revoke a token; it stops working at once."""
         return self.backend.revoke_token(token_id)
 
@@ -596,13 +604,6 @@ def _expected(value: int | None) -> int | None:
             "expect_current is a version number, or 0 for none", detail={"expect": value}
         )
     return value
-
-
-def _outcome(data: dict[str, Any]) -> Promotion:
-    """The request, or ``PolicyViolation`` when it was refused."""
-    if data.get("state") == "refused":
-        raise errors.refused(data)
-    return Promotion.from_dict(data)
 
 
 def _check_role(role: str | None) -> None:

@@ -22,9 +22,31 @@ from modelreg.errors import (
     RegistryError,
     TooManyUploads,
     Unavailable,
+    applied_or_raise,
     rebuild,
 )
 from modelreg.names import parse_ref, parse_target, validate_alias, validate_model_name
+from modelreg.types import (
+    AuditAnchor,
+    AuditEvent,
+    AuditVerification,
+    Comparison,
+    Deleted,
+    GcReport,
+    HistoryEntry,
+    LineageGraph,
+    Model,
+    Page,
+    Policies,
+    Policy,
+    PolicyApplyReport,
+    PolicyRule,
+    Promotion,
+    Rollback,
+    Token,
+    User,
+    Version,
+)
 
 API = "/api/v1"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -104,7 +126,11 @@ class _Stream:
 
 
 class HttpBackend:
-    """Talks to a modelreg server; errors come back as the classes the server raised."""
+    """Talks to a modelreg server; errors come back as the classes the server raised.
+
+    Each answer's body is the JSON shape the typed result is built from (``from_dict``), as
+    ``LocalBackend`` builds it from the same use-case's dict: the two backends cannot drift.
+    """
 
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 60.0) -> None:
         headers = {"user-agent": "modelreg-client"}
@@ -136,6 +162,10 @@ class HttpBackend:
             ) from None
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self._answer(method, url, **kwargs)[1]
+
+    def _answer(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        """The answer's status and JSON body (``None`` when empty); errors raised."""
         if method in WRITE_METHODS and "content" not in kwargs and "json" not in kwargs:
             # The server takes writes declared as JSON only (its cross-site defence), a
             # bodiless one included.
@@ -148,29 +178,32 @@ class HttpBackend:
                 detail={"url": self.base_url},
             ) from None
         self._raise_for(response)
-        return response.json() if response.content else None
+        return response.status_code, response.json() if response.content else None
 
     def _obj(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call(method, url, **kwargs)
         return result
 
-    def _page(self, url: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-        data = self._call("GET", url, params={k: v for k, v in params.items() if v is not None})
-        return data["items"], data["next_page_token"]
+    def _page(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._obj("GET", url, params={k: v for k, v in params.items() if v is not None})
+
+    def _items(self, url: str, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._call("GET", url, **kwargs)["items"]
+        return items
 
     def _version_url(self, ref: str) -> tuple[str, str]:
         """The URL of the version ``ref`` names (resolving aliases and stages first)."""
         parsed = parse_ref(ref, allow_model=False)
         number = parsed.version
         if number is None:
-            number = int(self.get_version(ref)["version"])
+            number = self.get_version(ref).version
         return parsed.name, f"{_model_path(parsed.name)}/versions/{number}"
 
     # -- models and versions -------------------------------------------------------------
 
     def register(
         self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress | None
-    ) -> dict[str, Any]:
+    ) -> Version:
         """Hash each file, send the manifest, upload only the blobs the server lacks, register.
 
         The manifest goes first: when the server already has every blob (an unchanged file
@@ -202,11 +235,11 @@ class HttpBackend:
                         # Sent once: another file with the same bytes now finds it stored.
                         missing.discard(found[i].sha256)
                 body["files"] = _manifest(files, found)
-                return self._obj("POST", url, json=body)
+                return Version.from_dict(self._obj("POST", url, json=body))
         if progress is not None:
             for entry in found:
                 progress(entry.size)
-        return created
+        return Version.from_dict(created)
 
     def _upload_checked(
         self,
@@ -266,40 +299,45 @@ class HttpBackend:
                 # The refused attempt already sent (and counted) every byte.
                 progress = None
 
-    def create_model(self, name: str, description: str, tags: dict[str, str]) -> dict[str, Any]:
+    def create_model(self, name: str, description: str, tags: dict[str, str]) -> Model:
         """Register an empty model."""
         body = {"name": name, "description": description, "tags": tags}
-        return self._obj("POST", f"{API}/models", json=body)
+        return Model.from_dict(self._obj("POST", f"{API}/models", json=body))
 
-    def get_model(self, name: str) -> dict[str, Any]:
+    def get_model(self, name: str) -> Model:
         """One model."""
-        return self._obj("GET", _model_path(name))
+        return Model.from_dict(self._obj("GET", _model_path(name)))
 
-    def get_version(self, ref: str) -> dict[str, Any]:
-        """One version by any reference (one round trip: the server resolves it)."""
+    def _resolve(self, ref: str, **params: str) -> dict[str, Any]:
+        # One round trip whatever the reference: the server resolves it.
         parse_ref(ref, allow_model=False)
-        return self._obj("GET", f"{API}/resolve", params={"uri": ref})
+        return self._obj("GET", f"{API}/resolve", params={"uri": ref, **params})
+
+    def get_version(self, ref: str) -> Version:
+        """One version by any reference."""
+        return Version.from_dict(self._resolve(ref))
 
     def list_models(
         self, filter: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> Page[Model]:
         """A page of models."""
         params = {"filter": filter, "page_size": page_size, "page_token": page_token}
-        return self._page(f"{API}/models", params)
+        data = self._page(f"{API}/models", params)
+        return Page.from_dict(data, Model.from_dict)
 
     def list_versions(
         self, name: str, filter: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> Page[Version]:
         """A page of one model's versions."""
         params = {"filter": filter, "page_size": page_size, "page_token": page_token}
-        return self._page(f"{_model_path(name)}/versions", params)
+        data = self._page(f"{_model_path(name)}/versions", params)
+        return Page.from_dict(data, Version.from_dict)
 
-    def search(
-        self, query: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    def search(self, query: str | None, page_size: int, page_token: str | None) -> Page[Version]:
         """A page of versions across models."""
         params = {"filter": query, "page_size": page_size, "page_token": page_token}
-        return self._page(f"{API}/versions", params)
+        data = self._page(f"{API}/versions", params)
+        return Page.from_dict(data, Version.from_dict)
 
     @contextlib.contextmanager
     def _open_blob(self, entry: dict[str, Any]) -> Iterator[_Stream]:
@@ -316,7 +354,7 @@ class HttpBackend:
 
     def download(self, ref: str, out_dir: Path, progress: Progress | None) -> list[Path]:
         """Stream a version's files into ``out_dir``, each verified against the manifest."""
-        version = self.get_version(ref)
+        version = self._resolve(ref)
         return write_verified(
             version["files"],
             out_dir,
@@ -325,22 +363,23 @@ class HttpBackend:
             progress=progress,
         )
 
-    def get_version_at(self, ref: str, at: str) -> dict[str, Any]:
+    def get_version_at(self, ref: str, at: str) -> Version:
         """The version that held a stage or alias reference at moment ``at``."""
-        parse_ref(ref, allow_model=False)
-        return self._obj("GET", f"{API}/resolve", params={"uri": ref, "at": at})
+        return Version.from_dict(self._resolve(ref, at=at))
 
     def set_alias(
         self, name: str, alias: str, version: int, reason: str, expect_current: int | None
-    ) -> dict[str, Any]:
-        """Create or move an alias: the version (200), or the request (202) when protected.
+    ) -> Version:
+        """Create or move an alias; answers the version (200).
 
-        A protected alias whose gates refuse the move answers 422, raised as
-        ``PolicyViolation``.
+        A protected alias's move that waits for approvals answers 202 with the request,
+        raised as ``ApprovalRequired``; one its gates refuse answers 422, ``PolicyViolation``.
         """
         url = f"{_model_path(name)}/aliases/{validate_alias(alias)}"
         body = _expect({"version": version, "reason": reason}, expect_current)
-        return self._obj("PUT", url, json=body)
+        status, data = self._answer("PUT", url, json=body)
+        applied_or_raise(status, data)
+        return Version.from_dict(data)
 
     def delete_alias(self, name: str, alias: str, reason: str, expect_current: int | None) -> int:
         """Remove an alias; returns the version it pointed at."""
@@ -358,167 +397,162 @@ class HttpBackend:
         reason: str,
         dry_run: bool,
         expect_current: int | None,
-    ) -> dict[str, Any]:
+    ) -> Promotion:
         """Request a move; a refusal the server stored comes back as ``PolicyViolation``."""
         body = {"version": version, "to": target, "reason": reason, "dry_run": dry_run}
-        return self._obj(
-            "POST", f"{_model_path(name)}/promotions", json=_expect(body, expect_current)
-        )
+        url = f"{_model_path(name)}/promotions"
+        return Promotion.from_dict(self._obj("POST", url, json=_expect(body, expect_current)))
 
-    def approve(self, request_id: int, reason: str) -> dict[str, Any]:
+    def approve(self, request_id: int, reason: str) -> Promotion:
         """Approve a request (applying it when the count is reached)."""
         url = f"{API}/promotions/{_request_id(request_id)}/approve"
-        return self._obj("POST", url, json={"reason": reason})
+        return Promotion.from_dict(self._obj("POST", url, json={"reason": reason}))
 
-    def reject(self, request_id: int, reason: str) -> dict[str, Any]:
+    def reject(self, request_id: int, reason: str) -> Promotion:
         """Reject a pending request."""
         url = f"{API}/promotions/{_request_id(request_id)}/reject"
-        return self._obj("POST", url, json={"reason": reason})
+        return Promotion.from_dict(self._obj("POST", url, json={"reason": reason}))
 
-    def get_promotion(self, request_id: int) -> dict[str, Any]:
+    def get_promotion(self, request_id: int) -> Promotion:
         """One request."""
-        return self._obj("GET", f"{API}/promotions/{_request_id(request_id)}")
+        return Promotion.from_dict(self._obj("GET", f"{API}/promotions/{_request_id(request_id)}"))
 
     def list_promotions(
         self, name: str | None, state: str | None, page_size: int, page_token: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> Page[Promotion]:
         """One page of requests, newest first."""
         params: dict[str, Any] = {"page_size": page_size, "page_token": page_token, "state": state}
         if name is not None:
             params["model"] = validate_model_name(name)
-        return self._page(f"{API}/promotions", params)
+        data = self._page(f"{API}/promotions", params)
+        return Page.from_dict(data, Promotion.from_dict)
 
     def rollback(
         self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
-    ) -> dict[str, Any]:
+    ) -> Rollback:
         """Put back the previous holder of a stage or alias."""
         body: dict[str, Any] = {"stage": target, "reason": reason}
         if to is not None:
             body["to"] = to
-        return self._obj(
-            "POST", f"{_model_path(name)}/rollback", json=_expect(body, expect_current)
-        )
+        url = f"{_model_path(name)}/rollback"
+        return Rollback.from_dict(self._obj("POST", url, json=_expect(body, expect_current)))
 
-    def get_policy(self, name: str) -> dict[str, Any]:
+    def get_policy(self, name: str) -> Policy:
         """The rules governing a model (or ``*``)."""
-        return self._obj("GET", _policy_path(name))
+        return Policy.from_dict(self._obj("GET", _policy_path(name)))
 
-    def list_policies(self) -> dict[str, Any]:
+    def list_policies(self) -> Policies:
         """Every written rule by scope."""
-        return self._obj("GET", f"{API}/policies")
+        return Policies.from_dict(self._obj("GET", f"{API}/policies"))
 
-    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> dict[str, Any]:
+    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> PolicyRule:
         """Write one rule."""
-        return self._obj("PUT", f"{_policy_path(scope)}/{_target(target)}", json=rule)
+        url = f"{_policy_path(scope)}/{_target(target)}"
+        return PolicyRule.from_dict(self._obj("PUT", url, json=rule))
 
     def delete_policy_rule(self, scope: str, target: str) -> None:
         """Remove one rule."""
         self._call("DELETE", f"{_policy_path(scope)}/{_target(target)}")
 
-    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> PolicyApplyReport:
         """Replace the listed scopes' rules in one transaction (on the server)."""
-        return self._obj("PUT", f"{API}/policies", json={"scopes": scopes})
+        data = self._obj("PUT", f"{API}/policies", json={"scopes": scopes})
+        return PolicyApplyReport.from_dict(data)
 
-    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> dict[str, Any]:
+    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> Model | Version:
         """Tag a model (``NAME``) or a version."""
         body = {"set": tags, "delete": delete}
         if parse_ref(ref).is_model:
-            return self._obj("PATCH", f"{_model_path(ref)}/tags", json=body)
+            return Model.from_dict(self._obj("PATCH", f"{_model_path(ref)}/tags", json=body))
         _, url = self._version_url(ref)
-        return self._obj("PATCH", f"{url}/tags", json=body)
+        return Version.from_dict(self._obj("PATCH", f"{url}/tags", json=body))
 
-    def set_description(self, ref: str, description: str) -> dict[str, Any]:
+    def set_description(self, ref: str, description: str) -> Model | Version:
         """Describe a model or a version."""
         body = {"description": description}
         if parse_ref(ref).is_model:
-            return self._obj("PATCH", _model_path(ref), json=body)
+            return Model.from_dict(self._obj("PATCH", _model_path(ref), json=body))
         _, url = self._version_url(ref)
-        return self._obj("PATCH", url, json=body)
+        return Version.from_dict(self._obj("PATCH", url, json=body))
 
-    def delete(self, ref: str, reason: str) -> dict[str, Any]:
+    def delete(self, ref: str, reason: str) -> Deleted:
         """Delete a model or one version."""
         parsed = parse_ref(ref)
-        if parsed.is_model:
-            return self._obj("DELETE", _model_path(parsed.name), params={"reason": reason})
-        _, url = self._version_url(ref)
-        return self._obj("DELETE", url, params={"reason": reason})
+        url = _model_path(parsed.name) if parsed.is_model else self._version_url(ref)[1]
+        return Deleted.from_dict(self._obj("DELETE", url, params={"reason": reason}))
 
     # -- insight -------------------------------------------------------------------------
 
-    def compare(self, name: str, a: int, b: int) -> dict[str, Any]:
+    def compare(self, name: str, a: int, b: int) -> Comparison:
         """Differences between two versions."""
-        return self._obj("GET", f"{_model_path(name)}/compare", params={"a": a, "b": b})
+        url = f"{_model_path(name)}/compare"
+        return Comparison.from_dict(self._obj("GET", url, params={"a": a, "b": b}))
 
-    def lineage(self, ref: str) -> dict[str, Any]:
+    def lineage(self, ref: str) -> LineageGraph:
         """Lineage graph around one version."""
         parse_ref(ref, allow_model=False)
-        return self._obj("GET", f"{API}/lineage", params={"ref": ref})
+        return LineageGraph.from_dict(self._obj("GET", f"{API}/lineage", params={"ref": ref}))
 
-    def history(self, name: str) -> list[dict[str, Any]]:
+    def history(self, name: str) -> list[HistoryEntry]:
         """Stage and alias moves of a model."""
-        items: list[dict[str, Any]] = self._call("GET", f"{_model_path(name)}/history")["items"]
-        return items
+        return [HistoryEntry.from_dict(h) for h in self._items(f"{_model_path(name)}/history")]
 
-    def audit(self, model: str | None, limit: int, after: int) -> list[dict[str, Any]]:
+    def audit(self, model: str | None, limit: int, after: int) -> list[AuditEvent]:
         """Audit events, optionally for one model."""
         params: dict[str, Any] = {"limit": limit, "after": after}
         if model is not None:
             params["model"] = validate_model_name(model)
-        items: list[dict[str, Any]] = self._call("GET", f"{API}/audit", params=params)["items"]
-        return items
+        return [AuditEvent.from_dict(e) for e in self._items(f"{API}/audit", params=params)]
 
-    def verify_audit(self, anchors: list[str]) -> dict[str, Any]:
+    def verify_audit(self, anchors: list[str]) -> AuditVerification:
         """Check the audit chain (on the server), and that it still holds each anchor."""
-        return self._obj("GET", f"{API}/audit/verify", params={"anchor": anchors})
+        data = self._obj("GET", f"{API}/audit/verify", params={"anchor": anchors})
+        return AuditVerification.from_dict(data)
 
-    def audit_anchor(self) -> dict[str, Any]:
+    def audit_anchor(self) -> AuditAnchor:
         """The audit chain's head."""
-        return self._obj("GET", f"{API}/audit/head")
+        return AuditAnchor.from_dict(self._obj("GET", f"{API}/audit/head"))
 
-    def create_user(
-        self, name: str, kind: str, role: str | None, model: str | None
-    ) -> dict[str, Any]:
+    def create_user(self, name: str, kind: str, role: str | None, model: str | None) -> User:
         """Create a user or service account (needs an admin token)."""
         body = {"name": name, "kind": kind, "role": role, "model": model}
-        return self._obj("POST", f"{API}/principals", json=body)
+        return User.from_dict(self._obj("POST", f"{API}/principals", json=body))
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[User]:
         """Every principal with its roles."""
-        items: list[dict[str, Any]] = self._call("GET", f"{API}/principals")["items"]
-        return items
+        return [User.from_dict(u) for u in self._items(f"{API}/principals")]
 
-    def grant(self, name: str, role: str, model: str | None) -> dict[str, Any]:
+    def grant(self, name: str, role: str, model: str | None) -> User:
         """Give a principal a role."""
         body = {"principal": name, "role": role, "model": model}
-        return self._obj("POST", f"{API}/grants", json=body)
+        return User.from_dict(self._obj("POST", f"{API}/grants", json=body))
 
-    def revoke(self, name: str, role: str, model: str | None) -> dict[str, Any]:
+    def revoke(self, name: str, role: str, model: str | None) -> User:
         """Take a role away from a principal."""
         params = {"model": model} if model is not None else {}
         path = f"{API}/principals/{quote(name, safe='')}/grants/{quote(role, safe='')}"
-        return self._obj("DELETE", path, params=params)
+        return User.from_dict(self._obj("DELETE", path, params=params))
 
-    def set_disabled(self, name: str, disabled: bool) -> dict[str, Any]:
+    def set_disabled(self, name: str, disabled: bool) -> User:
         """Disable or enable a principal."""
         path = f"{API}/principals/{quote(name, safe='')}"
-        return self._obj("PATCH", path, json={"disabled": disabled})
+        return User.from_dict(self._obj("PATCH", path, json={"disabled": disabled}))
 
-    def create_token(self, name: str, label: str, expires_days: int | None) -> dict[str, Any]:
+    def create_token(self, name: str, label: str, expires_days: int | None) -> Token:
         """Issue a token (the secret is returned once)."""
         body = {"principal": name, "name": label, "expires_days": expires_days}
-        return self._obj("POST", f"{API}/tokens", json=body)
+        return Token.from_dict(self._obj("POST", f"{API}/tokens", json=body))
 
-    def list_tokens(self, name: str | None) -> list[dict[str, Any]]:
+    def list_tokens(self, name: str | None) -> list[Token]:
         """Tokens without secrets."""
         params = {"principal": name} if name else {}
-        items: list[dict[str, Any]] = self._call("GET", f"{API}/tokens", params=params)["items"]
-        return items
+        return [Token.from_dict(t) for t in self._items(f"{API}/tokens", params=params)]
 
-    def revoke_token(self, token_id: str) -> dict[str, Any]:
+    def revoke_token(self, token_id: str) -> Token:
         """Revoke a token."""
-        return self._obj("DELETE", f"{API}/tokens/{quote(token_id, safe='')}")
+        return Token.from_dict(self._obj("DELETE", f"{API}/tokens/{quote(token_id, safe='')}"))
 
-    def gc(self, grace_seconds: float, dry_run: bool) -> dict[str, Any]:
+    def gc(self, grace_seconds: float, dry_run: bool) -> GcReport:
         """Collect unreferenced blobs on the server."""
         body = {"grace_seconds": grace_seconds, "dry_run": dry_run}
-        return self._obj("POST", f"{API}/gc", json=body)
+        return GcReport.from_dict(self._obj("POST", f"{API}/gc", json=body))

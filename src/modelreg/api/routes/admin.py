@@ -11,6 +11,7 @@ from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.db.tables import PrincipalKind, Role
 from modelreg.services import auth
+from modelreg.services.usecases import admin as usecases
 
 # Three nouns share this module: users (principals), their tokens and their roles.
 router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
@@ -47,30 +48,19 @@ class GrantCreate(BaseModel):
 @router.post("/principals", status_code=201, operation_id="users-create", tags=["users"])
 def create_principal(body: PrincipalCreate, registry: RegistryDep, actor: ActorDep) -> Any:
     """Create a user or service account (admin)."""
-    with registry.write() as session:
-        principal = auth.create_principal(
-            session, body.name, actor=actor, kind=body.kind, role=body.role, model=body.model
-        )
-        grants = [g for p, g in auth.list_principals(session, actor=actor) if p.id == principal.id]
-        return auth.principal_to_dict(principal, grants[0] if grants else [])
+    return usecases.create_principal(registry, actor, body.name, body.kind, body.role, body.model)
 
 
 @router.get("/principals", operation_id="users-list", tags=["users"])
 def list_principals(registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Every user and service account with its roles (admin)."""
-    with registry.read() as session:
-        rows = auth.list_principals(session, actor=actor)
-        return {"items": [auth.principal_to_dict(p, g) for p, g in rows]}
+    return {"items": usecases.list_principals(registry, actor)}
 
 
 @router.post("/tokens", status_code=201, operation_id="tokens-create", tags=["tokens"])
 def create_token(body: TokenCreate, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Issue a token; its secret is in this answer and nowhere else (admin)."""
-    with registry.write() as session:
-        token, secret = auth.create_token(
-            session, body.principal, actor=actor, label=body.name, expires_days=body.expires_days
-        )
-        return auth.token_to_dict(token, secret)
+    return usecases.create_token(registry, actor, body.principal, body.name, body.expires_days)
 
 
 @router.get("/tokens", operation_id="tokens-list", tags=["tokens"])
@@ -80,16 +70,13 @@ def list_tokens(
     principal: str | None = Query(default=None, max_length=128),
 ) -> dict[str, Any]:
     """Tokens, never their secrets (admin)."""
-    with registry.read() as session:
-        tokens = auth.list_tokens(session, actor=actor, name=principal)
-        return {"items": [auth.token_to_dict(t) for t in tokens]}
+    return {"items": usecases.list_tokens(registry, actor, principal)}
 
 
 @router.delete("/tokens/{token_id}", operation_id="tokens-revoke", tags=["tokens"])
 def revoke_token(token_id: str, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Revoke a token (admin)."""
-    with registry.write() as session:
-        return auth.token_to_dict(auth.revoke_token(session, token_id, actor=actor))
+    return usecases.revoke_token(registry, actor, token_id)
 
 
 class PrincipalUpdate(BaseModel):
@@ -104,9 +91,7 @@ def update_principal(
     name: str, body: PrincipalUpdate, registry: RegistryDep, actor: ActorDep
 ) -> dict[str, Any]:
     """Disable a principal (its tokens stop working at once) or enable it again (admin)."""
-    with registry.write() as session:
-        principal = auth.set_disabled(session, name, actor=actor, disabled=body.disabled)
-        return auth.principal_to_dict(principal, auth.grants_of(session, principal))
+    return usecases.set_disabled(registry, actor, name, body.disabled)
 
 
 @router.delete("/principals/{name}/grants/{role}", operation_id="roles-revoke", tags=["roles"])
@@ -118,16 +103,10 @@ def revoke(
     model: str | None = Query(default=None, max_length=200),
 ) -> dict[str, Any]:
     """Take a role away from a principal, registry-wide or on one model (admin)."""
-    with registry.write() as session:
-        principal = auth.revoke_role(session, name, role, actor=actor, model=model)
-        return auth.principal_to_dict(principal, auth.grants_of(session, principal))
+    return usecases.revoke(registry, actor, name, role, model)
 
 
 @router.post("/grants", status_code=201, operation_id="roles-grant", tags=["roles"])
 def grant(body: GrantCreate, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Give a principal a role, registry-wide or on one model (admin)."""
-    with registry.write() as session:
-        auth.grant_role(session, body.principal, body.role, actor=actor, model=body.model)
-        rows = auth.list_principals(session, actor=actor)
-        principal, grants = next((p, g) for p, g in rows if p.name == body.principal)
-        return auth.principal_to_dict(principal, grants)
+    return usecases.grant(registry, actor, body.principal, body.role, body.model)

@@ -14,9 +14,8 @@ from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, IfMatchDep, RegistryDep, expect_current
 from modelreg.api.errors import PROMOTION_ANSWERS, promotion_answer
 from modelreg.api.schemas import AliasDeleted, AliasSet, VersionRead
-from modelreg.db.tables import Promotion, PromotionState
-from modelreg.names import MAX_VERSION, Ref
-from modelreg.services import lifecycle, serialize, versions
+from modelreg.names import MAX_VERSION
+from modelreg.services.usecases import governance
 
 router = APIRouter(prefix="/api/v1", tags=["aliases"], route_class=StrictJsonRoute)
 
@@ -37,27 +36,10 @@ def set_alias(
 ) -> Any:
     """Point an alias at a version (create or move); answers the version."""
     expected = expect_current(body.expect_current, if_match)
-    with registry.write() as session:
-        row = lifecycle.set_alias(
-            session,
-            name,
-            alias,
-            body.version,
-            actor=actor,
-            reason=body.reason,
-            expect_current=expected,
-        )
-        if not isinstance(row, Promotion):
-            session.refresh(row.version)
-            return serialize.version_to_dict(row.version)
-        if row.state is PromotionState.APPLIED:
-            moved = versions.read_version(
-                session, Ref(row.model.name, version=row.number), actor=actor
-            )
-            session.refresh(moved)
-            return serialize.version_to_dict(moved)
-        answer = serialize.promotion_to_dict(row)
-    return promotion_answer(answer)
+    status, answer = governance.set_alias(
+        registry, actor, name, alias, body.version, body.reason, expected
+    )
+    return answer if status == 200 else promotion_answer(answer)
 
 
 @router.delete(
@@ -82,8 +64,4 @@ def delete_alias(
 ) -> Any:
     """Remove an alias; answers the version it pointed at."""
     expected = expect_current(expect, if_match)
-    with registry.write() as session:
-        number = lifecycle.delete_alias(
-            session, name, alias, actor=actor, reason=reason, expect_current=expected
-        )
-    return {"name": name, "alias": alias, "version": number}
+    return governance.delete_alias(registry, actor, name, alias, reason, expected)

@@ -10,7 +10,7 @@ from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.schemas import AnchorRead, AuditPage, VerifyRead
 from modelreg.errors import InvalidInput
-from modelreg.services import audit, models
+from modelreg.services.usecases import admin
 
 router = APIRouter(prefix="/api/v1", tags=["audit"], route_class=StrictJsonRoute)
 MAX_ANCHORS = 100
@@ -25,16 +25,7 @@ def list_events(
     limit: int = Query(default=100, ge=1, le=10_000),
 ) -> Any:
     """Events in sequence order after ``after``, optionally of one model."""
-    with registry.read() as session:
-        target = models.get_model(session, model, actor=actor) if model else None
-        events = audit.list_events(
-            session,
-            actor=actor,
-            model=target,
-            after_seq=after,
-            limit=limit,
-        )
-        return {"items": [audit.event_to_dict(e) for e in events]}
+    return {"items": admin.audit_events(registry, actor, model, after, limit)}
 
 
 @router.get("/audit/verify", response_model=VerifyRead, operation_id="audit-verify")
@@ -49,13 +40,10 @@ def verify(
     """Recompute the hash chain; name the first event that was edited, removed or reordered."""
     if len(anchor or []) > MAX_ANCHORS:
         raise InvalidInput(f"at most {MAX_ANCHORS} anchors", detail={"anchors": len(anchor or [])})
-    anchors = [audit.Anchor.parse(a) for a in anchor or []]
-    with registry.read() as session:
-        return audit.verify(session, actor=actor, anchors=anchors).to_dict()
+    return admin.verify_audit(registry, actor, list(anchor or []))
 
 
 @router.get("/audit/head", response_model=AnchorRead, operation_id="audit-anchor")
 def head(registry: RegistryDep, actor: ActorDep) -> Any:
     """The chain's head (sequence number, hash, time): an anchor to keep elsewhere."""
-    with registry.read() as session:
-        return audit.head(session, actor=actor).to_dict()
+    return admin.audit_head(registry, actor)

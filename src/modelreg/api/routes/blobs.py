@@ -13,7 +13,8 @@ from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.api.routes.versions import blob_response
 from modelreg.api.schemas import ErrorEnvelope
 from modelreg.api.uploads import receive_blob
-from modelreg.services import artifacts, gc
+from modelreg.services import artifacts
+from modelreg.services.usecases import admin
 from modelreg.storage.base import check_digest
 
 router = APIRouter(prefix="/api/v1", tags=["blobs"], route_class=StrictJsonRoute)
@@ -105,18 +106,4 @@ def download_blob(digest: str, registry: RegistryDep, actor: ActorDep) -> Any:
 @router.post("/gc", operation_id="blobs-gc")
 def collect(body: GcRequest, registry: RegistryDep, actor: ActorDep) -> dict[str, Any]:
     """Remove unreferenced blobs older than ``grace_seconds`` and abandoned uploads."""
-    with registry.write() as session:
-        result = gc.collect(
-            session,
-            registry.store,
-            actor=actor,
-            grace_seconds=body.grace_seconds,
-            dry_run=body.dry_run,
-        )
-    return {
-        "unreferenced": len(result.unreferenced),
-        "removed": result.removed,
-        "bytes_freed": result.bytes_freed,
-        "temporary_removed": result.temporary_removed,
-        "dry_run": result.dry_run,
-    }
+    return admin.collect_garbage(registry, actor, body.grace_seconds, body.dry_run)

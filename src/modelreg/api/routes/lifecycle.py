@@ -1,7 +1,8 @@
 """``/api/v1/…/promotions`` and ``…/rollback``: moves through policy gates and approvals.
 
 A refused request is stored (the audit trail shows who tried to ship what), so its transaction
-commits first and only then is the answer the ``policy_violation`` error (422).
+commits first and only then is the answer the ``policy_violation`` error (422): the use-case
+(``services.usecases.governance``) settles it through ``errors.OUTCOMES``, as for every door.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from modelreg.api.schemas import (
 )
 from modelreg.db.tables import PromotionState
 from modelreg.names import MAX_VERSION
-from modelreg.services import lifecycle, serialize
+from modelreg.services.usecases import governance
 
 # Promotions, and the rollback that undoes them (a model operation: tag "models").
 router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
@@ -44,18 +45,9 @@ def promote(
 ) -> Any:
     """Move a version into a stage or ``@alias`` through the model's policy (or a dry run)."""
     expected = expect_current(body.expect_current, if_match)
-    with registry.write() as session:
-        promotion = lifecycle.promote(
-            session,
-            name,
-            body.version,
-            body.to,
-            actor=actor,
-            reason=body.reason,
-            dry_run=body.dry_run,
-            expect_current=expected,
-        )
-        answer = serialize.promotion_to_dict(promotion, dry_run=body.dry_run)
+    answer = governance.promote(
+        registry, actor, name, body.version, body.to, body.reason, body.dry_run, expected
+    )
     return promotion_answer(answer)
 
 
@@ -71,19 +63,8 @@ def list_promotions(
     page_token: str | None = Query(default=None, max_length=4096),
 ) -> Any:
     """Requests, newest first, optionally of one model and in one state."""
-    with registry.read() as session:
-        page = lifecycle.list_promotions(
-            session,
-            actor=actor,
-            name=model,
-            state=state.value if state is not None else None,
-            page_size=page_size,
-            page_token=page_token,
-        )
-        return {
-            "items": [serialize.promotion_to_dict(p) for p in page],
-            "next_page_token": page.next_page_token,
-        }
+    wanted = state.value if state is not None else None
+    return governance.list_promotions(registry, actor, model, wanted, page_size, page_token)
 
 
 @router.get(
@@ -94,10 +75,7 @@ def list_promotions(
 )
 def get_promotion(registry: RegistryDep, actor: ActorDep, promotion_id: int = PromotionId) -> Any:
     """One request."""
-    with registry.read() as session:
-        return serialize.promotion_to_dict(
-            lifecycle.get_promotion(session, promotion_id, actor=actor)
-        )
+    return governance.get_promotion(registry, actor, promotion_id)
 
 
 @router.post(
@@ -117,10 +95,7 @@ def approve(
 
     The gates are checked again then: a version that no longer passes is refused (422).
     """
-    with registry.write() as session:
-        promotion = lifecycle.approve(session, promotion_id, actor=actor, reason=body.reason)
-        answer = serialize.promotion_to_dict(promotion)
-    return promotion_answer(answer)
+    return promotion_answer(governance.approve(registry, actor, promotion_id, body.reason))
 
 
 @router.post(
@@ -136,9 +111,7 @@ def reject(
     promotion_id: int = PromotionId,
 ) -> Any:
     """Reject a pending request (its requester may withdraw it this way)."""
-    with registry.write() as session:
-        promotion = lifecycle.reject(session, promotion_id, actor=actor, reason=body.reason)
-        return serialize.promotion_to_dict(promotion)
+    return governance.reject(registry, actor, promotion_id, body.reason)
 
 
 @router.post(
@@ -152,13 +125,4 @@ def rollback(
 ) -> Any:
     """Put back the version that held a stage (or ``@alias``) before the current one."""
     expected = expect_current(body.expect_current, if_match)
-    with registry.write() as session:
-        return lifecycle.rollback(
-            session,
-            name,
-            actor=actor,
-            reason=body.reason,
-            target=body.stage,
-            to=body.to,
-            expect_current=expected,
-        )
+    return governance.rollback(registry, actor, name, body.stage, body.to, body.reason, expected)

@@ -23,6 +23,7 @@ from modelreg.api.schemas import (
 )
 from modelreg.services import policies
 from modelreg.services.actor import Actor
+from modelreg.services.usecases import governance
 
 router = APIRouter(prefix="/api/v1", tags=["policies"], route_class=StrictJsonRoute)
 DEFAULT = policies.DEFAULT_SCOPE
@@ -34,33 +35,26 @@ def _spec(rule: RuleSet | None) -> dict[str, Any]:
 
 
 def _set(registry: Registry, actor: Actor, scope: str, target: str, body: RuleSet) -> Any:
-    spec = policies.RuleSpec.from_dict(_spec(body))
-    with registry.write() as session:
-        row = policies.set_rule(session, scope, target, spec, actor=actor)
-        return {"scope": row.scope, "target": row.target, **policies.rule_to_dict(row)}
+    return governance.set_rule(registry, actor, scope, target, _spec(body))
 
 
 def _delete(registry: Registry, actor: Actor, scope: str, target: str) -> Any:
-    with registry.write() as session:
-        policies.delete_rule(session, scope, target, actor=actor)
-    return {"scope": policies.parse_scope(scope), "target": policies.parse_target(target)}
+    return governance.delete_rule(registry, actor, scope, target)
 
 
 @router.get("/policies", response_model=PolicyScopes, operation_id="policies-list")
 def list_policies(registry: RegistryDep, actor: ActorDep) -> Any:
     """Every written rule, by scope (``*`` and model names) and target."""
-    with registry.read() as session:
-        return {"scopes": policies.list_scopes(session, actor=actor)}
+    return governance.list_policies(registry, actor)
 
 
 @router.put("/policies", response_model=PolicyChanges, operation_id="policies-apply")
 def apply_policies(body: PolicyDocument, registry: RegistryDep, actor: ActorDep) -> Any:
     """Make each listed scope's rules exactly as given, in one transaction (policy as code)."""
-    specs = policies.parse_policy_document(
-        {scope: {t: _spec(r) for t, r in rules.items()} for scope, rules in body.scopes.items()}
-    )
-    with registry.write() as session:
-        return {"changes": policies.apply_policies(session, specs, actor=actor)}
+    scopes = {
+        scope: {t: _spec(r) for t, r in rules.items()} for scope, rules in body.scopes.items()
+    }
+    return governance.apply_policies(registry, actor, scopes)
 
 
 @router.get(
@@ -71,8 +65,7 @@ def apply_policies(body: PolicyDocument, registry: RegistryDep, actor: ActorDep)
 )
 def get_default_policy(registry: RegistryDep, actor: ActorDep) -> Any:
     """The registry-wide default rules (scope ``*``)."""
-    with registry.read() as session:
-        return policies.effective_policy(session, DEFAULT, actor=actor)
+    return governance.get_policy(registry, actor, DEFAULT)
 
 
 @router.put(
@@ -102,8 +95,7 @@ def delete_default_rule(target: str, registry: RegistryDep, actor: ActorDep) -> 
 )
 def get_policy(name: str, registry: RegistryDep, actor: ActorDep) -> Any:
     """What governs each target of a model: its own rules and the defaults it inherits."""
-    with registry.read() as session:
-        return policies.effective_policy(session, name, actor=actor)
+    return governance.get_policy(registry, actor, name)
 
 
 @router.put(

@@ -21,8 +21,9 @@ from modelreg.db.stamp import current as stamp_of
 from modelreg.errors import VersionNotFound
 from modelreg.names import Ref, parse_instant
 from modelreg.paths import validate_manifest_path
-from modelreg.services import compare, lifecycle, registration, serialize, versions
+from modelreg.services import lifecycle, registration, serialize, versions
 from modelreg.services.actor import Permission
+from modelreg.services.usecases import catalog
 
 router = APIRouter(prefix="/api/v1", tags=["versions"], route_class=StrictJsonRoute)
 
@@ -37,25 +38,23 @@ Number = Path(ge=1, le=2**31 - 1)
 )
 def register_version(name: str, body: VersionCreate, registry: RegistryDep, actor: ActorDep) -> Any:
     """Create the next version from uploaded blobs, atomically (creates the model if needed)."""
-    with registry.write() as session:
-        spec = registration.RegistrationSpec(
-            name=name,
-            files=[versions.FileSpec(f.path, f.sha256, f.size) for f in body.files],
-            metrics=body.metrics,
-            params=body.params,
-            tags=body.tags,
-            description=body.description,
-            semver=body.semver,
-            bump=body.bump,
-            lineage=versions.Lineage(**body.lineage.model_dump()),
-            environment=body.environment.model_dump(),
-            framework=body.framework,
-            idempotency_key=body.idempotency_key,
-            number=body.number,
-            stage=body.stage,
-        )
-        version = registration.register_version(session, registry.store, spec, actor=actor)
-        return serialize.version_to_dict(version)
+    spec = registration.RegistrationSpec(
+        name=name,
+        files=[versions.FileSpec(f.path, f.sha256, f.size) for f in body.files],
+        metrics=body.metrics,
+        params=body.params,
+        tags=body.tags,
+        description=body.description,
+        semver=body.semver,
+        bump=body.bump,
+        lineage=versions.Lineage(**body.lineage.model_dump()),
+        environment=body.environment.model_dump(),
+        framework=body.framework,
+        idempotency_key=body.idempotency_key,
+        number=body.number,
+        stage=body.stage,
+    )
+    return catalog.register(registry, actor, spec)
 
 
 @router.get(
@@ -70,14 +69,10 @@ def list_versions(
     page_token: str | None = Query(default=None, max_length=4096),
 ) -> Any:
     """A model's versions, newest first unless the filter orders them."""
-    with registry.read() as session:
-        page = versions.list_versions(
-            session, name, actor=actor, filter=filter, page_size=page_size, page_token=page_token
-        )
-        items = serialize.versions_to_dicts(session, list(page))
+    page = catalog.list_versions(registry, actor, name, filter, page_size, page_token)
     # Built by the service's serializer, so re-validating it through the pydantic model (the
     # OpenAPI schema) would only cost time: the drift and fuzz tests keep the two in step.
-    return JSONResponse({"items": items, "next_page_token": page.next_page_token})
+    return JSONResponse(page)
 
 
 @router.get(
@@ -87,9 +82,7 @@ def list_versions(
 )
 def get_version(name: str, registry: RegistryDep, actor: ActorDep, version: int = Number) -> Any:
     """One version by number."""
-    with registry.read() as session:
-        row = versions.read_version(session, Ref(name, version=version), actor=actor)
-        return serialize.version_to_dict(row)
+    return catalog.get_version(registry, actor, Ref(name, version=version))
 
 
 @router.patch(
@@ -105,11 +98,8 @@ def update_version(
     version: int = Number,
 ) -> Any:
     """Change a version's description."""
-    with registry.write() as session:
-        row = versions.update_version(
-            session, Ref(name, version=version), actor=actor, description=body.description
-        )
-        return serialize.version_to_dict(row)
+    ref = Ref(name, version=version)
+    return catalog.set_description(registry, actor, ref, body.description)
 
 
 @router.patch(
@@ -121,11 +111,8 @@ def tag_version(
     name: str, body: TagsUpdate, registry: RegistryDep, actor: ActorDep, version: int = Number
 ) -> Any:
     """Set and delete a version's tags."""
-    with registry.write() as session:
-        row = versions.set_version_tags(
-            session, Ref(name, version=version), actor=actor, set_tags=body.set, delete=body.delete
-        )
-        return serialize.version_to_dict(row)
+    ref = Ref(name, version=version)
+    return catalog.set_tags(registry, actor, ref, body.set, body.delete)
 
 
 @router.delete("/models/{name:model}/versions/{version}", operation_id="versions-delete")
@@ -137,11 +124,8 @@ def delete_version(
     reason: str = Query(default="", max_length=5000),
 ) -> dict[str, str]:
     """Delete one version; its number is never reused."""
-    with registry.write() as session:
-        number = versions.delete_version(
-            session, Ref(name, version=version), actor=actor, reason=reason
-        )
-    return {"deleted": f"{name}:{number}"}
+    deleted: dict[str, str] = catalog.delete(registry, actor, Ref(name, version=version), reason)
+    return deleted
 
 
 @router.get(
@@ -207,14 +191,10 @@ def search_versions(
     page_token: str | None = Query(default=None, max_length=4096),
 ) -> Any:
     """Versions of all models matching ``filter``."""
-    with registry.read() as session:
-        page = versions.search_versions(
-            session, filter, actor=actor, page_size=page_size, page_token=page_token
-        )
-        items = serialize.versions_to_dicts(session, list(page))
+    page = catalog.search(registry, actor, filter, page_size, page_token)
     # Built by the service's serializer, so re-validating it through the pydantic model (the
     # OpenAPI schema) would only cost time: the drift and fuzz tests keep the two in step.
-    response = JSONResponse({"items": items, "next_page_token": page.next_page_token})
+    response = JSONResponse(page)
     if actor.can(Permission.READ, None):
         # Whoever reads every model gets the same page: later identical searches by such
         # readers are answered from memory until the registry changes (model None: only
@@ -272,8 +252,7 @@ def compare_versions(
     b: int = Query(ge=1, le=2**31 - 1),
 ) -> dict[str, Any]:
     """Metric, param, tag and file differences between versions ``a`` and ``b``."""
-    with registry.read() as session:
-        return compare.compare(session, name, a, b, actor=actor)
+    return catalog.compare(registry, actor, name, a, b)
 
 
 @router.get("/lineage", operation_id="versions-lineage")
@@ -281,5 +260,4 @@ def lineage(
     registry: RegistryDep, actor: ActorDep, ref: str = Query(max_length=512)
 ) -> dict[str, Any]:
     """A version's lineage, ancestors and descendants."""
-    with registry.read() as session:
-        return compare.lineage(session, ref, actor=actor)
+    return catalog.lineage(registry, actor, ref)

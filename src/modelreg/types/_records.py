@@ -1,8 +1,8 @@
-"""The typed objects the Python client returns; their fields are the JSON shapes of DESIGN.md §5."""
+"""Models, versions, promotion requests, audit events and pages: the registry's records."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
@@ -163,6 +163,11 @@ class Page(Sequence[T], Generic[T]):
     items: list[T]
     next_page_token: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any], item: Callable[[Any], T]) -> Page[T]:
+        """Build from a page's JSON shape, each item with ``item`` (``Version.from_dict``, …)."""
+        return Page([item(i) for i in data["items"]], data.get("next_page_token"))
 
     @overload
     def __getitem__(self, index: int) -> T: ...
