@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from modelreg.client._files import LocalFile, capture_environment, capture_git, collect_files
+from modelreg.client._backend import Backend, Progress
+from modelreg.client._files import capture_environment, capture_git, collect_files
 from modelreg.errors import InvalidInput
 from modelreg.location import is_remote, resolve_uri
 from modelreg.names import (
@@ -20,108 +21,34 @@ from modelreg.names import (
     validate_metric,
     validate_model_name,
 )
-from modelreg.types import (
-    AuditAnchor,
-    AuditEvent,
-    AuditVerification,
-    Comparison,
-    Deleted,
-    GcReport,
-    HistoryEntry,
-    LineageGraph,
-    Model,
-    Page,
-    Policies,
-    Policy,
-    PolicyApplyReport,
-    PolicyRule,
-    Promotion,
-    Rollback,
-    Token,
-    User,
-    Version,
-)
+
+# Annotations only: the backends build the results, so `import` of the client stays light.
+if TYPE_CHECKING:
+    from modelreg.types import (
+        AuditAnchor,
+        AuditEvent,
+        AuditVerification,
+        Comparison,
+        Deleted,
+        GcReport,
+        HistoryEntry,
+        LineageGraph,
+        Model,
+        Page,
+        Policies,
+        Policy,
+        PolicyApplyReport,
+        PolicyRule,
+        Promotion,
+        Rollback,
+        Token,
+        User,
+        Version,
+    )
 
 __all__ = ["Registry"]
 
-Progress = Callable[[int], None] | None
 Pathish = str | os.PathLike[str]
-
-
-class Backend(Protocol):
-    """What ``Registry`` needs from a backend: every use-case, answering the typed results.
-
-    ``LocalBackend`` (``modelreg.local``) and ``HttpBackend`` (``modelreg.client._http``) build
-    each result from the same JSON shape (``from_dict``) and settle each outcome through the one
-    table, ``modelreg.errors.OUTCOMES``: a refused promotion raises ``PolicyViolation``, a
-    protected alias's move that waits raises ``ApprovalRequired``.
-    """
-
-    def register(
-        self, name: str, files: list[LocalFile], meta: dict[str, Any], progress: Progress
-    ) -> Version: ...
-    def create_model(self, name: str, description: str, tags: dict[str, str]) -> Model: ...
-    def get_model(self, name: str) -> Model: ...
-    def get_version(self, ref: str) -> Version: ...
-    def list_models(
-        self, filter: str | None, page_size: int, page_token: str | None
-    ) -> Page[Model]: ...
-    def list_versions(
-        self, name: str, filter: str | None, page_size: int, page_token: str | None
-    ) -> Page[Version]: ...
-    def search(
-        self, query: str | None, page_size: int, page_token: str | None
-    ) -> Page[Version]: ...
-    def download(self, ref: str, out_dir: Path, progress: Progress) -> list[Path]: ...
-    def get_version_at(self, ref: str, at: str) -> Version: ...
-    def set_alias(
-        self, name: str, alias: str, version: int, reason: str, expect_current: int | None
-    ) -> Version: ...
-    def delete_alias(
-        self, name: str, alias: str, reason: str, expect_current: int | None
-    ) -> int: ...
-    def promote(
-        self,
-        name: str,
-        version: int,
-        target: str,
-        reason: str,
-        dry_run: bool,
-        expect_current: int | None,
-    ) -> Promotion: ...
-    def approve(self, request_id: int, reason: str) -> Promotion: ...
-    def reject(self, request_id: int, reason: str) -> Promotion: ...
-    def get_promotion(self, request_id: int) -> Promotion: ...
-    def list_promotions(
-        self, name: str | None, state: str | None, page_size: int, page_token: str | None
-    ) -> Page[Promotion]: ...
-    def rollback(
-        self, name: str, target: str, to: int | None, reason: str, expect_current: int | None
-    ) -> Rollback: ...
-    def get_policy(self, name: str) -> Policy: ...
-    def list_policies(self) -> Policies: ...
-    def set_policy_rule(self, scope: str, target: str, rule: dict[str, Any]) -> PolicyRule: ...
-    def delete_policy_rule(self, scope: str, target: str) -> None: ...
-    def apply_policies(self, scopes: dict[str, dict[str, Any]]) -> PolicyApplyReport: ...
-    def set_tags(self, ref: str, tags: dict[str, str], delete: list[str]) -> Model | Version: ...
-    def set_description(self, ref: str, description: str) -> Model | Version: ...
-    def delete(self, ref: str, reason: str) -> Deleted: ...
-    def compare(self, name: str, a: int, b: int) -> Comparison: ...
-    def lineage(self, ref: str) -> LineageGraph: ...
-    def history(self, name: str) -> list[HistoryEntry]: ...
-    def audit(self, model: str | None, limit: int, after: int) -> list[AuditEvent]: ...
-    def verify_audit(self, anchors: list[str]) -> AuditVerification: ...
-    def audit_anchor(self) -> AuditAnchor: ...
-    def gc(self, grace_seconds: float, dry_run: bool) -> GcReport: ...
-    def create_user(self, name: str, kind: str, role: str | None, model: str | None) -> User: ...
-    def list_users(self) -> list[User]: ...
-    def grant(self, name: str, role: str, model: str | None) -> User: ...
-    def revoke(self, name: str, role: str, model: str | None) -> User: ...
-    def set_disabled(self, name: str, disabled: bool) -> User: ...
-    def create_token(self, name: str, label: str, expires_days: int | None) -> Token: ...
-    def list_tokens(self, name: str | None) -> list[Token]: ...
-    def revoke_token(self, token_id: str) -> Token: ...
-    def close(self) -> None: ...
 
 
 def _kv(values: Mapping[str, Any] | None) -> dict[str, Any]:
