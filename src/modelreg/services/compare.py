@@ -256,7 +256,8 @@ def _environment_columns(env: dict[str, Any]) -> dict[str, Any]:
 
 def environment_rows(environments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Environments side by side (``python``, then each package), each row with its status."""
-    return _rows([_environment_columns(env) for env in environments])
+    rows = _rows([_environment_columns(env) for env in environments])
+    return sorted(rows, key=lambda row: (row["key"] != "python", row["key"]))
 
 
 def _numbers(numbers: list[int]) -> list[int]:
