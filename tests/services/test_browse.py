@@ -289,7 +289,7 @@ def test_model_overview_shows_gated_columns_production_and_pending(reg: Reg):
     assert out["may"]["promote"]
     viewer = reg.viewer_of("m")
     assert browse.model_overview(reg, viewer, "m")["may"] == {
-        "update": False,
+        "edit": False,
         "alias": False,
         "promote": False,
         "approve": False,

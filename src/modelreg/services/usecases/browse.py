@@ -30,10 +30,16 @@ VERSION_EVENTS = 20
 HISTORY_LIMIT = 500
 
 
-def may(actor: Actor, model_id: Any) -> dict[str, bool]:
-    """What ``actor`` may do to one model, for the page to offer (the server checks again)."""
+def may(
+    actor: Actor, model_id: Any, *, edit: Permission = Permission.MODEL_UPDATE
+) -> dict[str, bool]:
+    """What ``actor`` may do to one model, for the page to offer (the server checks again).
+
+    ``edit`` is the right to change the description and tags of what the page shows: the
+    model's (``MODEL_UPDATE``) or a version's (``VERSION_UPDATE``).
+    """
     return {
-        "update": actor.can(Permission.MODEL_UPDATE, model_id),
+        "edit": actor.can(edit, model_id),
         "alias": actor.can(Permission.ALIAS_SET, model_id),
         "promote": actor.can(Permission.PROMOTE, model_id),
         "approve": actor.can(Permission.APPROVE, model_id),
@@ -256,6 +262,7 @@ def version_overview(h: Handles, actor: Actor, name: str, number: int) -> dict[s
         environments = [dict(previous.environment or {})] if previous is not None else [{}]
         target = f"{model.name}:{version.number}"
         return {
+            "model": serialize.model_to_dict(session, model),
             "version": data,
             "production_version": held_number,
             "metrics": _metric_deltas(session, model, data["metrics"], held),
@@ -267,7 +274,7 @@ def version_overview(h: Handles, actor: Actor, name: str, number: int) -> dict[s
             "events": [
                 audit.event_to_dict(e) for e in _version_events(session, actor, model, target)
             ],
-            "may": may(actor, model.id),
+            "may": may(actor, model.id, edit=Permission.VERSION_UPDATE),
         }
 
 
