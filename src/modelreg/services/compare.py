@@ -18,12 +18,17 @@ from modelreg.db.tables import (
     VersionParent,
 )
 from modelreg.errors import InvalidInput
-from modelreg.names import Ref, Stage, Target
+from modelreg.names import Ref, Stage
 from modelreg.services import policies, search
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.holders import history_order
 from modelreg.services.models import get_model
-from modelreg.services.serialize import iso, version_to_dict, versions_to_dicts
+from modelreg.services.serialize import (
+    iso,
+    lineage_to_dict,
+    version_to_dict,
+    versions_to_dicts,
+)
 from modelreg.services.versions import read_version, resolve
 
 MIN_COMPARED = 2
@@ -129,8 +134,7 @@ def lineage(session: Session, ref: Ref | str, *, actor: Actor, depth: int = 10) 
 
 
 def _lineage_fields(version: Version) -> dict[str, Any]:
-    data: dict[str, Any] = version_to_dict(version)["lineage"]
-    return data
+    return lineage_to_dict(version)
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,21 +155,30 @@ def _gate_directions(node: Any, flip: bool, out: dict[str, Direction]) -> None:
             out.setdefault(parts[1], "higher" if higher else "lower")
 
 
-def gated_metrics(session: Session, model: Model) -> dict[str, Direction]:
-    """The metrics the model's effective policy gates on, production's rule first.
+GATED_TARGETS = (Stage.PRODUCTION.value, Stage.STAGING.value)
 
-    Each maps to the direction its gate asks for (``metrics.acc >= 0.8``: higher is better);
-    a metric only compared for equality is left out.
+
+def gate_directions(gates: list[str]) -> dict[str, Direction]:
+    """The metrics ``gates`` bound, each with the direction its bound asks for, first first.
+
+    ``metrics.acc >= 0.8`` makes ``acc`` higher-is-better; a metric only compared for
+    equality is left out.
     """
-    targets = [Target(stage=Stage.PRODUCTION), Target(stage=Stage.STAGING)]
     out: dict[str, Direction] = {}
-    for target in targets:
-        rule = policies.effective_rule(session, model, target)
-        for text in rule.requires if rule is not None else []:
-            parsed = search.parse(text)
-            if parsed.where is not None:
-                _gate_directions(parsed.where, False, out)
+    for text in gates:
+        parsed = search.parse(text)
+        if parsed.where is not None:
+            _gate_directions(parsed.where, False, out)
     return out
+
+
+def gated_metrics(session: Session, model: Model) -> dict[str, Direction]:
+    """The metrics the model's effective policy gates on, production's rule before staging's."""
+    gates: list[str] = []
+    for target in GATED_TARGETS:
+        rule = policies.effective_rule(session, model, target)
+        gates += rule.requires if rule is not None else []
+    return gate_directions(gates)
 
 
 def direction_of(key: str, gated: dict[str, Direction]) -> Direction:

@@ -14,7 +14,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from modelreg.db.tables import HistoryEntry, HistoryKind, Model, Version, VersionStatus
+from modelreg.db.tables import (
+    HistoryEntry,
+    HistoryKind,
+    Model,
+    Version,
+    VersionMetric,
+    VersionStatus,
+)
 from modelreg.errors import VersionNotFound
 from modelreg.names import Ref, Stage
 from modelreg.paths import validate_manifest_path
@@ -168,7 +175,14 @@ def model_overview(
             page_token=page_token,
         )
         rows = serialize.versions_to_dicts(session, list(found))
-        gated = comparing.gated_metrics(session, model)
+        policy = policies.effective_policy(session, model.name, actor=actor)
+        gated = comparing.gate_directions(
+            [
+                g
+                for t in comparing.GATED_TARGETS
+                for g in policy["rules"].get(t, {}).get("requires", [])
+            ]
+        )
         columns = _metric_columns(gated, rows, metric or None)
         chart = metric or (columns[0] if columns else None)
         pending = lifecycle.list_promotions(
@@ -190,7 +204,7 @@ def model_overview(
             ],
             "metric_choices": sorted({k for r in rows for k in r["metrics"]} | set(gated)),
             "series": comparing.metric_series(session, model, chart) if chart else None,
-            "policy": policies.effective_policy(session, model.name, actor=actor),
+            "policy": policy,
             "production": _production(
                 session, actor, model, info["stages"].get(Stage.PRODUCTION.value)
             ),
@@ -225,6 +239,18 @@ def _metric_deltas(
     return out
 
 
+def _production_metrics(session: Session, model: Model) -> tuple[int | None, dict[str, float]]:
+    """The production version's number and metrics, in one query (``None, {}``: none holds it)."""
+    rows = session.execute(
+        select(Version.number, VersionMetric.key, VersionMetric.value)
+        .outerjoin(VersionMetric, VersionMetric.version_id == Version.id)
+        .where(Version.model_id == model.id, Version.stage == Stage.PRODUCTION)
+    ).all()
+    if not rows:
+        return None, {}
+    return rows[0][0], {key: value for _, key, value in rows if key is not None}
+
+
 def _previous(session: Session, model: Model, number: int) -> Version | None:
     """The newest ready version before ``number``: what "changed since" compares against."""
     return session.scalars(
@@ -252,12 +278,11 @@ def version_overview(h: Handles, actor: Actor, name: str, number: int) -> dict[s
     with h.read() as session:
         version = versions.read_version(session, Ref(name, version=number), actor=actor)
         model = version.model
-        data = serialize.version_to_dict(version)
-        held_number = holders.current_holder(session, model, Stage.PRODUCTION.value)
-        held = None
-        if held_number is not None and held_number != version.number:
-            held_version = versions.resolve(session, Ref(model.name, version=held_number))
-            held = {m.key: m.value for m in held_version.metrics}
+        # The bulk serializer: one query for every child row, where the ORM loads seven.
+        (data,) = serialize.versions_to_dicts(session, [version])
+        held_number, held = _production_metrics(session, model)
+        if held_number == version.number:
+            held = {}  # its own production: nothing to compare with
         previous = _previous(session, model, version.number)
         environments = [dict(previous.environment or {})] if previous is not None else [{}]
         target = f"{model.name}:{version.number}"
