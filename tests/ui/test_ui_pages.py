@@ -87,6 +87,35 @@ async def test_the_pager_follows_page_tokens_without_repeats(
     assert seen == [f"m{i:02d}" for i in range(55)]
 
 
+async def follow(http: httpx.AsyncClient, url: str | None, row: re.Pattern[str]) -> list[str]:
+    """Every row ``row`` finds on ``url`` and the pages its "Next page" links lead to."""
+    seen: list[str] = []
+    while url is not None:
+        answer = await http.get(url)
+        assert answer.status_code == 200, answer.text
+        seen += row.findall(answer.text)
+        found = NEXT.search(answer.text)
+        url = html.unescape(found[1]) if found else None
+    return seen
+
+
+async def test_versions_pages_follow_their_tokens_without_repeats(
+    laptop_app: FastAPI, laptop: httpx.AsyncClient, files: Path
+) -> None:
+    with modelreg.Registry(laptop_app.state.registry.settings.home) as local:
+        for i in range(52):
+            local.register("fraud", files / "model.pkl", metrics={"acc": i / 100}, capture=False)
+    link = re.compile(r'<td><a href="/models/fraud/versions/(\d+)">')
+    newest_first = [str(n) for n in range(55, 0, -1)]
+    assert await follow(laptop, "/models/fraud?metric=acc", link) == newest_first
+    assert await follow(laptop, "/search?q=name%20%3D%20%27fraud%27", link) == newest_first
+    # A filter keeps its pages to itself: a token of another query is refused.
+    first = (await laptop.get("/models/fraud")).text
+    token = html.unescape(NEXT.search(first)[1]).split("page_token=")[1]
+    other = await laptop.get(f"/models/fraud?q=version%20%3E%201&page_token={token}")
+    assert other.status_code == 400
+
+
 @pytest.mark.parametrize(
     ("path", "box"),
     [
