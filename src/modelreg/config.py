@@ -52,6 +52,7 @@ class Settings(BaseModel):
     body_idle_timeout: float = Field(default=30.0, gt=0)
     max_uploads_per_principal: int = Field(default=8, gt=0)
     allowed_hosts: list[str] = Field(default_factory=list)
+    ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -80,6 +81,7 @@ class Settings(BaseModel):
             "max_json_bytes",
             "body_idle_timeout",
             "max_uploads_per_principal",
+            "ui_session_hours",
             "log_level",
             "log_format",
         ):

@@ -13,7 +13,18 @@ from modelreg import errors
 from modelreg.cli.main import main
 
 # The docs page and its files (Swagger UI, vendored) are public, like the document itself.
-PUBLIC = {"/", "/healthz", "/readyz", "/openapi.json", "/api/docs", "/api/docs/assets/{path:path}"}
+# Open to all: health, the API's document and docs page, and the web UI's sign-in, sign-out
+# and style sheets (sign-out ends only the session its cookie names).
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/api/docs",
+    "/api/docs/assets/{path:path}",
+    "/login",
+    "/logout",
+    "/static/{release}/{name}",
+}
 
 
 @pytest.fixture
@@ -194,6 +205,7 @@ def test_every_route_requires_an_actor(home):
     """Deny by default: a route without the authentication dependency fails this test."""
     from modelreg.api.app import create_app, iter_routes
     from modelreg.api.deps import _actor
+    from modelreg.api.ui.auth import ui_actor
     from modelreg.config import Settings
 
     app = create_app(Settings.for_home(home))
@@ -207,7 +219,9 @@ def test_every_route_requires_an_actor(home):
 
     routes = list(iter_routes(app))
     unguarded = [
-        r.path for r in routes if r.path not in PUBLIC and _actor not in calls(r.dependant)
+        r.path
+        for r in routes
+        if r.path not in PUBLIC and not {_actor, ui_actor} & calls(r.dependant)
     ]
     assert unguarded == []
     assert len(routes) > 20

@@ -30,12 +30,15 @@ from modelreg.api.routes import (
     audit,
     blobs,
     health,
-    home,
     lifecycle,
     models,
     policies,
     versions,
 )
+from modelreg.api.ui import build_router as ui_router
+from modelreg.api.ui import is_ui_path
+from modelreg.api.ui.auth import LoginThrottle
+from modelreg.api.ui.forms import FormWrites
 from modelreg.config import Settings, os_user
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
@@ -126,20 +129,23 @@ def _document_errors(app: FastAPI) -> None:
 
 
 class JsonOnly:
-    """Refuse writes not declared as JSON (415) or declaring more than ``limit`` bytes (413).
+    """Refuse API writes not declared as JSON (415) or declaring more than ``limit`` bytes (413).
 
     Every write carries ``Content-Type: application/json``, a bodiless POST too: a web page
     can POST with no type, ``text/plain`` or a form type to any address without asking, but
     with a JSON type only after a CORS preflight, which this server never grants (SECURITY.md
-    rules 6, 14). Two kinds pass untyped, both with methods a page cannot send cross-site
-    without that preflight: byte uploads (PUT under ``RAW_BODY_PREFIXES``) and a DELETE
-    without a body (MLflow's client sends some bare). A plain ASGI layer: as Starlette's
+    rules 6, 14). Writes to the web UI are forms instead, each checked for its CSRF token by
+    ``ui.forms.FormWrites``, to which this layer hands them. Two kinds pass untyped, both
+    with methods a page cannot send cross-site without that preflight: byte uploads (PUT
+    under ``RAW_BODY_PREFIXES``) and a DELETE without a body (MLflow's client sends some
+    bare). A plain ASGI layer: as Starlette's
     ``BaseHTTPMiddleware`` it cost every request, reads included, a task hop.
     """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
         self.limit = limit
+        self.forms = FormWrites(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "")
@@ -150,6 +156,9 @@ class JsonOnly:
             or (method == "PUT" and path.startswith(RAW_BODY_PREFIXES))
         ):
             await self.app(scope, receive, send)
+            return
+        if is_ui_path(path):
+            await self.forms(scope, receive, send)
             return
         headers = Headers(scope=scope)
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -274,6 +283,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.registry = registry
+    app.state.ui_throttle = LoginThrottle()
     app.add_exception_handler(RegistryError, api_errors.registry_error)
     app.add_exception_handler(RequestValidationError, api_errors.validation_error)
     app.add_exception_handler(HTTPException, api_errors.http_error)
@@ -298,7 +308,6 @@ def create_app(settings: Settings) -> FastAPI:
     # The /models/{name}/… routes of versions, aliases, lifecycle and policies come before
     # models': /models/{name} would also match "fraud/policy" (such names are reserved).
     for module in (
-        home,
         health,
         versions,
         aliases,
@@ -319,6 +328,8 @@ def create_app(settings: Settings) -> FastAPI:
         mlflow_artifacts.router,
     ):
         app.include_router(router)
+    # Last: the web UI's pages take every path the API does not (``ui.is_ui_path``).
+    app.include_router(ui_router())
 
     return app
 

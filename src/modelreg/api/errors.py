@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from modelreg import errors
@@ -77,9 +77,19 @@ def promotion_answer(promotion: dict[str, Any]) -> Any:
     return promotion
 
 
-async def registry_error(request: Request, exc: Exception) -> JSONResponse:
-    """Answer a ``RegistryError`` raised anywhere below a route."""
+def _ui(request: Request) -> bool:
+    from modelreg.api.ui import is_ui_path
+
+    return is_ui_path(request.url.path)
+
+
+async def registry_error(request: Request, exc: Exception) -> Response:
+    """Answer a ``RegistryError`` raised anywhere below a route (a page on UI paths)."""
     assert isinstance(exc, errors.RegistryError)
+    if _ui(request):
+        from modelreg.api.ui import errors as ui_errors
+
+        return ui_errors.registry_error(request, exc, status_for(exc))
     if mlflow_common.is_mlflow_path(request.url.path):
         response = mlflow_common.answer_registry_error(exc)
     else:
@@ -89,7 +99,7 @@ async def registry_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def validation_error(request: Request, exc: Exception) -> Response:
     """Answer a request that does not match the schema: 400 ``invalid_input``."""
     assert isinstance(exc, RequestValidationError)
     problems = [
@@ -98,12 +108,16 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
     message = f"{'.'.join(first['loc'])}: {first['msg']}"
+    if _ui(request):
+        from modelreg.api.ui import errors as ui_errors
+
+        return ui_errors.error_page(request, 400, "invalid_input", message)
     if mlflow_common.is_mlflow_path(request.url.path):
         return mlflow_common.mlflow_error("INVALID_PARAMETER_VALUE", message, 400)
     return envelope("invalid_input", message, {"problems": problems}, 400)
 
 
-async def http_error(request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> Response:
     """Answer routing errors (unknown path, wrong method) in the same envelope."""
     assert isinstance(exc, HTTPException)
     if mlflow_common.is_mlflow_path(request.url.path):
@@ -111,12 +125,21 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
         exc.status_code, "http_error"
     )
+    if _ui(request):
+        from modelreg.api.ui import errors as ui_errors
+
+        message = "there is no such page" if exc.status_code == 404 else str(exc.detail)
+        return ui_errors.bare_page(exc.status_code, code, message)
     return envelope(code, str(exc.detail), None, exc.status_code)
 
 
-async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def unexpected_error(request: Request, exc: Exception) -> Response:
     """A bug: still a JSON answer in the route family's format (the traceback goes to the log).
 
     Without it the client gets plain text, and MLflow's client a body it cannot parse.
     """
+    if _ui(request):
+        from modelreg.api.ui import errors as ui_errors
+
+        return ui_errors.bare_page(500, "internal_error", "internal server error")
     return envelope("internal_error", "internal server error", None, 500, path=request.url.path)

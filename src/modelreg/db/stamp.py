@@ -48,7 +48,9 @@ _READ = select(ChangeStamp.value).where(ChangeStamp.id == 1)
 
 # Writes to these tables leave the stamp alone (see the module docstring).
 UNSTAMPED_PREFIXES = ("mlflow_",)
-UNSTAMPED_TABLES = frozenset({ChangeStamp.__tablename__, "alembic_version"})
+# Sign-ins and sign-outs change no answer a server caches; stamping them would flush every
+# worker's cache on each one.
+UNSTAMPED_TABLES = frozenset({ChangeStamp.__tablename__, "alembic_version", "web_sessions"})
 
 _WROTE = "modelreg_stamp_wrote"  # on the connection's info: a stamped table changed
 _DDL = "modelreg_stamp_ddl"  # the schema changed: a migration, which bumps nothing

@@ -7,7 +7,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -366,14 +366,27 @@ def authenticate(
     token = session.scalars(
         select(ApiToken).where(ApiToken.secret_hash == _hash(secret))
     ).one_or_none()
-    now = utcnow()
-    if (
-        token is None
-        or token.revoked_at is not None
-        or (token.expires_at is not None and token.expires_at <= now)
-        or token.principal.disabled
-    ):
+    if token is None or not token_works(token):
         raise refusal
+    return actor_for(session, token, source=source)
+
+
+def token_works(token: ApiToken) -> bool:
+    """Whether ``token`` still authenticates: unrevoked, unexpired, its principal enabled."""
+    return not (
+        token.revoked_at is not None
+        or (token.expires_at is not None and token.expires_at <= utcnow())
+        or token.principal.disabled
+    )
+
+
+def actor_for(
+    session: Session, token: ApiToken, *, source: str, expires_at: datetime | None = None
+) -> Actor:
+    """The actor ``token`` stands for, with its roles.
+
+    ``expires_at`` is when it stops, if sooner than the token (a web session).
+    """
     grants = session.scalars(select(Grant).where(Grant.principal_id == token.principal_id))
     roles: dict[uuid.UUID | None, Role] = {}
     for grant in grants:
@@ -387,7 +400,7 @@ def authenticate(
         principal_id=token.principal_id,
         token_id=token.id,
         grants=roles,
-        expires_at=token.expires_at,
+        expires_at=expires_at or token.expires_at,
     )
 
 

@@ -17,6 +17,7 @@ from modelreg.db.tables.access import (
     Principal,
     PrincipalKind,
     Role,
+    WebSession,
 )
 from modelreg.db.tables.promotions import PolicyRule, Promotion, PromotionState, PromotionVote
 from modelreg.db.tables.registry import (
@@ -67,5 +68,6 @@ __all__ = [
     "VersionParent",
     "VersionStatus",
     "VersionTag",
+    "WebSession",
     "tracking",
 ]

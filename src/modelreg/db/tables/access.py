@@ -105,3 +105,30 @@ class BlobPossession(Base):
     )
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[created_at]
+
+
+class WebSession(Base):
+    """A web UI sign-in: a browser's cookie stands for one API token until it ends.
+
+    Only the SHA-256 of the cookie's secret is kept. A session works while it is unrevoked and
+    unexpired, its token works and its principal is enabled, so revoking the token, disabling
+    the user or signing out ends it at once, on every server process.
+    """
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (CheckConstraint("length(secret_hash) = 64", name="hash_hex"),)
+
+    id: Mapped[uuid_pk]
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    principal_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("principals.id", ondelete="CASCADE"), index=True
+    )
+    client: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[created_at]
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    token: Mapped[ApiToken] = relationship(lazy="joined", innerjoin=True)
