@@ -213,11 +213,12 @@ def list_events(
     limit: int = 100,
     descending: bool = False,
     target: str | None = None,
+    by: str | None = None,
 ) -> list[AuditEvent]:
     """Events in sequence order, optionally of one model: the events keyed by its id.
 
     ``target`` keeps the events naming exactly that target (``NAME:N`` is a version's own
-    events); it needs ``model``, whose index it rides on.
+    events); it needs ``model``, whose index it rides on. ``by`` keeps one actor's events.
 
     A model's events include those from before a rename; a model that took a name another
     model held sees none of that other model's events (SECURITY.md rule 14). The whole log
@@ -231,6 +232,8 @@ def list_events(
         if model is None:
             raise InvalidInput("events of a target are read with its model", detail={})
         query = query.where(AuditEvent.target == target)
+    if by is not None:
+        query = query.where(AuditEvent.actor == by)
     if descending:
         if after_seq:
             query = query.where(AuditEvent.seq < after_seq)

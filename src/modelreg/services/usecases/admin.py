@@ -101,12 +101,17 @@ def audit_events(
 
 
 def audit_page(
-    h: Handles, actor: Actor, model: str | None, before: int | None, limit: int
+    h: Handles,
+    actor: Actor,
+    model: str | None,
+    before: int | None,
+    limit: int,
+    by: str | None = None,
 ) -> dict[str, Any]:
     """Audit events newest first, before sequence number ``before`` (keyset pages).
 
-    Optionally of one model. ``{"items", "next_before"}``: ``next_before`` names the next
-    page (``None`` on the last).
+    Optionally of one model and/or one actor (``by``). ``{"items", "next_before"}``:
+    ``next_before`` names the next page (``None`` on the last).
     """
     limit = max(1, min(limit, 500))
     with h.read() as session:
@@ -118,6 +123,7 @@ def audit_page(
             after_seq=max(0, before or 0),
             limit=limit + 1,
             descending=True,
+            by=by,
         )
         items = [audit.event_to_dict(e) for e in events[:limit]]
     more = len(events) > limit
