@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from modelreg import errors
 from modelreg.db.session import transaction
 from modelreg.db.tables import AuditEvent, Promotion, Role
+from modelreg.names import validate_model_name
 from modelreg.services import audit, models, policies, promotions, versions
 from modelreg.services.actor import Actor
 from modelreg.services.policies import RuleSpec
@@ -324,3 +325,10 @@ def test_audit_pages_are_keyset_newest_first(reg: Reg) -> None:
     assert only_n["next_before"] is None
     with pytest.raises(errors.ModelNotFound):
         admin.audit_page(reg, VIC, "nope", None, 10)
+
+
+def test_describe_is_a_reserved_last_segment() -> None:
+    # The UI posts a model's description to /models/NAME/describe: no model may end so.
+    with pytest.raises(errors.InvalidName):
+        validate_model_name("team/describe")
+    assert validate_model_name("describe") == "describe"

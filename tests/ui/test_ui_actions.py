@@ -180,6 +180,29 @@ async def test_an_approver_approves_and_the_version_moves(
     assert "registry:promotion:approve" in actions
 
 
+async def test_an_approval_that_finds_the_gates_failing_refuses(
+    world: World, as_user: Callable[[str], Any]
+) -> None:
+    rid = pending_request(world, by="ann")
+    governance.set_rule(
+        world.app.state.registry,
+        OWNER,
+        "fraud",
+        "production",
+        {"requires": ["metrics.acc >= 0.95"], "approvals": 1},
+    )
+    async with as_user("appr") as http:
+        answer = await post_form(
+            http, f"/promotions/{rid}", f"/promotions/{rid}/approve", {"reason": ""}
+        )
+        page = await http.get(path_of(answer))
+    assert path_of(answer) == f"/promotions/{rid}?done=refused"
+    assert request_of(world, rid)["state"] == "refused"
+    assert "metrics.acc &gt;= 0.95" in page.text
+    assert "metrics.acc = 0.9" in page.text
+    assert stage_of(world, 3) == "none"
+
+
 async def test_reject_needs_a_reason_and_the_form_comes_back(
     world: World, as_user: Callable[[str], Any]
 ) -> None:
