@@ -9,9 +9,7 @@ without Chromium it skips, except under CI, where it fails.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,32 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from browser import RECORD_CSP, chromium_path
 from modelreg.api import docs_page
 from server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 STATIC = Path(docs_page.__file__).parent / "static"
-CHROMIUM_NAMES = ("chromium", "chromium-browser")
-
-
-def chromium_path() -> str:
-    """Debian's Chromium, or a skip (a failure under CI, which must run this test)."""
-    found = next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
-    reason = ""
-    if found is None:
-        reason = "Chromium is not installed (Debian: apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            reason = "the playwright package is not installed (pip install -e '.[dev]')"
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser test of the API docs page")
-        pytest.skip(reason)
-    assert found is not None
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def test_the_docs_page_renders_in_chromium(server: ServerProcess, tmp_path: Path) -> None:
     """The operations list appears, every file comes from the server, nothing is refused."""
-    executable = chromium_path()
+    executable = chromium_path("the browser test of the API docs page")
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []
@@ -67,13 +46,7 @@ def test_the_docs_page_renders_in_chromium(server: ServerProcess, tmp_path: Path
         browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             page = browser.new_page()
-            page.add_init_script(
-                "window.__csp = [];"
-                "document.addEventListener('securitypolicyviolation', e => {"
-                " window.__csp.push(e.violatedDirective + ' ' + e.blockedURI);"
-                " document.documentElement.setAttribute('data-csp-violation', '');"
-                "});"
-            )
+            page.add_init_script(RECORD_CSP)
 
             def on_console(message: Any) -> None:
                 if message.type in ("error", "warning"):

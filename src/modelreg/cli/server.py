@@ -143,7 +143,10 @@ def server(
         )
     access = describe_access(users=users, allowed_hosts=settings.allowed_hosts)
     where = f"http://{host}:{port}"
-    banner = f"modelreg serving {settings.home} on {where} (API docs: /api/docs); {access}"
+    banner = (
+        f"modelreg serving {settings.home} on {where}: web UI {where}/, "
+        f"API docs {where}/api/docs; {access}"
+    )
     if settings.log_format == "json":
         banner = json_line(
             "modelreg.server", banner, home=str(settings.home), url=where, users=users
