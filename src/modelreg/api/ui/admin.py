@@ -14,6 +14,7 @@ once, in the answer to its POST (no redirect, ``Cache-Control: no-store``); noth
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -68,11 +69,25 @@ def audit_page(
     context = {
         "model": model.strip(),
         "by": by.strip(),
-        "events": found["items"],
+        "events": [_readable(e) for e in found["items"]],
         "next_before": found["next_before"],
         "chain": chain,
     }
     return render.page(request, "audit.html", context)
+
+
+def _readable(event: dict[str, Any]) -> dict[str, Any]:
+    """An event whose before/after values read as JSON (as the CLI prints them), not repr."""
+
+    def shown(values: dict[str, Any] | None) -> dict[str, str] | None:
+        if values is None:
+            return None
+        return {
+            k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+            for k, v in values.items()
+        }
+
+    return {**event, "before": shown(event["before"]), "after": shown(event["after"])}
 
 
 # -- admin -----------------------------------------------------------------------------------
