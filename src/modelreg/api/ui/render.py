@@ -36,6 +36,7 @@ FLASH = {
     "requested": "Promotion requested: it waits for approval.",
     "approved": "Approved.",
     "rejected": "Rejected.",
+    "refused": "Refused: the gates no longer pass (see the failed criteria below).",
     "rolled_back": "Rolled back.",
     "alias_set": "Alias set.",
     "alias_deleted": "Alias deleted.",
