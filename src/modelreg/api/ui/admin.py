@@ -24,7 +24,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from modelreg.api.deps import RegistryDep
 from modelreg.api.ui import forms, render
 from modelreg.api.ui.auth import UiActorDep
-from modelreg.api.ui.govern import note_waiting
 from modelreg.db.tables import PrincipalKind, Role
 from modelreg.errors import InvalidInput
 from modelreg.services.actor import Permission
@@ -61,7 +60,6 @@ def audit_page(
     found = admin.audit_page(
         registry, actor, model.strip() or None, before, AUDIT_PAGE, by.strip() or None
     )
-    note_waiting(request, registry, actor)
     chain = None
     if actor.can(Permission.AUDIT_READ):
         # The whole chain's state is for those who may read the whole log.
@@ -96,7 +94,6 @@ def _readable(event: dict[str, Any]) -> dict[str, Any]:
 @router.get("/admin")
 def admin_page(request: Request, registry: RegistryDep, actor: UiActorDep) -> HTMLResponse:
     """Users with their roles, tokens, and the policy rules (admin)."""
-    note_waiting(request, registry, actor)
     context = {
         "principals": admin.list_principals(registry, actor),
         "tokens": admin.list_tokens(registry, actor, None),

@@ -50,11 +50,6 @@ def _promotion_url(request_id: int, done: str) -> str:
     return f"/promotions/{request_id}?done={done}"
 
 
-def note_waiting(request: Request, registry: RegistryDep, actor: Actor) -> None:
-    """Put the header's inbox count (requests ``actor`` may approve) on the request."""
-    request.state.ui_waiting = governance.waiting_count(registry, actor)
-
-
 # -- the inbox -------------------------------------------------------------------------------
 
 
@@ -73,7 +68,6 @@ def promotions_page(
             detail={"state": state},
         )
     wanted = None if state == "all" else state
-    note_waiting(request, registry, actor)
     found = governance.inbox(registry, actor, wanted, PAGE_SIZE, page_token)
     recent: list[dict[str, Any]] = []
     if state == "pending" and not page_token:
@@ -99,7 +93,6 @@ def _promotion_page(
     status: int = 200,
 ) -> HTMLResponse:
     view = governance.promotion_view(registry, actor, request_id)
-    note_waiting(request, registry, actor)
     reason = forms.field(request, "reason") if error else ""
     context = {"view": view, "error": error, "reason": reason}
     return render.page(request, "promotion.html", context, status=status)
@@ -155,7 +148,6 @@ def _promote_page(
     status: int = 200,
 ) -> HTMLResponse:
     gates = governance.evaluate_gates(registry, actor, name, number, target) if target else None
-    note_waiting(request, registry, actor)
     context = {
         "name": name,
         "number": number,
