@@ -86,6 +86,7 @@ _RESERVED_LAST = {
     "tags",
     "files",
     "compare",
+    "describe",
     "history",
     "policy",
     "promotions",

@@ -156,7 +156,15 @@ def _assert_envelope(response: httpx.Response, status: int, code: str) -> dict[s
 
 
 def _assert_security_headers(response: httpx.Response) -> None:
-    for key, value in SECURITY_HEADERS.items():
+    from modelreg.api.ui import is_ui_path
+    from modelreg.api.ui.render import UI_CSP, UI_REFERRER_POLICY
+
+    expected = dict(SECURITY_HEADERS)
+    if is_ui_path(response.url.path):
+        # A web UI page: its own policy, as strict (no inline script or style, no framing).
+        expected["content-security-policy"] = UI_CSP
+        expected["referrer-policy"] = UI_REFERRER_POLICY
+    for key, value in expected.items():
         assert response.headers.get(key) == value, (key, response.status_code, response.url)
 
 

@@ -26,12 +26,14 @@ __all__ = [
     "Anchor",
     "EventTag",
     "VerifyResult",
+    "VerifyStep",
     "current_action",
     "event_hash",
     "head",
     "list_events",
     "record",
     "verify",
+    "verify_after",
 ]
 
 GENESIS = "0" * 64
@@ -210,8 +212,13 @@ def list_events(
     after_seq: int = 0,
     limit: int = 100,
     descending: bool = False,
+    target: str | None = None,
+    by: str | None = None,
 ) -> list[AuditEvent]:
     """Events in sequence order, optionally of one model: the events keyed by its id.
+
+    ``target`` keeps the events naming exactly that target (``NAME:N`` is a version's own
+    events); it needs ``model``, whose index it rides on. ``by`` keeps one actor's events.
 
     A model's events include those from before a rename; a model that took a name another
     model held sees none of that other model's events (SECURITY.md rule 14). The whole log
@@ -221,6 +228,12 @@ def list_events(
     query = select(AuditEvent)
     if model is not None:
         query = query.where(AuditEvent.model_id == model.id)
+    if target is not None:
+        if model is None:
+            raise InvalidInput("events of a target are read with its model", detail={})
+        query = query.where(AuditEvent.target == target)
+    if by is not None:
+        query = query.where(AuditEvent.actor == by)
     if descending:
         if after_seq:
             query = query.where(AuditEvent.seq < after_seq)
@@ -388,6 +401,75 @@ def verify(
             False, count, count, f"the head's hash is not the hash of event {count}"
         )
     return VerifyResult(True, count, None, None, prev, len(anchors))
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyStep:
+    """One step of an incremental check: the prefix verified so far, or where the chain breaks.
+
+    ``anchor`` is the last event known good (``seq`` 0 and ``GENESIS`` before the first);
+    ``complete`` says it is the head. When ``ok`` is false, ``first_bad_seq`` and ``problem``
+    say what is wrong, and ``anchor`` stays where the good prefix ends.
+    """
+
+    anchor: Anchor
+    ok: bool
+    complete: bool
+    head_seq: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def verify_after(session: Session, *, actor: Actor, anchor: Anchor, limit: int) -> VerifyStep:
+    """Extend a verified prefix of the chain, ending at ``anchor``, by at most ``limit`` events.
+
+    Each step costs ``limit`` rows, so a page can show how far the chain is verified without a
+    full walk per request. The anchored event is read again (an edit of it shows); events the
+    prefix already covered are not, which only a full ``verify`` rechecks. Reaching the head,
+    the head row must name the last event's hash.
+    """
+    actor.require(Permission.AUDIT_READ)
+    row = session.get(AuditHead, 1)
+    if row is None:
+        return VerifyStep(anchor, False, False, 0, anchor.seq + 1, "the head row is missing")
+    head_seq = row.last_seq
+
+    def broken(seq: int, problem: str, good: Anchor = anchor) -> VerifyStep:
+        return VerifyStep(good, False, False, head_seq, seq, problem)
+
+    if anchor.seq > head_seq:
+        return broken(
+            head_seq + 1,
+            f"the head records event {head_seq} but event {anchor.seq} was verified: "
+            "events were cut off the end",
+            Anchor(0, GENESIS),
+        )
+    if anchor.seq > 0:
+        mark = session.scalar(select(AuditEvent).where(AuditEvent.seq == anchor.seq))
+        if mark is None or mark.hash != anchor.hash or event_hash(mark) != mark.hash:
+            return broken(anchor.seq, f"event {anchor.seq} changed after it was verified")
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.seq > anchor.seq, AuditEvent.seq <= head_seq)
+        .order_by(AuditEvent.seq)
+        .limit(max(1, limit))
+    )
+    good = anchor
+    for event in rows:
+        if event.seq != good.seq + 1:
+            return broken(good.seq + 1, f"event {good.seq + 1} is missing", good)
+        if event.prev_hash != good.hash:
+            return broken(event.seq, f"event {event.seq} does not follow event {good.seq}", good)
+        if event_hash(event) != event.hash:
+            return broken(event.seq, f"event {event.seq} was altered after it was written", good)
+        good = Anchor(event.seq, event.hash, event.at)
+    if good.seq < head_seq:
+        if good.seq - anchor.seq < max(1, limit):
+            return broken(good.seq + 1, f"event {good.seq + 1} is missing", good)
+        return VerifyStep(good, True, False, head_seq)
+    if good.seq > head_seq or good.hash != row.last_hash:
+        return broken(head_seq, f"the head's hash is not the hash of event {head_seq}", good)
+    return VerifyStep(good, True, True, head_seq)
 
 
 def event_to_dict(event: AuditEvent) -> dict[str, Any]:

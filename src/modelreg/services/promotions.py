@@ -44,6 +44,7 @@ from modelreg.types import Page
 __all__ = [
     "approve",
     "counted_approvers",
+    "decisions_for",
     "get_promotion",
     "list_promotions",
     "promote",
@@ -276,6 +277,25 @@ def _require_approver(actor: Actor, role: Role, promotion: Promotion, verb: str)
             f"role on {promotion.model.name}",
             detail={"permission": Permission.APPROVE.value, "role_needed": role.value},
         )
+
+
+def decisions_for(session: Session, promotion: Promotion, actor: Actor) -> dict[str, bool]:
+    """What ``actor`` may decide on ``promotion`` now: ``{"approve", "reject"}``.
+
+    The same checks ``approve`` and ``reject`` make, so a page offers only what the server
+    will accept: the requester never approves (they may withdraw by rejecting), and an
+    approver who already approved cannot approve again.
+    """
+    if promotion.state is not PromotionState.PENDING:
+        return {"approve": False, "reject": False}
+    try:
+        _require_approver(actor, _decider_role(session, promotion), promotion, "decide")
+        approver = True
+    except PermissionDenied:
+        approver = False
+    own = actor.name == promotion.requested_by
+    voted = any(v.actor == actor.name and v.approve for v in promotion.votes)
+    return {"approve": approver and not own and not voted, "reject": approver or own}
 
 
 def approve(session: Session, promotion_id: int, *, actor: Actor, reason: str = "") -> Promotion:

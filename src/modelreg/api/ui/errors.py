@@ -42,6 +42,7 @@ def bare_page(status: int, code: str, message: str) -> HTMLResponse:
     )
     response = HTMLResponse(html, status_code=status)
     response.headers["content-security-policy"] = render.UI_CSP
+    response.headers["referrer-policy"] = render.UI_REFERRER_POLICY
     return response
 
 

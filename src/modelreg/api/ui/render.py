@@ -23,11 +23,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from modelreg import __version__
 from modelreg.api.ui import assets, forms
 from modelreg.services.actor import Actor
+from modelreg.services.usecases import governance
 
 UI_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+UI_REFERRER_POLICY = "same-origin"
 # The only texts a page shows from ``?done=CODE``: the query never reaches the page as text.
 FLASH = {
     "signed_in": "Signed in.",
@@ -36,6 +38,7 @@ FLASH = {
     "requested": "Promotion requested: it waits for approval.",
     "approved": "Approved.",
     "rejected": "Rejected.",
+    "refused": "Refused: the gates no longer pass (see the failed criteria below).",
     "rolled_back": "Rolled back.",
     "alias_set": "Alias set.",
     "alias_deleted": "Alias deleted.",
@@ -190,11 +193,15 @@ def page(
     """Render ``template`` with the common context, under the UI's headers."""
     actor: Actor | None = getattr(request.state, "ui_actor", None)
     done = request.query_params.get("done", "")
+    waiting = None
+    if actor is not None:
+        # The header's inbox count: one indexed COUNT (``governance.waiting_count``).
+        waiting = governance.waiting_count(request.app.state.registry, actor)
     common: dict[str, Any] = {
         "actor": actor,
         "role": role_of(actor),
         "signed_in": bool(forms.session_cookie(request)),
-        "waiting": getattr(request.state, "ui_waiting", None),
+        "waiting": waiting,
         "flash": FLASH.get(done, ""),
         "path": request.url.path,
         "query": request.query_params,
@@ -213,6 +220,9 @@ def page(
         _request.reset(token)
     response = HTMLResponse(html, status_code=status, headers=headers)
     response.headers["content-security-policy"] = UI_CSP
+    # Not ``no-referrer`` (the API's): under it Chromium sends ``Origin: null`` with the
+    # page's forms, which ``HostAndOrigin`` rightly refuses as cross-site.
+    response.headers["referrer-policy"] = UI_REFERRER_POLICY
     started = getattr(request.state, "ui_started", None)
     if started is not None:
         response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"

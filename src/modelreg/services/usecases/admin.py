@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from modelreg.db.base import utcnow
 from modelreg.db.tables import PrincipalKind, Role
 from modelreg.services import audit, auth, gc, models
-from modelreg.services.actor import Actor
+from modelreg.services.actor import Actor, Permission
 from modelreg.services.usecases._handles import Handles
 
 
@@ -94,6 +98,87 @@ def audit_events(
         target = models.get_model(session, model, actor=actor) if model else None
         events = audit.list_events(session, actor=actor, model=target, after_seq=after, limit=limit)
         return [audit.event_to_dict(e) for e in events]
+
+
+def audit_page(
+    h: Handles,
+    actor: Actor,
+    model: str | None,
+    before: int | None,
+    limit: int,
+    by: str | None = None,
+) -> dict[str, Any]:
+    """Audit events newest first, before sequence number ``before`` (keyset pages).
+
+    Optionally of one model and/or one actor (``by``). ``{"items", "next_before"}``:
+    ``next_before`` names the next page (``None`` on the last).
+    """
+    limit = max(1, min(limit, 500))
+    with h.read() as session:
+        target = models.get_model(session, model, actor=actor) if model else None
+        events = audit.list_events(
+            session,
+            actor=actor,
+            model=target,
+            after_seq=max(0, before or 0),
+            limit=limit + 1,
+            descending=True,
+            by=by,
+        )
+        items = [audit.event_to_dict(e) for e in events[:limit]]
+    more = len(events) > limit
+    return {"items": items, "next_before": items[-1]["seq"] if more else None}
+
+
+class AuditVerifier:
+    """The audit chain verified a step at a time, for pages that show how far it holds.
+
+    One per process and registry: each ``advance`` extends the verified prefix by at most
+    ``step`` events (``audit.verify_after``), so no request pays for a full walk. A break is
+    kept and shown until the process restarts; ``modelreg audit verify`` walks the whole chain.
+    """
+
+    def __init__(self, step: int = 1000, clock: Callable[[], datetime] = utcnow) -> None:
+        self.step = step
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: audit.VerifyStep | None = None
+        self._anchor = audit.Anchor(0, audit.GENESIS)
+        self._checked_at: datetime | None = None
+
+    def advance(self, h: Handles, actor: Actor) -> dict[str, Any]:
+        """Verify the next step (unless another request is doing it) and report the state.
+
+        ``{ok, complete, verified_seq, verified_at, head_seq, checked_at, first_bad_seq,
+        problem}``.
+        """
+        actor.require(Permission.AUDIT_READ)
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._last is None or self._last.ok:
+                    with h.read() as session:
+                        step = audit.verify_after(
+                            session, actor=actor, anchor=self._anchor, limit=self.step
+                        )
+                    self._last, self._anchor = step, step.anchor
+                    self._checked_at = self._clock()
+            finally:
+                self._lock.release()
+        return self.state()
+
+    def state(self) -> dict[str, Any]:
+        """The last step's outcome, as ``advance`` reports it (``None`` values before one)."""
+        last = self._last
+        return {
+            "ok": last.ok if last is not None else True,
+            "complete": last.complete if last is not None else False,
+            "verified_seq": self._anchor.seq,
+            "verified_at": self._anchor.at,
+            "head_seq": last.head_seq if last is not None else None,
+            "checked_at": self._checked_at,
+            "first_bad_seq": last.first_bad_seq if last is not None else None,
+            "problem": last.problem if last is not None else None,
+        }
 
 
 def verify_audit(h: Handles, actor: Actor, anchors: list[str]) -> dict[str, Any]:
