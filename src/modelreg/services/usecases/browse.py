@@ -266,11 +266,12 @@ def _previous(session: Session, model: Model, number: int) -> Version | None:
 
 
 def _version_events(session: Session, actor: Actor, model: Model, target: str) -> list[Any]:
-    """This version's audit events, newest first (the model's latest events, filtered)."""
+    """This version's own audit events (``NAME:N``), newest first; none without audit read."""
     if not actor.can(Permission.AUDIT_READ, model.id):
         return []
-    recent = audit.list_events(session, actor=actor, model=model, descending=True, limit=500)
-    return [e for e in recent if e.target == target][:VERSION_EVENTS]
+    return audit.list_events(
+        session, actor=actor, model=model, target=target, descending=True, limit=VERSION_EVENTS
+    )
 
 
 def version_overview(h: Handles, actor: Actor, name: str, number: int) -> dict[str, Any]:
