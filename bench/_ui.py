@@ -25,6 +25,8 @@ UI_WORKLOADS = (
     "ui_version_page",
     "ui_compare",
     "ui_history",
+    "ui_promotions",
+    "ui_audit",
 )
 
 
@@ -75,6 +77,8 @@ class UiWorkloads:
             "ui_version_page": lambda i: self.get(f"{model(i)}/versions/{n}"),
             "ui_compare": lambda i: self.get(f"{model(i)}/compare", [("v", v) for v in compared]),
             "ui_history": lambda i: self.get(f"{model(i)}/history"),
+            "ui_promotions": lambda i: self.get("/promotions", {"state": "pending"}),
+            "ui_audit": lambda i: self.get("/audit", {"model": self.name_of(i)}),
         }
 
     def reset(self) -> None:

@@ -20,7 +20,8 @@ through the real client, ``modelreg.Registry(url)`` (the HTTP backend), sequenti
   resolve       ``name@champion``, ``name/production``, ``name:57``
   model page    get_model + list_versions(50) + history, together
   web UI        the pages a browser GETs (``bench/_ui.py``): the models list (first and a later
-                page), a search, a model, a version, a compare of three versions, a history;
+                page), a search, a model, a version, a compare of three versions, a history,
+                the pending requests and a model's audit events;
                 their target is the server's own time (``Server-Timing``) p99 < 100 ms and
                 every page < 300 KB
 Each sample picks another random model, so the server's resolve cache (keyed on the reference)

@@ -38,6 +38,8 @@ WORKLOADS = [
     "ui_version_page",
     "ui_compare",
     "ui_history",
+    "ui_promotions",
+    "ui_audit",
 ]
 PAGES = [w for w in WORKLOADS if w.startswith("ui_")]
 
