@@ -111,16 +111,25 @@ def search_page(
 
 
 def _metric_columns(
-    gated: dict[str, Any], rows: list[dict[str, Any]], chosen: str | None
-) -> list[str]:
-    """The gated metrics (at most six), else the page's most common; ``chosen`` always shown."""
-    columns = list(gated)[:MAX_METRIC_COLUMNS]
-    if not columns:
+    policy: dict[str, Any], rows: list[dict[str, Any]], chosen: str | None
+) -> list[dict[str, Any]]:
+    """The versions table's metric columns: ``{key, direction, gated}`` each.
+
+    The metrics the policy gates on (production's rule, then staging's; at most six), else the
+    page's most common ones; ``chosen`` is always shown.
+    """
+    gated = comparing.gate_directions(
+        [g for t in comparing.GATED_TARGETS for g in policy["rules"].get(t, {}).get("requires", [])]
+    )
+    keys = list(gated)[:MAX_METRIC_COLUMNS]
+    if not keys:
         counts = Counter(k for r in rows for k in r["metrics"])
-        columns = sorted(counts, key=lambda k: (-counts[k], k))[:MAX_METRIC_COLUMNS]
-    if chosen and chosen not in columns:
-        columns = [*columns[: MAX_METRIC_COLUMNS - 1], chosen]
-    return columns
+        keys = sorted(counts, key=lambda k: (-counts[k], k))[:MAX_METRIC_COLUMNS]
+    if chosen and chosen not in keys:
+        keys = [*keys[: MAX_METRIC_COLUMNS - 1], chosen]
+    return [
+        {"key": k, "direction": comparing.direction_of(k, gated), "gated": k in gated} for k in keys
+    ]
 
 
 def _production(session: Session, actor: Actor, model: Model, number: int | None) -> Any:
@@ -176,15 +185,8 @@ def model_overview(
         )
         rows = serialize.versions_to_dicts(session, list(found))
         policy = policies.effective_policy(session, model.name, actor=actor)
-        gated = comparing.gate_directions(
-            [
-                g
-                for t in comparing.GATED_TARGETS
-                for g in policy["rules"].get(t, {}).get("requires", [])
-            ]
-        )
-        columns = _metric_columns(gated, rows, metric or None)
-        chart = metric or (columns[0] if columns else None)
+        columns = _metric_columns(policy, rows, metric or None)
+        chart = metric or (columns[0]["key"] if columns else None)
         pending = lifecycle.list_promotions(
             session, actor=actor, name=model.name, state="pending", page_size=RECENT
         )
@@ -198,11 +200,10 @@ def model_overview(
             "model": info,
             "versions": rows,
             "next_page_token": found.next_page_token,
-            "metric_columns": [
-                {"key": k, "direction": comparing.direction_of(k, gated), "gated": k in gated}
-                for k in columns
-            ],
-            "metric_choices": sorted({k for r in rows for k in r["metrics"]} | set(gated)),
+            "metric_columns": columns,
+            "metric_choices": sorted(
+                {k for r in rows for k in r["metrics"]} | {c["key"] for c in columns}
+            ),
             "series": comparing.metric_series(session, model, chart) if chart else None,
             "policy": policy,
             "production": _production(
