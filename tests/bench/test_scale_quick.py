@@ -1,9 +1,9 @@
 """``bench/scale.py --quick`` keeps working (issue #6, scope 2).
 
 It loads 200 models x 10 versions into a throwaway PostgreSQL with COPY, serves them with a
-real ``modelreg server`` and measures every read workload; this checks the JSON it writes has
-every workload with numbers. Benchmarks are not timed tests, so nothing here looks at how fast
-anything was.
+real ``modelreg server`` and measures every read workload, the web UI's pages too; this checks
+the JSON it writes has every workload with numbers. Benchmarks are not timed tests, so nothing
+here looks at how fast anything was.
 """
 
 from __future__ import annotations
@@ -31,7 +31,17 @@ WORKLOADS = [
     "resolve_stage",
     "resolve_number",
     "model_page",
+    "ui_models_first_page",
+    "ui_models_later_page",
+    "ui_search",
+    "ui_model_page",
+    "ui_version_page",
+    "ui_compare",
+    "ui_history",
+    "ui_promotions",
+    "ui_audit",
 ]
+PAGES = [w for w in WORKLOADS if w.startswith("ui_")]
 
 pytestmark = [
     pytest.mark.slow,
@@ -75,6 +85,15 @@ def test_workload_has_numeric_percentiles(report: dict[str, Any], workload: str)
     assert _number(row["p50_ms"])
     assert _number(row["p99_ms"])
     assert isinstance(row["meets_target"], bool)
+
+
+@pytest.mark.parametrize("workload", PAGES)
+def test_page_has_server_time_and_size(report: dict[str, Any], workload: str) -> None:
+    row = next(r for r in report["rows"] if r["workload"] == workload)
+    assert _number(row["server_p50_ms"])
+    assert _number(row["server_p99_ms"])
+    assert isinstance(row["max_bytes"], int)
+    assert row["max_bytes"] > 0
 
 
 def test_every_row_was_loaded(report: dict[str, Any]) -> None:

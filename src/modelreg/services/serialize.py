@@ -232,21 +232,26 @@ def version_to_dict(version: Version) -> dict[str, Any]:
         "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in version.files],
         "size": version.total_size,
         "framework": version.framework,
-        "lineage": {
-            "run_id": version.run_id,
-            "git_repo": version.git_repo,
-            "git_commit": version.git_commit,
-            "git_dirty": version.git_dirty,
-            "source": version.source_uri,
-            "imported_from": version.imported_from,
-            "datasets": [{"name": d.name, "ref": d.ref} for d in version.datasets],
-            "parents": [f"{p.parent_name}:{p.parent_number}" for p in version.parents],
-        },
+        "lineage": lineage_to_dict(version),
         "environment": dict(version.environment or {}),
         "scan": version.scan,
         "created_by": version.created_by,
         "created_at": iso(version.created_at),
         "updated_at": iso(version.updated_at),
+    }
+
+
+def lineage_to_dict(version: Version) -> dict[str, Any]:
+    """A version's ``lineage`` in the JSON shape of DESIGN.md §5 (reads two child tables)."""
+    return {
+        "run_id": version.run_id,
+        "git_repo": version.git_repo,
+        "git_commit": version.git_commit,
+        "git_dirty": version.git_dirty,
+        "source": version.source_uri,
+        "imported_from": version.imported_from,
+        "datasets": [{"name": d.name, "ref": d.ref} for d in version.datasets],
+        "parents": [f"{p.parent_name}:{p.parent_number}" for p in version.parents],
     }
 
 

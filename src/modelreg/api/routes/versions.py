@@ -18,12 +18,10 @@ from modelreg.api.schemas import (
     VersionRead,
 )
 from modelreg.db.stamp import current as stamp_of
-from modelreg.errors import VersionNotFound
 from modelreg.names import Ref, parse_instant
-from modelreg.paths import validate_manifest_path
 from modelreg.services import lifecycle, registration, serialize, versions
 from modelreg.services.actor import Permission
-from modelreg.services.usecases import catalog
+from modelreg.services.usecases import browse, catalog
 
 router = APIRouter(prefix="/api/v1", tags=["versions"], route_class=StrictJsonRoute)
 
@@ -138,13 +136,7 @@ def get_file(
     name: str, path: str, registry: RegistryDep, actor: ActorDep, version: int = Number
 ) -> Any:
     """One file's bytes, served as an attachment (the client verifies its SHA-256)."""
-    validate_manifest_path(path, existing=True)
-    with registry.read() as session:
-        row = versions.read_version(session, Ref(name, version=version), actor=actor)
-        entry = next((f for f in row.files if f.path == path), None)
-        if entry is None:
-            raise VersionNotFound(f"{name}:{version} has no file {path!r}", detail={"path": path})
-        digest, size = entry.sha256, entry.size
+    digest, size = browse.version_file(registry, actor, name, version, path)
     return blob_response(registry, digest, filename=path.rsplit("/", 1)[-1], size=size)
 
 
