@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +15,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import modelreg
 from mlflow_env import require_mlflow_python
 from pg import PostgresServer, find_pg_bin
-from server_process import ThreadedServer, use_test_deadlines
+from registry_folders import DATABASES, LiveServer, fresh_pg_database
+from server_process import use_test_deadlines
 
 use_test_deadlines()
-
-DATABASES = ["sqlite", "postgresql"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -77,31 +75,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServ
         server.stop()
 
 
-def fresh_pg_database(server: PostgresServer) -> str:
-    """A new database cloned from the migrated template."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    base = server.url_base.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE modelreg_template')
-    return f"{server.url_base}/{name}"
-
-
-def module_registry_folder(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
-) -> Path:
-    """A registry folder on the database ``request.param`` names, for module-scoped fixtures."""
-    home = tmp_path_factory.mktemp(f"{label}-{request.param}")
-    if request.param == "sqlite":
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), home / "registry.db")
-        url = f"sqlite:///{home / 'registry.db'}"
-    else:
-        url = fresh_pg_database(request.getfixturevalue("pg_server"))
-    (home / "modelreg.toml").write_text(f'db = "{url}"\n')
-    return home
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated, empty SQLite registry database, made once per test process to be copied.
@@ -143,16 +116,6 @@ def home(tmp_path: Path, db_url: str) -> Path:
     folder.mkdir()
     (folder / "modelreg.toml").write_text(f'db = "{db_url}"\n')
     return folder
-
-
-class LiveServer(ThreadedServer):
-    """A real uvicorn server for a registry folder, on a free loopback port, in a thread."""
-
-    def __init__(self, home: Path) -> None:
-        from modelreg.api.app import create_app
-        from modelreg.config import Settings
-
-        super().__init__(create_app(Settings.for_home(home)))
 
 
 @pytest.fixture

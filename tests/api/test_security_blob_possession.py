@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import modelreg
-from conftest import DATABASES, module_registry_folder
+from registry_folders import DATABASES, module_registry_folder
 from two_teams import API, Teams, sha, two_teams
 
 MLF = "/api/2.0/mlflow"

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import DATABASES, module_registry_folder
+from registry_folders import DATABASES, module_registry_folder
 from two_teams import Teams, two_teams
 
 WEIGHTS = b"alpha fine-tune weights"

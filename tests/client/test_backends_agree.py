@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 import modelreg
-from conftest import LiveServer
 from modelreg.errors import RegistryError
 from modelreg.types import Page
+from registry_folders import LiveServer
 
 Step = Callable[["Side"], Any]
 

@@ -16,8 +16,12 @@ from fastapi.responses import Response
 
 from modelreg import errors
 
-MEDIA_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
-FILES = ("ui.css", "browse.css", "govern.css", "ui.js")
+MEDIA_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+FILES = ("ui.css", "browse.css", "govern.css", "ui.js", "favicon.svg")
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 

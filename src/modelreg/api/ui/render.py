@@ -168,7 +168,7 @@ ENV.globals.update(
     request_has_page_token=_has_page_token,
     csrf_token=_csrf,
     static=assets.url,
-    version=__version__,
+    modelreg_version=__version__,
 )
 
 
