@@ -40,6 +40,7 @@ def seed(home: Path, work: Path) -> None:
     """Two models with metrics, lineage, a production gate and a request waiting."""
     import modelreg
 
+    os.environ["MODELREG_ACTOR"] = "maria"  # the server's owner too (see main)
     reg = modelreg.Registry(home)
     files = work / "files"
     files.mkdir()
