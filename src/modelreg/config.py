@@ -6,6 +6,7 @@ A folder holds ``registry.db`` (SQLite) and ``blobs/`` unless its ``modelreg.tom
 
 from __future__ import annotations
 
+import base64
 import getpass
 import os
 import tomllib
@@ -28,6 +29,9 @@ def os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # pragma: no cover - containers without a passwd entry
         return f"uid:{os.getuid()}"
+
+
+SECRET_KEY_FILE = "secret.key"  # noqa: S105 (a file name)
 
 
 class Settings(BaseModel):
@@ -53,6 +57,7 @@ class Settings(BaseModel):
     max_uploads_per_principal: int = Field(default=8, gt=0)
     allowed_hosts: list[str] = Field(default_factory=list)
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    secret_key: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -82,6 +87,7 @@ class Settings(BaseModel):
             "body_idle_timeout",
             "max_uploads_per_principal",
             "ui_session_hours",
+            "secret_key",
             "log_level",
             "log_format",
         ):
@@ -102,6 +108,24 @@ class Settings(BaseModel):
     def db_url(self) -> str:
         """The metadata database URL."""
         return self.db or f"sqlite:///{self.home / 'registry.db'}"
+
+    def sealing_key(self) -> str:
+        """The key that encrypts stored secrets (webhook secrets).
+
+        It is ``secret_key``, else the registry folder's ``secret.key``, created (readable by
+        its owner only) on first use. Servers sharing one database must share the key: set
+        ``MODELREG_SECRET_KEY`` on each.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / SECRET_KEY_FILE
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                # A Fernet key (``services.secrets``): url-safe base64 of 32 random bytes.
+                out.write(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
+        return path.read_text().strip()
 
     @property
     def artifacts_location(self) -> str:

@@ -50,7 +50,19 @@ _READ = select(ChangeStamp.value).where(ChangeStamp.id == 1)
 UNSTAMPED_PREFIXES = ("mlflow_",)
 # Sign-ins and sign-outs change no answer a server caches; stamping them would flush every
 # worker's cache on each one.
-UNSTAMPED_TABLES = frozenset({ChangeStamp.__tablename__, "alembic_version", "web_sessions"})
+# Likewise notifications: no cached answer reads them, and the delivery worker writes its
+# bookkeeping (cursors, deliveries, attempts, its lease) on every try of every webhook.
+UNSTAMPED_TABLES = frozenset(
+    {
+        ChangeStamp.__tablename__,
+        "alembic_version",
+        "web_sessions",
+        "webhooks",
+        "webhook_deliveries",
+        "delivery_attempts",
+        "worker_leases",
+    }
+)
 
 _WROTE = "modelreg_stamp_wrote"  # on the connection's info: a stamped table changed
 _DDL = "modelreg_stamp_ddl"  # the schema changed: a migration, which bumps nothing

@@ -1,10 +1,10 @@
 """ORM tables of the metadata store; the schema itself exists only through Alembic migrations.
 
 One ``Base.metadata`` holds them all, split by concept: the registry's models and versions
-(``registry``), who may act (``access``), promotion policy (``promotions``) and the MLflow door's
-tracking state (``tracking``). The registry's tables are importable from here; the MLflow
-door's only from ``modelreg.db.tables.tracking``. Importing this package registers every
-table, which Alembic's autogenerate relies on.
+(``registry``), who may act (``access``), promotion policy (``promotions``), notifications
+(``notify``) and the MLflow door's tracking state (``tracking``). The registry's tables are
+importable from here; the MLflow door's only from ``modelreg.db.tables.tracking``. Importing
+this package registers every table, which Alembic's autogenerate relies on.
 """
 
 from __future__ import annotations
@@ -18,6 +18,14 @@ from modelreg.db.tables.access import (
     PrincipalKind,
     Role,
     WebSession,
+)
+from modelreg.db.tables.notify import (
+    DeliveryAttempt,
+    DeliveryState,
+    Webhook,
+    WebhookDelivery,
+    WebhookKind,
+    WorkerLease,
 )
 from modelreg.db.tables.promotions import PolicyRule, Promotion, PromotionState, PromotionVote
 from modelreg.db.tables.registry import (
@@ -46,6 +54,8 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "BlobPossession",
+    "DeliveryAttempt",
+    "DeliveryState",
     "Grant",
     "HistoryAction",
     "HistoryEntry",
@@ -69,5 +79,9 @@ __all__ = [
     "VersionStatus",
     "VersionTag",
     "WebSession",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookKind",
+    "WorkerLease",
     "tracking",
 ]
