@@ -161,7 +161,7 @@ def rotate_webhook(
 
 @router.post(
     "/webhooks/{webhook_id}/test",
-    status_code=202,
+    status_code=201,
     response_model=DeliveryRead,
     operation_id="webhooks-test",
     tags=["webhooks"],
