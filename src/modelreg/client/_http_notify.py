@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import quote
 
+from modelreg.errors import InvalidInput
 from modelreg.types import Delivery, Page, Webhook
 
 API = "/api/v1"
 
 
-def _segment(value: str) -> str:
-    # An id as one path segment: never a "/", "..", "?" or "#" reaching the URL.
-    return quote(str(value), safe="")
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _segment(value: str, what: str = "subscription") -> str:
+    """An id as one path segment: never a "/", "..", "?" or "#" reaching the URL.
+
+    What is refused here the server refuses alike (``services.webhooks``), with this message.
+    """
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise InvalidInput(f"invalid {what} id {str(value)[:80]!r}", detail={})
+    return value
 
 
 class HttpNotifications:
@@ -62,7 +71,7 @@ class HttpNotifications:
         """One page of deliveries, newest first."""
         params: dict[str, Any] = {"page_size": page_size}
         if webhook_id is not None:
-            params["webhook"] = webhook_id
+            params["webhook"] = _segment(webhook_id)
         if failed:
             params["failed"] = "true"
         if page_token is not None:
@@ -72,5 +81,5 @@ class HttpNotifications:
 
     def redeliver(self, delivery_id: str) -> Delivery:
         """Send a delivery again."""
-        url = f"{API}/deliveries/{_segment(delivery_id)}/redeliver"
+        url = f"{API}/deliveries/{_segment(delivery_id, 'delivery')}/redeliver"
         return Delivery.from_dict(self._obj("POST", url))
