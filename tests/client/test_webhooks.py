@@ -414,3 +414,58 @@ def test_cli_refuses_a_non_admin_with_exit_5(
     assert main(["--registry", server.url, "webhooks", "add", HOOK, "--model", "nobody"]) == 2
     assert main(["--registry", server.url, "webhooks", "add", HOOK, "--model", "fraud"]) == 0
     capsys.readouterr()
+
+
+# -- the REST answers: each refusal's status and code ------------------------------------------
+
+
+def test_rest_statuses(team: tuple[LiveServer, dict[str, str]], home: Path) -> None:
+    import httpx
+
+    server, tokens = team
+
+    def client(name: str | None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {tokens[name]}"} if name else {}
+        return httpx.Client(base_url=f"{server.url}/api/v1", headers=headers)
+
+    with client("root") as root, client("vic") as vic, client(None) as nobody:
+        created = root.post("/webhooks", json={"url": HOOK, "events": ["registry:*"]})
+        assert created.status_code == 201
+        hook = created.json()
+        assert hook["secret"].startswith("whsec_")
+        listed = root.get("/webhooks")
+        assert listed.status_code == 200
+        assert "secret" not in listed.json()["items"][0]
+        test = root.post(f"/webhooks/{hook['id']}/test", json={})
+        assert test.status_code == 201
+        before = counts(home)
+        cases: list[tuple[httpx.Response, int, str]] = [
+            (root.post("/webhooks", json={"url": "ftp://e.com"}), 400, "invalid_input"),
+            (root.post("/webhooks", json={"url": HOOK, "colour": "red"}), 400, "invalid_input"),
+            (root.post("/webhooks", json={"url": HOOK, "kind": "fax"}), 400, "invalid_input"),
+            (
+                root.post("/webhooks", content=b"url=x", headers={"content-type": "text/plain"}),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                root.post(f"/webhooks/{hook['id']}/rotate", json={"overlap_hours": 721}),
+                400,
+                "invalid_input",
+            ),
+            (root.delete("/webhooks/not-a-uuid"), 400, "invalid_input"),
+            (root.delete(f"/webhooks/{uuid.uuid4()}"), 404, "not_found"),
+            (root.post(f"/deliveries/msg_{uuid.uuid4().hex}/redeliver", json={}), 404, "not_found"),
+            (root.get("/deliveries", params={"page_token": "forged"}), 400, "invalid_input"),
+            (vic.post("/webhooks", json={"url": HOOK}), 403, "permission_denied"),
+            (vic.get("/deliveries"), 403, "permission_denied"),
+            (vic.delete(f"/webhooks/{hook['id']}"), 403, "permission_denied"),
+            (nobody.get("/webhooks"), 401, "unauthenticated"),
+            (nobody.delete(f"/webhooks/{hook['id']}"), 401, "unauthenticated"),
+        ]
+        for answer, status, code in cases:
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), (
+                answer.request.method,
+                answer.request.url,
+            )
+        assert counts(home) == before

@@ -43,14 +43,12 @@ def webhooks_page(
         return render.page(request, "webhooks.html", {"manages": False})
     hooks = notify.list_webhooks(registry, actor)
     found = notify.deliveries(registry, actor, webhook or None, failed, DELIVERIES_PAGE, page_token)
-    names = {h["id"]: h for h in hooks}
     context = {
         "manages": True,
         "registry_wide": webhooks.admin_models(actor) is None,
         "hooks": hooks,
         "deliveries": found["items"],
         "next_page_token": found["next_page_token"],
-        "hook_of": names,
         "webhook": webhook,
         "failed": failed,
         "kinds": KINDS,
