@@ -469,3 +469,25 @@ def test_rest_statuses(team: tuple[LiveServer, dict[str, str]], home: Path) -> N
                 answer.request.url,
             )
         assert counts(home) == before
+
+
+def test_nothing_is_queued_for_a_disabled_subscription(reg: modelreg.Registry, home: Path) -> None:
+    hook = reg.create_webhook(HOOK)
+    delivery = reg.test_webhook(hook.id)
+    engine = make_engine(Settings.for_home(home).db_url)
+    try:
+        with transaction(engine, write=True) as session:
+            row = session.get(Webhook, uuid.UUID(hook.id))
+            assert row is not None
+            row.disabled_at = row.created_at
+            row.disabled_reason = "the target answered 410 Gone"
+    finally:
+        engine.dispose()
+    before = counts(home)
+    for call in (lambda: reg.test_webhook(hook.id), lambda: reg.redeliver(delivery.id)):
+        with pytest.raises(errors.Conflict, match="410 Gone") as raised:
+            call()
+        assert raised.value.exit_code == 6
+    assert counts(home) == before
+    (listed,) = reg.list_webhooks()
+    assert listed.disabled_reason == "the target answered 410 Gone"

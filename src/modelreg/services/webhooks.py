@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from modelreg.db.base import utcnow
 from modelreg.db.tables import AuditEvent, Model, Role
 from modelreg.db.tables.notify import DeliveryState, Webhook, WebhookDelivery, WebhookKind
-from modelreg.errors import InvalidInput, NotFound, PermissionDenied
+from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.services import models
 from modelreg.services.actor import Actor
 from modelreg.services.audit import EventTag, record
@@ -290,6 +290,7 @@ def rotate_secret(
 def enqueue_test(session: Session, webhook_id: str, *, actor: Actor) -> WebhookDelivery:
     """A pending test message (``modelreg:test``, event_seq 0) for the delivery worker."""
     hook = get(session, webhook_id, actor=actor)
+    _require_enabled(hook)
     now = utcnow()
     delivery = WebhookDelivery(
         webhook_id=hook.id,
@@ -327,6 +328,16 @@ def enqueue_test(session: Session, webhook_id: str, *, actor: Actor) -> WebhookD
     session.add(delivery)
     session.flush()
     return delivery
+
+
+def _require_enabled(hook: Webhook) -> None:
+    """Refuse to queue for a disabled subscription: the worker would never send it."""
+    if hook.disabled_at is not None:
+        raise Conflict(
+            f"subscription {hook.id} is disabled ({hook.disabled_reason or 'no reason given'}): "
+            "nothing is sent to it; remove it and add it again once its target is back",
+            detail={"id": str(hook.id), "disabled_reason": hook.disabled_reason},
+        )
 
 
 def list_deliveries(
@@ -415,6 +426,7 @@ def redeliver(session: Session, delivery_id: str, *, actor: Actor) -> WebhookDel
     keeps its id), so it can tell a redelivery from a new event.
     """
     delivery, hook = get_delivery(session, delivery_id, actor=actor)
+    _require_enabled(hook)
     before = {"state": delivery.state.value, "attempts": delivery.attempts}
     delivery.state = DeliveryState.PENDING
     delivery.attempts = 0
