@@ -193,6 +193,7 @@ async def test_every_write_route_moves_the_stamp_exactly_when_it_writes(
 ) -> None:
     step, tokens = walk
     await _walk_v1(step, tokens)
+    await _walk_webhooks(step)
     await _walk_mlflow(step)
     missing = write_routes() - step.done
     assert not missing, f"write routes this walk does not perform: {sorted(missing)}"
@@ -262,7 +263,6 @@ async def _walk_v1(step: Walk, tokens: dict[str, str]) -> None:
     await step("DELETE", f"{API}/tokens/{{token_id}}", f"{API}/tokens/{token['id']}")
     body = {"disabled": True}
     await step("PATCH", f"{API}/principals/{{name}}", f"{API}/principals/bob", json=body)
-    await _walk_webhooks(step)
 
 
 async def _walk_webhooks(step: Walk) -> None:
