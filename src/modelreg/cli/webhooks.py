@@ -16,6 +16,11 @@ def webhooks() -> None:
     """Send registry events to webhooks, Slack or e-mail, and follow their deliveries.
 
     Subscriptions are an admin's (registry-wide) or a model admin's (that model only).
+
+    \b
+    Example:
+      modelreg webhooks add https://ci.example.com/hook --event 'registry:version:stage'
+      modelreg webhooks deliveries --failed
     """
 
 
@@ -165,7 +170,7 @@ def webhooks_test(obj: Ctx, webhook_id: str, as_json: bool) -> None:
 
     \b
     Example:
-      modelreg webhooks test 3f0c… && modelreg webhooks deliveries 3f0c…
+      modelreg webhooks test 3f0c…
     """
     delivery = obj.registry.test_webhook(webhook_id)
     if as_json:
@@ -192,7 +197,7 @@ def webhooks_deliveries(
 
     \b
     Example:
-      modelreg webhooks deliveries --failed
+      modelreg webhooks deliveries 3f0c… --json
     """
     items = obj.registry.deliveries(
         webhook_id, failed=failed, page_size=limit, page_token=page_token
