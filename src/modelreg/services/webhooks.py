@@ -108,8 +108,9 @@ def _target_of(session: Session, actor: Actor, glob: str) -> tuple[str, Model | 
     if _GLOB_CHARS & set(glob):
         if scope is not None:
             raise PermissionDenied(
-                f"{actor.name} may only subscribe to one model it administers; a pattern of "
-                "models needs the registry-wide admin role",
+                f"{actor.name} may not subscribe to {glob!r}: every model or a pattern of models "
+                "needs the registry-wide admin role; a model's admin names that model "
+                "(--model NAME)",
                 detail={"permission": "notify:webhook", "role_needed": Role.ADMIN.value},
             )
         return glob, None
