@@ -47,6 +47,7 @@ if typing.TYPE_CHECKING:
         AuditVerification,
         Comparison,
         Deleted,
+        Delivery,
         FileInfo,
         GcReport,
         Grant,
@@ -64,6 +65,7 @@ if typing.TYPE_CHECKING:
         Token,
         User,
         Version,
+        Webhook,
     )
 
 __all__ = [
@@ -79,6 +81,7 @@ __all__ = [
     "ConcurrentChange",
     "Conflict",
     "Deleted",
+    "Delivery",
     "DigestMismatch",
     "FileInfo",
     "GcReport",
@@ -118,6 +121,7 @@ __all__ = [
     "User",
     "Version",
     "VersionNotFound",
+    "Webhook",
     "__version__",
 ]
 
@@ -128,6 +132,7 @@ _HOMES = {
     "AuditVerification": "modelreg.types",
     "Comparison": "modelreg.types",
     "Deleted": "modelreg.types",
+    "Delivery": "modelreg.types",
     "FileInfo": "modelreg.types",
     "GcReport": "modelreg.types",
     "Grant": "modelreg.types",
@@ -145,6 +150,7 @@ _HOMES = {
     "Token": "modelreg.types",
     "User": "modelreg.types",
     "Version": "modelreg.types",
+    "Webhook": "modelreg.types",
 }
 
 

@@ -21,9 +21,9 @@ from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import PrincipalKind, Role
 from modelreg.errors import InvalidInput, applied_or_raise
 from modelreg.names import parse_instant, parse_ref, validate_model_name
-from modelreg.services import registration, versions
+from modelreg.services import registration, versions, webhooks
 from modelreg.services.actor import Actor
-from modelreg.services.usecases import admin, catalog, governance
+from modelreg.services.usecases import admin, catalog, governance, notify
 from modelreg.storage import BlobStore, open_blob_store
 from modelreg.types import (
     AuditAnchor,
@@ -31,6 +31,7 @@ from modelreg.types import (
     AuditVerification,
     Comparison,
     Deleted,
+    Delivery,
     GcReport,
     HistoryEntry,
     LineageGraph,
@@ -45,6 +46,7 @@ from modelreg.types import (
     Token,
     User,
     Version,
+    Webhook,
 )
 
 Progress = Callable[[int], None] | None
@@ -364,6 +366,45 @@ class LocalBackend:
     def revoke_token(self, token_id: str) -> Token:
         """Revoke a token."""
         return Token.from_dict(admin.revoke_token(self, self.actor, token_id))
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def create_webhook(
+        self, kind: str, url: str, to: str, events: list[str], model: str, description: str
+    ) -> Webhook:
+        """Create a subscription; the answer holds its secret this once."""
+        spec = webhooks.NewWebhook(kind, url, to, tuple(events), model, description)
+        sealer = notify.sealer_for(self.settings)
+        return Webhook.from_dict(notify.create(self, self.actor, sealer, spec))
+
+    def list_webhooks(self) -> list[Webhook]:
+        """The subscriptions the caller administers."""
+        return [Webhook.from_dict(w) for w in notify.list_webhooks(self, self.actor)]
+
+    def remove_webhook(self, webhook_id: str) -> Webhook:
+        """Remove a subscription."""
+        return Webhook.from_dict(notify.remove(self, self.actor, webhook_id))
+
+    def rotate_webhook_secret(self, webhook_id: str, overlap_hours: int) -> Webhook:
+        """A new signing secret."""
+        sealer = notify.sealer_for(self.settings)
+        data = notify.rotate(self, self.actor, sealer, webhook_id, overlap_hours)
+        return Webhook.from_dict(data)
+
+    def test_webhook(self, webhook_id: str) -> Delivery:
+        """Queue a test message."""
+        return Delivery.from_dict(notify.test(self, self.actor, webhook_id))
+
+    def list_deliveries(
+        self, webhook_id: str | None, failed: bool, page_size: int, page_token: str | None
+    ) -> Page[Delivery]:
+        """One page of deliveries, newest first."""
+        data = notify.deliveries(self, self.actor, webhook_id, failed, page_size, page_token)
+        return Page.from_dict(data, Delivery.from_dict)
+
+    def redeliver(self, delivery_id: str) -> Delivery:
+        """Send a delivery again."""
+        return Delivery.from_dict(notify.redeliver(self, self.actor, delivery_id))
 
 
 def open_backend(location: str) -> LocalBackend:

@@ -193,6 +193,7 @@ async def test_every_write_route_moves_the_stamp_exactly_when_it_writes(
 ) -> None:
     step, tokens = walk
     await _walk_v1(step, tokens)
+    await _walk_webhooks(step)
     await _walk_mlflow(step)
     missing = write_routes() - step.done
     assert not missing, f"write routes this walk does not perform: {sorted(missing)}"
@@ -262,6 +263,19 @@ async def _walk_v1(step: Walk, tokens: dict[str, str]) -> None:
     await step("DELETE", f"{API}/tokens/{{token_id}}", f"{API}/tokens/{token['id']}")
     body = {"disabled": True}
     await step("PATCH", f"{API}/principals/{{name}}", f"{API}/principals/bob", json=body)
+
+
+async def _walk_webhooks(step: Walk) -> None:
+    # Subscriptions and deliveries are unstamped; their audit events move the stamp, and a
+    # test message (no event) leaves it alone.
+    hook = await step("POST", f"{API}/webhooks", json={"url": "https://e.com/h"})
+    one = f"{API}/webhooks/{{webhook_id}}"
+    path = f"{API}/webhooks/{hook['id']}"
+    await step("POST", f"{one}/rotate", f"{path}/rotate", json={})
+    sent = await step("POST", f"{one}/test", f"{path}/test", json={})
+    redeliver = f"{API}/deliveries/{{delivery_id}}/redeliver"
+    await step("POST", redeliver, f"{API}/deliveries/{sent['id']}/redeliver", json={})
+    await step("DELETE", one, path)
 
 
 async def _walk_mlflow(step: Walk) -> None:

@@ -66,6 +66,14 @@ ORDER = [
     "audit verify",
     "audit anchor",
     "gc",
+    "webhooks",
+    "webhooks add",
+    "webhooks list",
+    "webhooks test",
+    "webhooks deliveries",
+    "webhooks redeliver",
+    "webhooks rotate",
+    "webhooks remove",
     "db current",
     "db upgrade",
 ]
@@ -213,6 +221,10 @@ def stand_in(path: str, args: list[str], home: Path) -> list[str]:
             args[1] = str(max(p.id for p in reg.promotions(state="pending")))
         elif path == "tokens revoke":
             args[-1] = str(reg.list_tokens()[-1]["id"])
+        elif path.startswith("webhooks ") and "3f0c…" in args:
+            args[args.index("3f0c…")] = reg.list_webhooks()[0].id
+        elif path == "webhooks redeliver":
+            args[-1] = reg.deliveries()[0].id
         elif path == "audit verify" and "--anchor" in args:
             args[args.index("--anchor") + 1] = str(reg.audit_anchor()["anchor"])
     return args

@@ -34,6 +34,7 @@ from modelreg.api.routes import (
     models,
     policies,
     versions,
+    webhooks,
 )
 from modelreg.api.ui import build_router as ui_router
 from modelreg.api.ui import is_ui_path
@@ -317,6 +318,7 @@ def create_app(settings: Settings) -> FastAPI:
         blobs,
         audit,
         admin,
+        webhooks,
     ):
         app.include_router(module.router)
     app.include_router(docs_router)

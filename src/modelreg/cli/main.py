@@ -7,7 +7,7 @@ import sys
 import click
 
 from modelreg import __version__
-from modelreg.cli import admin, hints, imports, insight, labels, lifecycle, versions
+from modelreg.cli import admin, hints, imports, insight, labels, lifecycle, versions, webhooks
 from modelreg.cli.db import db
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.server import server
@@ -73,6 +73,7 @@ for command in (
     admin.tokens,
     admin.grant,
     admin.revoke,
+    webhooks.webhooks,
     imports.import_group,
     db,
     server,

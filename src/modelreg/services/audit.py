@@ -76,6 +76,10 @@ class EventTag(StrEnum):
     TOKEN_REVOKE = "auth:token:revoke"  # noqa: S105
     ROLE_GRANT = "auth:role:grant"
     ROLE_REVOKE = "auth:role:revoke"
+    WEBHOOK_CREATE = "notify:webhook:create"
+    WEBHOOK_REMOVE = "notify:webhook:remove"
+    WEBHOOK_ROTATE = "notify:webhook:rotate"
+    DELIVERY_REDELIVER = "notify:delivery:redeliver"
 
 
 # Stored actions of events written before issue 20 gave each use-case one name, and what they

@@ -17,6 +17,7 @@ from modelreg.types._insight import (
     LineageGraph,
     Rollback,
 )
+from modelreg.types._notify import Delivery, Webhook
 from modelreg.types._policy import Policies, Policy, PolicyApplyReport, PolicyRule
 from modelreg.types._records import AuditEvent, FileInfo, Model, Page, Promotion, Version
 from modelreg.types._wire import Result
@@ -27,6 +28,7 @@ __all__ = [
     "AuditVerification",
     "Comparison",
     "Deleted",
+    "Delivery",
     "FileInfo",
     "GcReport",
     "Grant",
@@ -44,4 +46,5 @@ __all__ = [
     "Token",
     "User",
     "Version",
+    "Webhook",
 ]

@@ -1,6 +1,6 @@
-"""The audit log, the admin page (users, roles, tokens, policies), and two placeholders.
+"""The audit log, the admin page (users, roles, tokens, policies), and a placeholder.
 
-Webhooks (issue 22) and deployments (issue 23) are not built yet; their pages say so.
+Deployments (issue 23) are not built yet; their page says so. Webhooks are ``ui.webhooks``.
 
 ``/audit`` shows how far the hash chain is verified: each view extends the verified prefix by
 one step (``usecases.admin.AuditVerifier``, one per process and registry), so no request walks
@@ -219,14 +219,7 @@ def delete_rule(request: Request, registry: RegistryDep, actor: UiActorDep) -> R
     return _done("saved")
 
 
-# -- placeholders ----------------------------------------------------------------------------
-
-
-@router.get("/webhooks")
-def webhooks(request: Request, actor: UiActorDep) -> HTMLResponse:
-    """Not built yet (issue 22): said plainly, never faked."""
-    context = {"feature": "Webhooks", "issue": 22}
-    return render.page(request, "placeholder.html", context)
+# -- placeholder -----------------------------------------------------------------------------
 
 
 @router.get("/deployments")

@@ -45,6 +45,8 @@ FLASH = {
     "saved": "Saved.",
     "revoked": "Revoked.",
     "granted": "Granted.",
+    "removed": "Removed.",
+    "queued": "Queued: the delivery worker sends it next.",
 }
 
 _request: contextvars.ContextVar[Request] = contextvars.ContextVar("ui_request")
