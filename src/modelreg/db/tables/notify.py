@@ -85,6 +85,9 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("webhook_id", "event_seq"),
         Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+        # The deliveries listing, newest first: all of them, or one subscription's.
+        Index("ix_webhook_deliveries_created_at_id", "created_at", "id"),
+        Index("ix_webhook_deliveries_webhook_id_created_at_id", "webhook_id", "created_at", "id"),
     )
 
     id: Mapped[uuid_pk]

@@ -117,6 +117,14 @@ def upgrade() -> None:
         ["state", "next_attempt_at"],
     )
 
+    op.create_index(
+        "ix_webhook_deliveries_created_at_id", "webhook_deliveries", ["created_at", "id"]
+    )
+    op.create_index(
+        "ix_webhook_deliveries_webhook_id_created_at_id",
+        "webhook_deliveries",
+        ["webhook_id", "created_at", "id"],
+    )
     op.create_table(
         "delivery_attempts",
         sa.Column("id", sa.Uuid(), nullable=False),
