@@ -19,10 +19,12 @@ def deliver(ctx: click.Context, once: bool) -> None:
     One worker is active at a time across every server and `modelreg deliver` sharing the
     database (a lease row); the others stand by and take over within 15 s.
 
+    Without --once it runs until Ctrl-C or SIGTERM; --once suits cron.
+
     \b
     Example:
-      modelreg deliver            # until Ctrl-C or SIGTERM
-      modelreg deliver --once     # from cron
+      modelreg deliver
+      modelreg deliver --once
     """
     from modelreg.config import Settings
     from modelreg.db.schema import ensure_schema
