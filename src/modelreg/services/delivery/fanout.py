@@ -20,7 +20,14 @@ from modelreg.db.tables.notify import DeliveryState, Webhook, WebhookDelivery
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import current_action
 
-__all__ = ["fan_out", "matches", "new_delivery_id", "subscriber", "work_waiting"]
+__all__ = [
+    "events_waiting",
+    "fan_out",
+    "matches",
+    "new_delivery_id",
+    "subscriber",
+    "work_waiting",
+]
 
 BATCH = 500  # events read per subscription per pass
 
@@ -70,14 +77,18 @@ def matches(webhook: Webhook, event: AuditEvent, reader: Actor | None) -> bool:
     return any(fnmatch.fnmatchcase(action, pattern) for pattern in patterns)
 
 
-def work_waiting(session: Session) -> bool:
-    """Whether an enabled subscription has events to consider or deliveries pending (a read)."""
+def events_waiting(session: Session) -> bool:
+    """Whether an enabled subscription has events after its cursor (a read)."""
     enabled = Webhook.disabled_at.is_(None)
     lowest = session.scalar(select(func.min(Webhook.cursor_seq)).where(enabled))
     if lowest is None:
         return False
-    last = session.scalar(select(func.max(AuditEvent.seq))) or 0
-    if last > lowest:
+    return (session.scalar(select(func.max(AuditEvent.seq))) or 0) > lowest
+
+
+def work_waiting(session: Session) -> bool:
+    """Whether an enabled subscription has events to consider or deliveries pending (a read)."""
+    if events_waiting(session):
         return True
     pending = select(WebhookDelivery.id).where(WebhookDelivery.state == DeliveryState.PENDING)
     return session.scalar(pending.limit(1)) is not None

@@ -163,8 +163,9 @@ class DeliveryWorker:
         return [(row.id, row.webhook_id) for row in rows if row.webhook_id not in busy]
 
     def _fan_out(self) -> None:
+        # Look first: the write transaction takes SQLite's writer lock, registrations' too.
         with transaction(self.engine, write=False) as session:
-            if not fanout.work_waiting(session):
+            if not fanout.events_waiting(session):
                 return
         with transaction(self.engine, write=True) as session:
             fanout.fan_out(session)
