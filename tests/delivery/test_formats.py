@@ -127,7 +127,4 @@ def test_a_name_is_checked_on_every_address_it_resolves_to() -> None:
     target = guard.check_url("http://localhost:9/hook", allow_private=False)
     with pytest.raises(InvalidInput, match="loopback"):
         guard.resolve(target, allow_private=False)
-    assert guard.resolve(target, allow_private=True) in (
-        ipaddress.ip_address("127.0.0.1"),
-        ipaddress.ip_address("::1"),
-    )
+    assert ipaddress.ip_address("127.0.0.1") in guard.resolve(target, allow_private=True)

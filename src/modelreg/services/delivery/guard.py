@@ -99,10 +99,10 @@ def check_address(address: IPAddress, allow_private: bool, *, url: str = "") -> 
         )
 
 
-def resolve(target: Target, allow_private: bool) -> IPAddress:
-    """The address to connect to for ``target``, after checking every address it resolves to.
+def resolve(target: Target, allow_private: bool) -> list[IPAddress]:
+    """The addresses to connect to for ``target``, after checking every one it resolves to.
 
-    The sender connects to the returned address and to nothing else.
+    The sender connects to these addresses (in order) and to nothing else.
 
     Raises:
         InvalidInput: the name does not resolve, or one of its addresses is refused.
@@ -110,14 +110,14 @@ def resolve(target: Target, allow_private: bool) -> IPAddress:
     literal = _literal_ip(target.host)
     if literal is not None:
         check_address(literal, allow_private, url=target.host)
-        return literal
+        return [literal]
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise _refuse(target.host, f"the host name does not resolve ({exc})") from None
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
     if not addresses:  # pragma: no cover - getaddrinfo raises instead
         raise _refuse(target.host, "the host name resolves to no address")
     for address in addresses:
         check_address(address, allow_private, url=target.host)
-    return addresses[0]
+    return addresses

@@ -15,15 +15,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import certifi
 import httpx
 
 from modelreg import __version__
 from modelreg.errors import InvalidInput
 from modelreg.services.delivery import guard
 
-__all__ = ["Outcome", "SmtpConfig", "post", "send_email"]
+__all__ = ["Outcome", "SmtpConfig", "http_client", "post", "send_email"]
 
 EXCERPT_BYTES = 1024
 
@@ -46,6 +48,17 @@ class Outcome:
     def ok(self) -> bool:
         """Whether the target took it (2xx; an email accepted by the relay counts as 250)."""
         return self.status is not None and 200 <= self.status < 300
+
+
+def http_client() -> httpx.Client:
+    """The client attempts share: no redirects, no proxies from the environment.
+
+    Certificates are checked against the system's trust store (which ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` extend, for a company CA) and certifi's bundle.
+    """
+    context = ssl.create_default_context()
+    context.load_verify_locations(certifi.where())
+    return httpx.Client(follow_redirects=False, trust_env=False, verify=context)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -81,23 +94,29 @@ def post(
 
     try:
         target = guard.check_url(url, allow_private)
-        address = guard.resolve(target, allow_private)
+        addresses = guard.resolve(target, allow_private)
     except InvalidInput as exc:
         return Outcome(None, took(), error=exc.message[:1000])
-    host = f"[{address}]" if address.version == 6 else str(address)
-    pinned = f"{target.scheme}://{host}:{target.port}{target.path}"
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    request = client.build_request(
-        "POST",
-        pinned,
-        content=body,
-        headers={"host": target.host_header, "user-agent": f"modelreg/{__version__}", **headers},
-        extensions={**extensions, "timeout": httpx.Timeout(timeout).as_dict()},
-    )
-    try:
-        response = client.send(request, stream=True, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        return Outcome(None, took(), error=f"{type(exc).__name__}: {exc}"[:1000])
+    extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout).as_dict()}
+    if target.scheme == "https":
+        extensions["sni_hostname"] = target.host
+    headers = {"host": target.host_header, "user-agent": f"modelreg/{__version__}", **headers}
+    error = ""
+    for address in addresses:  # each was checked; the first that takes the connection
+        host = f"[{address}]" if address.version == 6 else str(address)
+        pinned = f"{target.scheme}://{host}:{target.port}{target.path}"
+        request = client.build_request(
+            "POST", pinned, content=body, headers=headers, extensions=extensions
+        )
+        try:
+            response = client.send(request, stream=True, follow_redirects=False)
+            break
+        except httpx.ConnectError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        except httpx.HTTPError as exc:
+            return Outcome(None, took(), error=f"{type(exc).__name__}: {exc}"[:1000])
+    else:
+        return Outcome(None, took(), error=error)
     try:
         excerpt = _read_excerpt(response)
     except httpx.HTTPError as exc:

@@ -19,7 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -27,7 +26,7 @@ from modelreg.config import Settings
 from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
 from modelreg.db.tables.notify import DeliveryState, Webhook, WebhookDelivery, WorkerLease
-from modelreg.services.delivery import fanout
+from modelreg.services.delivery import fanout, send
 from modelreg.services.delivery.attempt import Delivered, prepare_and_send, record_attempt
 from modelreg.services.secrets import Sealer
 
@@ -113,7 +112,7 @@ class DeliveryWorker:
         self.lease_seconds = lease_seconds
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._sealer: Sealer | None = None  # made on first send: it may create secret.key
-        self.client = httpx.Client(follow_redirects=False, trust_env=False)
+        self.client = send.http_client()
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="modelreg-deliver")
         self._stop = threading.Event()
         self._wake = threading.Event()
