@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
+from modelreg.db.tables import AuditEvent, Role
 from modelreg.db.tables.notify import (
     DeliveryAttempt,
     DeliveryState,
@@ -24,9 +25,11 @@ from modelreg.db.tables.notify import (
     WebhookKind,
     WorkerLease,
 )
+from modelreg.services import auth
+from modelreg.services.delivery import fanout
 from modelreg.services.delivery.worker import Backoff, DeliveryWorker
 from server_process import DEADLINE, ThreadedServer, free_port
-from service_db import ServiceRegistry, engine_for, migrated_template
+from service_db import OWNER, ServiceRegistry, engine_for, migrated_template
 
 FAST = Backoff(base=0.01, cap=0.05, timeout=5.0)
 
@@ -213,3 +216,29 @@ def test_two_workers_deliver_each_event_once(engine: Engine, tmp_path: Path) -> 
     assert len(seqs) == len(set(seqs)) == 23
     with transaction(engine, write=False) as session:
         assert session.get(WorkerLease, "delivery") is not None
+
+
+def test_a_subscription_sees_only_what_its_creator_may_read(engine: Engine) -> None:
+    reg = ServiceRegistry(engine)
+    reg.register("fraud")
+    reg.register("churn")
+    with transaction(engine, write=True) as session:
+        auth.create_principal(session, "root", actor=OWNER, role=Role.ADMIN)
+        auth.create_principal(session, "mo", actor=OWNER, role=Role.ADMIN, model="fraud")
+    mine, _ = subscribe(engine, "http://unused.example/", created_by="mo")
+    everything, _ = subscribe(engine, "http://unused.example/", created_by="root")
+    only_stage, _ = subscribe(engine, "http://unused.example/", events=["registry:version:stage"])
+    gone, _ = subscribe(engine, "http://unused.example/", created_by="nobody")
+    reg.register("fraud")
+    reg.register("churn")
+    with transaction(engine, write=True) as session:
+        fanout.fan_out(session)
+    targets: dict[Any, list[str]] = {}
+    with transaction(engine, write=False) as session:
+        for hook in (mine, everything, only_stage, gone):
+            seqs = [d.event_seq for d in deliveries(engine, hook)]
+            targets[hook] = [session.get_one(AuditEvent, seq).target for seq in seqs]
+    assert targets[mine] == ["fraud:2"]  # a model admin of fraud: nothing of churn
+    assert targets[everything] == ["fraud:2", "churn:2"]
+    assert targets[only_stage] == []
+    assert targets[gone] == []  # its creator no longer exists
