@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -242,3 +243,20 @@ def test_a_subscription_sees_only_what_its_creator_may_read(engine: Engine) -> N
     assert targets[everything] == ["fraud:2", "churn:2"]
     assert targets[only_stage] == []
     assert targets[gone] == []  # its creator no longer exists
+
+
+def test_a_change_in_this_process_wakes_the_worker(engine: Engine, tmp_path: Path) -> None:
+    receiver = Receiver()
+    with ThreadedServer(receiver.app()) as target:
+        hook_id, _ = subscribe(engine, target.url + "/hook")
+        settings = settings_for(tmp_path, engine.url.render_as_string(hide_password=False))
+        # It would look again only in an hour: the commit below must wake it.
+        worker = DeliveryWorker(engine, settings, backoff=FAST, poll=3600).start()
+        try:
+            ServiceRegistry(engine).register("fraud")
+            until(lambda: all_delivered(engine, hook_id, 2))
+        finally:
+            worker.stop()
+    assert [json.loads(r.body)["seq"] for r in receiver.got] == sorted(
+        json.loads(r.body)["seq"] for r in receiver.got
+    )

@@ -18,8 +18,9 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelreg.config import Settings
@@ -35,6 +36,7 @@ __all__ = ["LEASE_NAME", "Backoff", "DeliveryWorker", "acquire_lease", "release_
 log = logging.getLogger("modelreg.delivery")
 
 LEASE_NAME = "delivery"
+_EVENT_WRITTEN = "modelreg_delivery_event_written"  # on a connection's info, until its commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +223,32 @@ class DeliveryWorker:
         """Look for work now rather than at the next poll (after a commit, say)."""
         self._wake.set()
 
+    def _on_execute(self, conn: Connection, *args: Any) -> None:
+        context = args[-2]  # (cursor, statement, parameters, context, executemany)
+        compiled = getattr(context, "compiled", None)
+        table = getattr(getattr(compiled, "statement", None), "table", None)
+        if getattr(context, "isinsert", False) and getattr(table, "name", None) == "audit_events":
+            conn.info[_EVENT_WRITTEN] = True
+
+    def _on_checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        # A connection whose transaction wrote an audit event (a change, not one of the
+        # worker's own writes) is back in the pool: its commit is done and visible now. (The
+        # engine's "commit" event comes before the commit itself: too early to look.)
+        if record is not None and record.info.pop(_EVENT_WRITTEN, False):
+            self._wake.set()
+
+    def _on_rollback(self, conn: Connection) -> None:
+        conn.info.pop(_EVENT_WRITTEN, None)
+
     def start(self) -> DeliveryWorker:
-        """Run in a daemon thread until ``stop``."""
+        """Run in a daemon thread until ``stop``.
+
+        A change committed through this process's engine (served here) wakes it; changes
+        made by other processes are seen at the next poll (every second).
+        """
+        event.listen(self.engine, "before_cursor_execute", self._on_execute)
+        event.listen(self.engine, "rollback", self._on_rollback)
+        event.listen(self.engine.pool, "checkin", self._on_checkin)
         self._thread = threading.Thread(target=self._loop, name="modelreg-delivery", daemon=True)
         self._thread.start()
         return self
@@ -232,6 +258,9 @@ class DeliveryWorker:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
+            event.remove(self.engine, "before_cursor_execute", self._on_execute)
+            event.remove(self.engine, "rollback", self._on_rollback)
+            event.remove(self.engine.pool, "checkin", self._on_checkin)
             self._thread.join(timeout)
         self.pool.shutdown(wait=False, cancel_futures=True)
         try:
