@@ -67,8 +67,8 @@ def _what(event: dict[str, Any]) -> list[tuple[str, str]]:
     if event.get("reason"):
         rows.append(("Why", str(event["reason"])))
     before, after = event.get("before") or {}, event.get("after") or {}
-    for key in ("stage", "state", "alias", "target", "version"):
-        if key in after and key != "target":
+    for key in ("stage", "state", "alias", "version"):
+        if key in after:
             old = before.get(key)
             rows.append((key.capitalize(), f"{old} → {after[key]}" if old else str(after[key])))
     return rows
