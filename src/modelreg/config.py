@@ -58,6 +58,9 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     secret_key: str = ""
+    webhook_allow_private: bool = False
+    smtp_url: str = ""
+    smtp_from: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -88,6 +91,9 @@ class Settings(BaseModel):
             "max_uploads_per_principal",
             "ui_session_hours",
             "secret_key",
+            "webhook_allow_private",
+            "smtp_url",
+            "smtp_from",
             "log_level",
             "log_format",
         ):

@@ -177,6 +177,7 @@ def needs_outside(env: dict[str, str], args: list[str], line: str) -> bool:
     return bool(
         env
         or args[:1] == ["server"]
+        or (args[:1] == ["deliver"] and "--once" not in args)  # runs until stopped
         or args[:1] == ["import"]
         or (args[:1] == ["--registry"] and args[1].startswith("http"))
     )

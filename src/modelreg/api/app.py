@@ -44,6 +44,7 @@ from modelreg.config import Settings, os_user
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
 from modelreg.errors import RegistryError
+from modelreg.services.delivery.worker import DeliveryWorker
 from modelreg.storage import open_blob_store
 
 SECURITY_HEADERS = {
@@ -270,8 +271,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()
+        # The delivery worker: every server process runs one, the lease lets one work.
+        worker = DeliveryWorker(engine, settings).start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(worker.stop)
+            engine.dispose()
 
     app = FastAPI(
         lifespan=lifespan,

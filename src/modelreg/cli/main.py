@@ -9,6 +9,7 @@ import click
 from modelreg import __version__
 from modelreg.cli import admin, hints, imports, insight, labels, lifecycle, versions, webhooks
 from modelreg.cli.db import db
+from modelreg.cli.deliver import deliver
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.server import server
 from modelreg.errors import PolicyViolation, RegistryError
@@ -77,6 +78,7 @@ for command in (
     imports.import_group,
     db,
     server,
+    deliver,
 ):
     cli.add_command(command)
 
