@@ -375,7 +375,8 @@ class LocalBackend:
         """Create a subscription; the answer holds its secret this once."""
         spec = webhooks.NewWebhook(kind, url, to, tuple(events), model, description)
         sealer = notify.sealer_for(self.settings)
-        return Webhook.from_dict(notify.create(self, self.actor, sealer, spec))
+        allow = self.settings.webhook_allow_private
+        return Webhook.from_dict(notify.create(self, self.actor, sealer, spec, allow_private=allow))
 
     def list_webhooks(self) -> list[Webhook]:
         """The subscriptions the caller administers."""

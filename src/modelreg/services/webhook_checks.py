@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from modelreg.db.tables.notify import WebhookKind
 from modelreg.errors import InvalidInput
 from modelreg.services.audit import EventTag
+from modelreg.services.delivery import guard
 
 MAX_PATTERNS = 50
 MAX_URL = 2048
@@ -25,8 +26,12 @@ _EMAIL_RE = re.compile(
 )
 
 
-def check_url(url: str) -> str:
-    """A target URL: http(s), a host, no user name or password, no spaces or control bytes."""
+def check_url(url: str, *, allow_private: bool = False) -> str:
+    """A target URL: http(s), a host, no user name or password, no spaces or control bytes.
+
+    A host written as an IP address must be a global one unless ``allow_private`` (the
+    delivery guard's rule, applied early for a clear answer; names are checked at send time).
+    """
     if not isinstance(url, str) or not url:
         raise InvalidInput("a webhook needs a URL (http:// or https://)", detail={"url": ""})
     if len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
@@ -52,7 +57,9 @@ def check_url(url: str) -> str:
         raise InvalidInput("the URL's port is not a number from 1 to 65535", detail={}) from None
     if not parts.hostname:
         raise InvalidInput("the URL names no host", detail={"url": display_url(url)})
-    # The private-address refusal is the delivery guard's, made on the connected address.
+    # The delivery guard makes the private-address refusal on the address it connects to;
+    # a literal address can be judged now.
+    guard.check_url(url, allow_private)
     return url
 
 

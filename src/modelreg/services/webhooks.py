@@ -131,7 +131,12 @@ def _target_of(session: Session, actor: Actor, glob: str) -> tuple[str, Model | 
 
 
 def create(
-    session: Session, spec: NewWebhook, *, actor: Actor, sealer: Sealer
+    session: Session,
+    spec: NewWebhook,
+    *,
+    actor: Actor,
+    sealer: Sealer,
+    allow_private: bool = False,
 ) -> tuple[Webhook, str | None]:
     """Create a subscription: the row, and its signing secret (kind ``webhook``; else None).
 
@@ -150,14 +155,12 @@ def create(
     else:
         if to:
             raise InvalidInput(f"a {kind.value} subscription takes a URL, not --to", detail={})
-        check_url(url)
+        check_url(url, allow_private=allow_private)
     events = check_patterns(spec.events)
     if len(spec.description or "") > 500:
         raise InvalidInput("a description is at most 500 characters", detail={})
     glob, model = _target_of(session, actor, spec.model or "*")
     secret = new_webhook_secret() if kind == WebhookKind.WEBHOOK else None
-    # The cursor starts at the log's end: a new subscription hears of what happens next.
-    head = session.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1)) or 0
     hook = Webhook(
         kind=kind,
         url=url,
@@ -168,11 +171,10 @@ def create(
         description=spec.description or "",
         secret_enc=sealer.seal(secret) if secret else "",
         created_by=actor.name,
-        cursor_seq=head,
     )
     session.add(hook)
     session.flush()
-    record(
+    created = record(
         session,
         EventTag.WEBHOOK_CREATE,
         actor=actor,
@@ -180,6 +182,11 @@ def create(
         model=model,
         after=_audited(hook),
     )
+    # The cursor starts at the log's end, past the subscription's own creation: it hears of
+    # what happens next. (Writing it after the audit record leaves the hash untouched: the
+    # cursor is not an audited field.)
+    hook.cursor_seq = created.seq
+    session.flush()
     return hook, secret
 
 
@@ -431,6 +438,8 @@ def redeliver(session: Session, delivery_id: str, *, actor: Actor) -> WebhookDel
     before = {"state": delivery.state.value, "attempts": delivery.attempts}
     delivery.state = DeliveryState.PENDING
     delivery.attempts = 0
+    # The worker gives up a day after ``created_at``: a redelivery gets a day of its own.
+    delivery.created_at = utcnow()
     delivery.next_attempt_at = utcnow()
     delivery.finished_at = None
     session.flush()

@@ -117,7 +117,13 @@ def create_webhook(body: WebhookCreate, registry: RegistryDep, actor: ActorDep) 
         model=body.model,
         description=body.description,
     )
-    return notify.create(registry, actor, notify.sealer_for(registry.settings), spec)
+    return notify.create(
+        registry,
+        actor,
+        notify.sealer_for(registry.settings),
+        spec,
+        allow_private=registry.settings.webhook_allow_private,
+    )
 
 
 @router.get(

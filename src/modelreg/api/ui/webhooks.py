@@ -81,7 +81,13 @@ def add(
         model=forms.field(request, "model") or "*",
         description=forms.field(request, "description"),
     )
-    hook = notify.create(registry, actor, notify.sealer_for(registry.settings), spec)
+    hook = notify.create(
+        registry,
+        actor,
+        notify.sealer_for(registry.settings),
+        spec,
+        allow_private=registry.settings.webhook_allow_private,
+    )
     if hook.get("secret"):
         return _secret_page(request, hook, rotated=False)
     return render.redirect("/webhooks?done=saved")

@@ -20,10 +20,23 @@ def sealer_for(settings: Settings) -> Sealer:
     return Sealer(settings.sealing_key())
 
 
-def create(h: Handles, actor: Actor, sealer: Sealer, spec: webhooks.NewWebhook) -> dict[str, Any]:
-    """Create a subscription: it, with its signing secret (``secret``) this once."""
+def create(
+    h: Handles,
+    actor: Actor,
+    sealer: Sealer,
+    spec: webhooks.NewWebhook,
+    *,
+    allow_private: bool = False,
+) -> dict[str, Any]:
+    """Create a subscription: it, with its signing secret (``secret``) this once.
+
+    ``allow_private`` is the server's ``webhook_allow_private``: without it a URL whose host
+    is a private or loopback IP address is refused now (host names are checked when sending).
+    """
     with h.write() as session:
-        hook, secret = webhooks.create(session, spec, actor=actor, sealer=sealer)
+        hook, secret = webhooks.create(
+            session, spec, actor=actor, sealer=sealer, allow_private=allow_private
+        )
         return webhooks.to_dict(hook, secret)
 
 
