@@ -499,3 +499,19 @@ def test_nothing_is_queued_for_a_disabled_subscription(reg: modelreg.Registry, h
     assert counts(home) == before
     (listed,) = reg.list_webhooks()
     assert listed.disabled_reason == "the target answered 410 Gone"
+
+
+def test_a_slack_url_is_stored_sealed(reg: modelreg.Registry, home: Path) -> None:
+    """A Slack incoming-webhook URL is a credential: a database dump alone does not reveal it."""
+    from sqlalchemy import create_engine, text
+
+    from modelreg.config import Settings
+
+    reg.create_webhook("https://hooks.slack.com/services/T000/B000/XXXXSECRET", kind="slack")
+    url = Settings.for_home(home).db_url
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = [tuple(map(str, r)) for r in conn.execute(text("SELECT * FROM webhooks"))]
+    engine.dispose()
+    assert rows
+    assert "XXXXSECRET" not in repr(rows)

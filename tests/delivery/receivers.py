@@ -54,7 +54,8 @@ def subscribe(
             to_address=to,
             events=events or ["*"],
             model_glob="*",
-            secret_enc=Sealer(SECRET_KEY).seal(secret),
+            # A Slack subscription keeps its (secret) URL sealed instead (services.webhooks).
+            secret_enc=Sealer(SECRET_KEY).seal(url if kind is WebhookKind.SLACK else secret),
             created_by=created_by,
             cursor_seq=head,
         )

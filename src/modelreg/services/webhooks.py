@@ -9,7 +9,9 @@ A signing secret (kind ``webhook``) is returned once, by ``create`` and ``rotate
 stored sealed with the server's key (``services.secrets``). Nothing else ever shows it: not the
 listings, not the audit log (whose events name the subscription by id), not a log line. A
 subscription's URL is shown with its credentials masked (``display_url``): a Slack incoming
-webhook's URL is itself a secret, and query strings often carry tokens.
+webhook's URL is itself a secret, and query strings often carry tokens. So a Slack URL is
+stored sealed too, in ``secret_enc`` (Slack checks no signature, so that column is free), and
+its ``url`` column keeps only the masked form.
 
 The delivery worker (``services.delivery``) sends; this module only writes pending
 ``WebhookDelivery`` rows for a test message or a redelivery.
@@ -163,13 +165,13 @@ def create(
     secret = new_webhook_secret() if kind == WebhookKind.WEBHOOK else None
     hook = Webhook(
         kind=kind,
-        url=url,
+        url=display_url(url, kind) if kind == WebhookKind.SLACK else url,
         to_address=to,
         events=events,
         model_glob=glob,
         model_id=model.id if model is not None else None,
         description=spec.description or "",
-        secret_enc=sealer.seal(secret) if secret else "",
+        secret_enc=_sealed_secret(sealer, kind, url, secret),
         created_by=actor.name,
     )
     session.add(hook)
@@ -188,6 +190,13 @@ def create(
     hook.cursor_seq = created.seq
     session.flush()
     return hook, secret
+
+
+def _sealed_secret(sealer: Sealer, kind: WebhookKind, url: str, secret: str | None) -> str:
+    """What ``secret_enc`` keeps: the signing secret, or a Slack subscription's whole URL."""
+    if kind == WebhookKind.SLACK:
+        return sealer.seal(url)
+    return sealer.seal(secret) if secret else ""
 
 
 def _kind(kind: WebhookKind | str) -> WebhookKind:

@@ -75,12 +75,15 @@ def prepare_and_send(
         webhook = session.get(Webhook, delivery.webhook_id)
         if webhook is None or webhook.disabled_at is not None:
             return None
+        kind, url, to = webhook.kind, webhook.url, webhook.to_address
         try:
             event = _event(session, delivery, settings)
             secrets = _secrets(webhook, sealer)
+            if kind is WebhookKind.SLACK:
+                # Stored sealed: ``url`` holds only its masked form (services.webhooks).
+                url = sealer.open(webhook.secret_enc)
         except RegistryError as exc:
             return send.Outcome(None, 0.0, error=exc.message[:1000])
-        kind, url, to = webhook.kind, webhook.url, webhook.to_address
     allow = settings.webhook_allow_private
     if kind is WebhookKind.EMAIL:
         if not settings.smtp_url or not settings.smtp_from:
