@@ -42,6 +42,7 @@ class Settings(BaseModel):
         db: SQLAlchemy URL of the metadata database (default ``sqlite:///HOME/registry.db``).
         artifacts: folder of the content-addressed blob store (default ``HOME/blobs``).
         actor: the name recorded in the audit log (default: the OS user).
+        public_url: the web UI's address as users reach it, for the links events carry.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +59,7 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     secret_key: str = ""
+    public_url: str = Field(default="", pattern=r"^(https?://[^\s/?#@]+(/[^\s?#]*)?)?$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -88,6 +90,7 @@ class Settings(BaseModel):
             "max_uploads_per_principal",
             "ui_session_hours",
             "secret_key",
+            "public_url",
             "log_level",
             "log_format",
         ):
