@@ -7,7 +7,7 @@ import sys
 import click
 
 from modelreg import __version__
-from modelreg.cli import admin, hints, imports, insight, labels, lifecycle, versions
+from modelreg.cli import admin, events, hints, imports, insight, labels, lifecycle, versions
 from modelreg.cli.db import db
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.server import server
@@ -68,6 +68,7 @@ for command in (
     insight.lineage,
     insight.history,
     insight.audit,
+    events.events,
     insight.gc,
     admin.users,
     admin.tokens,

@@ -32,6 +32,7 @@ from modelreg.types import (
     AuditVerification,
     Comparison,
     Deleted,
+    Event,
     GcReport,
     HistoryEntry,
     LineageGraph,
@@ -503,6 +504,21 @@ class HttpBackend:
         if model is not None:
             params["model"] = validate_model_name(model)
         return [AuditEvent.from_dict(e) for e in self._items(f"{API}/audit", params=params)]
+
+    def events(
+        self, after: int | None, model: str | None, wait: float, limit: int
+    ) -> tuple[list[Event], int]:
+        """One page of the event stream: a long-poll of up to ``wait`` seconds."""
+        params: dict[str, Any] = {"after": after, "model": model, "wait": wait, "limit": limit}
+        read = self._http.timeout.read
+        data = self._obj(
+            "GET",
+            f"{API}/events",
+            params={k: v for k, v in params.items() if v is not None},
+            # The server holds the answer up to ``wait`` seconds before it starts sending.
+            timeout=httpx.Timeout(self._http.timeout, read=None if read is None else read + wait),
+        )
+        return [Event.from_dict(e) for e in data["items"]], int(data["next_after"])
 
     def verify_audit(self, anchors: list[str]) -> AuditVerification:
         """Check the audit chain (on the server), and that it still holds each anchor."""

@@ -6,6 +6,7 @@ CLI's ``--json`` output). Results that were plain dicts before 0.x still read by
 (``result["to_version"]``) as well as by attribute.
 """
 
+from modelreg.types._events import Event
 from modelreg.types._identity import Grant, Token, User
 from modelreg.types._insight import (
     AuditAnchor,
@@ -27,6 +28,7 @@ __all__ = [
     "AuditVerification",
     "Comparison",
     "Deleted",
+    "Event",
     "FileInfo",
     "GcReport",
     "Grant",
