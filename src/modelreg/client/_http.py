@@ -510,13 +510,18 @@ class HttpBackend:
     ) -> tuple[list[Event], int]:
         """One page of the event stream: a long-poll of up to ``wait`` seconds."""
         params: dict[str, Any] = {"after": after, "model": model, "wait": wait, "limit": limit}
-        read = self._http.timeout.read
+        limits = self._http.timeout
         data = self._obj(
             "GET",
             f"{API}/events",
             params={k: v for k, v in params.items() if v is not None},
             # The server holds the answer up to ``wait`` seconds before it starts sending.
-            timeout=httpx.Timeout(self._http.timeout, read=None if read is None else read + wait),
+            timeout=httpx.Timeout(
+                connect=limits.connect,
+                read=None if limits.read is None else limits.read + wait,
+                write=limits.write,
+                pool=limits.pool,
+            ),
         )
         return [Event.from_dict(e) for e in data["items"]], int(data["next_after"])
 
