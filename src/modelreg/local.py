@@ -343,7 +343,8 @@ class LocalBackend:
             after = page["next_after"]
             if self._changes is None:
                 self._changes = ChangeFeed(self.engine)
-            self._changes.wait(seen, remaining)
+            if not self._changes.wait(seen, remaining):
+                return [], page["next_after"]  # nothing changed in all that time
 
     def verify_audit(self, anchors: list[str]) -> AuditVerification:
         """Check the audit chain, and that it still holds each ``SEQ:HASH`` anchor."""

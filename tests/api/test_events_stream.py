@@ -56,33 +56,31 @@ def server(home: Path) -> Iterator[ServerProcess]:
 def test_a_waiting_request_wakes_for_a_commit_by_another_process(
     home: Path, server: ServerProcess
 ) -> None:
-    writer = modelreg.Registry(home)  # embedded: this process, not the server's
-    writer.create_model("fraud")
-    head = _events(server.url).json()["next_after"]
-    waiting = _Waiting(server.url, after=head, wait=60)
-    time.sleep(0.5)  # let it park first (if not, it answers at once: still correct)
-    writer.set_tags("fraud", {"team": "risk"})
-    answer = waiting.answer()
+    with modelreg.Registry(home) as writer:  # embedded: this process, not the server's
+        writer.create_model("fraud")
+        head = _events(server.url).json()["next_after"]
+        waiting = _Waiting(server.url, after=head, wait=60)
+        time.sleep(0.5)  # let it park first (if not, it answers at once: still correct)
+        writer.set_tags("fraud", {"team": "risk"})
+        answer = waiting.answer()
     assert answer.status_code == 200, answer.text
     items = answer.json()["items"]
     assert [(e["event"], e["model"]) for e in items] == [("registry:model:tag", "fraud")]
     assert answer.json()["next_after"] == items[-1]["seq"] == head + 1
-    writer.close()
 
 
 def test_waiting_for_the_next_event_from_now(home: Path, server: ServerProcess) -> None:
-    writer = modelreg.Registry(home)
-    writer.create_model("fraud")
-    waiting = _Waiting(server.url, wait=60)  # no ``after``: only what comes next
-    created = 0
-    while waiting.thread.is_alive():  # until it answers: it may start waiting after a write
-        writer.create_model(f"m{created}")
-        created += 1
-        waiting.thread.join(timeout=0.5)
+    with modelreg.Registry(home) as writer:
+        writer.create_model("fraud")
+        waiting = _Waiting(server.url, wait=60)  # no ``after``: only what comes next
+        created = 0
+        while waiting.thread.is_alive():  # until it answers: it may start waiting after a write
+            writer.create_model(f"m{created}")
+            created += 1
+            waiting.thread.join(timeout=0.5)
     items = waiting.answer().json()["items"]
     assert items
     assert all(e["model"].startswith("m") for e in items)  # never ``fraud``, from before
-    writer.close()
 
 
 def test_a_wait_that_times_out_answers_an_empty_page(live_server: LiveServer) -> None:

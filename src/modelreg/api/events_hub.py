@@ -45,16 +45,19 @@ class EventHub:
                 if answer["items"] or remaining <= 0:
                     return answer
                 after = answer["next_after"]
-                await self._newer_than(seen, remaining)
+                if not await self._newer_than(seen, remaining):
+                    # Nothing changed in all that time: the answer read last still holds.
+                    return answer
 
-    async def _newer_than(self, seen: int, timeout: float) -> None:
-        """Return once a stamp newer than ``seen`` is known, or after ``timeout`` seconds."""
+    async def _newer_than(self, seen: int, timeout: float) -> bool:
+        """Whether a stamp newer than ``seen`` became known within ``timeout`` seconds."""
         rung = self._bell()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while self.feed.latest <= seen:
                     await rung.wait()
                     rung = self._bell()
+        return self.feed.latest > seen
 
     def _bell(self) -> asyncio.Event:
         loop = asyncio.get_running_loop()

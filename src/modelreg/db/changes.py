@@ -151,8 +151,8 @@ class ChangeFeed:
 
     def _listen_once(self) -> None:
         raw = self.engine.raw_connection()
+        conn: Any = raw.driver_connection  # before detaching, which forgets it here
         raw.detach()  # its own connection for good: never back to the pool, never counted
-        conn: Any = raw.driver_connection
         try:
             conn.rollback()
             conn.autocommit = True
