@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 import modelreg
+from modelreg.config import Settings
 from modelreg.db import stamp
 from modelreg.db.changes import ChangeFeed
 from modelreg.db.session import make_engine, transaction
@@ -45,8 +46,6 @@ def filled(home: Path, files: Path) -> Iterator[tuple[modelreg.Registry, Engine]
 
 
 def _db_url(home: Path) -> str:
-    from modelreg.config import Settings
-
     return Settings.for_home(home).db_url
 
 
@@ -213,3 +212,26 @@ def test_the_feed_hears_of_this_process_commits_once_they_are_done(home: Path) -
         feed.close()
         engine.dispose()
         reg.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("https://registry.example.com", True),
+        ("http://10.0.0.5:8080/registry/", True),
+        ("", True),
+        ("ftp://registry.example.com", False),
+        ("https://user:pw@registry.example.com", False),
+        ("registry.example.com", False),
+        ("https://registry.example.com/?next=evil", False),
+    ],
+)
+def test_public_url_is_an_http_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, ok: bool
+) -> None:
+    monkeypatch.setenv("MODELREG_PUBLIC_URL", value)
+    if ok:
+        assert Settings.for_home(tmp_path).public_url == value
+    else:
+        with pytest.raises(InvalidInput):
+            Settings.for_home(tmp_path)
