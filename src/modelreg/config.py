@@ -42,6 +42,7 @@ class Settings(BaseModel):
         db: SQLAlchemy URL of the metadata database (default ``sqlite:///HOME/registry.db``).
         artifacts: folder of the content-addressed blob store (default ``HOME/blobs``).
         actor: the name recorded in the audit log (default: the OS user).
+        public_url: the web UI's address as users reach it, for the links events carry.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +62,7 @@ class Settings(BaseModel):
     webhook_allow_private: bool = False
     smtp_url: str = ""
     smtp_from: str = ""
+    public_url: str = Field(default="", pattern=r"^(https?://[^\s/?#@]+(/[^\s?#]*)?)?$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -94,6 +96,7 @@ class Settings(BaseModel):
             "webhook_allow_private",
             "smtp_url",
             "smtp_from",
+            "public_url",
             "log_level",
             "log_format",
         ):

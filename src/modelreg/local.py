@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from modelreg.client._files import LocalFile, write_verified
 from modelreg.config import Settings, os_user
+from modelreg.db.changes import ChangeFeed
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import PrincipalKind, Role
@@ -24,6 +26,7 @@ from modelreg.names import parse_instant, parse_ref, validate_model_name
 from modelreg.services import registration, versions, webhooks
 from modelreg.services.actor import Actor
 from modelreg.services.usecases import admin, catalog, governance, notify
+from modelreg.services.usecases.events import event_page
 from modelreg.storage import BlobStore, open_blob_store
 from modelreg.types import (
     AuditAnchor,
@@ -32,6 +35,7 @@ from modelreg.types import (
     Comparison,
     Deleted,
     Delivery,
+    Event,
     GcReport,
     HistoryEntry,
     LineageGraph,
@@ -65,6 +69,7 @@ class LocalBackend:
         self.actor = Actor(settings.actor or os_user(), source="embedded")
         self._engine: Engine | None = None
         self._store: BlobStore | None = None
+        self._changes: ChangeFeed | None = None
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -119,6 +124,9 @@ class LocalBackend:
 
     def close(self) -> None:
         """Release database connections."""
+        if self._changes is not None:
+            self._changes.close()
+            self._changes = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -316,6 +324,29 @@ class LocalBackend:
         """Audit events, optionally for one model."""
         events = admin.audit_events(self, self.actor, model, after, limit)
         return [AuditEvent.from_dict(e) for e in events]
+
+    def events(
+        self, after: int | None, model: str | None, wait: float, limit: int
+    ) -> tuple[list[Event], int]:
+        """One page of the event stream, waiting up to ``wait`` seconds for its first event.
+
+        Waits on the engine's ``ChangeFeed``: this process's commits wake it at once, other
+        processes' within the feed's poll of the stamp.
+        """
+        deadline = time.monotonic() + wait
+        public_url = self.settings.public_url or None
+        while True:
+            page, seen = event_page(
+                self, self.actor, after=after, model=model, limit=limit, public_url=public_url
+            )
+            remaining = deadline - time.monotonic()
+            if page["items"] or remaining <= 0:
+                return [Event.from_dict(e) for e in page["items"]], page["next_after"]
+            after = page["next_after"]
+            if self._changes is None:
+                self._changes = ChangeFeed(self.engine)
+            if not self._changes.wait(seen, remaining):
+                return [], page["next_after"]  # nothing changed in all that time
 
     def verify_audit(self, anchors: list[str]) -> AuditVerification:
         """Check the audit chain, and that it still holds each ``SEQ:HASH`` anchor."""

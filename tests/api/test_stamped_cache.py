@@ -17,9 +17,10 @@ import pytest
 import modelreg
 from modelreg.api import deps
 from modelreg.api.answers import CachedReads, answer_key
-from modelreg.api.cache import SqliteStampReader, StampedCache
+from modelreg.api.cache import StampedCache
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
+from modelreg.db.stamp import SqliteStampReader
 from modelreg.db.stamp import current as stamp_of
 from modelreg.services import auth
 from server_process import RequestLog, log_requests

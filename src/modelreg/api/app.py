@@ -20,6 +20,7 @@ from modelreg.api.access_log import AccessLog
 from modelreg.api.answers import CachedReads
 from modelreg.api.deps import Registry
 from modelreg.api.docs_page import router as docs_router
+from modelreg.api.events_hub import EventHub
 from modelreg.api.mlflow import artifacts as mlflow_artifacts
 from modelreg.api.mlflow import registry as mlflow_registry
 from modelreg.api.mlflow import tracking as mlflow_tracking
@@ -29,6 +30,7 @@ from modelreg.api.routes import (
     aliases,
     audit,
     blobs,
+    events,
     health,
     lifecycle,
     models,
@@ -41,6 +43,7 @@ from modelreg.api.ui import is_ui_path
 from modelreg.api.ui.auth import LoginThrottle
 from modelreg.api.ui.forms import FormWrites
 from modelreg.config import Settings, os_user
+from modelreg.db.changes import ChangeFeed
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
 from modelreg.errors import RegistryError
@@ -269,6 +272,8 @@ def create_app(settings: Settings) -> FastAPI:
         owner=settings.actor or os_user(),
     )
 
+    hub = EventHub(ChangeFeed(engine))
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # The delivery worker: every server process runs one, the lease lets one work.
@@ -277,6 +282,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await anyio.to_thread.run_sync(worker.stop)
+            hub.close()
             engine.dispose()
 
     app = FastAPI(
@@ -290,6 +296,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.registry = registry
+    app.state.events = hub
     app.state.ui_throttle = LoginThrottle()
     app.add_exception_handler(RegistryError, api_errors.registry_error)
     app.add_exception_handler(RequestValidationError, api_errors.validation_error)
@@ -323,6 +330,7 @@ def create_app(settings: Settings) -> FastAPI:
         models,
         blobs,
         audit,
+        events,
         admin,
         webhooks,
     ):

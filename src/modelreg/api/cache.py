@@ -10,18 +10,14 @@ than the queries it saves. ``AnswerCache`` keeps the server's answers this way (
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-from sqlalchemy import Engine
 from starlette.types import Scope
 
-from modelreg.db.stamp import READ_SQL
 from modelreg.services.actor import Actor, Permission
 
 
@@ -158,58 +154,3 @@ def answer_key(scope: Scope) -> tuple[str, str, bytes] | None:
         if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
             return None
     return ("answer", scope["path"], bytes(scope.get("query_string", b"")))
-
-
-class SqliteStampReader:
-    """Read a SQLite registry's change stamp in microseconds, on whatever thread asks.
-
-    The server's cached-read fast path (``api.answers``) reads the stamp on the event loop, so
-    it must never wait: each thread gets its own autocommit connection, outside the engine's
-    pool (a pool whose connections are all lent to worker threads would block the loop). In
-    WAL mode a reader never waits for a writer, and every statement sees the last commit.
-    """
-
-    SQL = READ_SQL  # what ``db.stamp.current`` reads
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._local = threading.local()
-
-    @classmethod
-    def for_engine(cls, engine: Engine) -> SqliteStampReader | None:
-        """A reader for ``engine``'s database file, or ``None`` (not SQLite, or in memory)."""
-        url = engine.url
-        if url.get_backend_name() != "sqlite" or url.query:
-            return None
-        if url.database in (None, "", ":memory:"):
-            return None
-        return cls(str(url.database))
-
-    def read(self) -> int | None:
-        """The stamp, or ``None`` when it cannot be read now (the caller takes the slow path)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        try:
-            if conn is None:
-                # timeout=0: never sleep on the loop; a busy database means the slow path.
-                # mode=rw: a database file that went away is an error here, never a new file.
-                conn = sqlite3.connect(
-                    f"file:{quote(self.path)}?mode=rw",
-                    uri=True,
-                    timeout=0,
-                    isolation_level=None,
-                    check_same_thread=True,
-                )
-                conn.execute("PRAGMA query_only = 1")
-                self._local.conn = conn
-            row = conn.execute(self.SQL).fetchone()
-        except sqlite3.Error:
-            self.close()
-            return None
-        return int(row[0]) if row and row[0] is not None else 0
-
-    def close(self) -> None:
-        """Close this thread's connection (the next read opens another)."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()

@@ -15,12 +15,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from modelreg.api.access_log import note_actor
-from modelreg.api.cache import AnswerCache, SqliteStampReader, StampedCache
+from modelreg.api.cache import AnswerCache, StampedCache
 from modelreg.api.origin import is_loopback_host
 from modelreg.api.uploads import UploadGate
 from modelreg.config import Settings
 from modelreg.db.base import utcnow
 from modelreg.db.session import transaction
+from modelreg.db.stamp import SqliteStampReader
 from modelreg.db.stamp import current as stamp_of
 from modelreg.errors import InvalidInput, Unauthenticated
 from modelreg.names import MAX_VERSION

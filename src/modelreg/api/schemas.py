@@ -253,6 +253,29 @@ class AuditPage(BaseModel):
     items: list[AuditEventRead]
 
 
+class EventRead(BaseModel):
+    """One registry event (docs/events.md): an audit event as every notification sends it."""
+
+    seq: int
+    event: str
+    at: str
+    actor: str
+    model: str | None
+    version: int | None
+    target: str
+    reason: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    url: str | None
+
+
+class EventPage(BaseModel):
+    """Events in order; ask again with ``after=next_after`` for the ones that follow."""
+
+    items: list[EventRead]
+    next_after: int
+
+
 class VerifyRead(BaseModel):
     """The outcome of ``audit verify``."""
 

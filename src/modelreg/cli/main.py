@@ -7,7 +7,17 @@ import sys
 import click
 
 from modelreg import __version__
-from modelreg.cli import admin, hints, imports, insight, labels, lifecycle, versions, webhooks
+from modelreg.cli import (
+    admin,
+    events,
+    hints,
+    imports,
+    insight,
+    labels,
+    lifecycle,
+    versions,
+    webhooks,
+)
 from modelreg.cli.db import db
 from modelreg.cli.deliver import deliver
 from modelreg.cli.output import Ctx, emit
@@ -69,6 +79,7 @@ for command in (
     insight.lineage,
     insight.history,
     insight.audit,
+    events.events,
     insight.gc,
     admin.users,
     admin.tokens,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         AuditVerification,
         Comparison,
         Deleted,
+        Event,
         GcReport,
         HistoryEntry,
         LineageGraph,
@@ -442,6 +443,31 @@ class Registry(Notifications):
         if not 0 <= after < 2**62:
             raise InvalidInput("after must be a sequence number", detail={"after": after})
         return self.backend.audit(model, limit, after)
+
+    def events(
+        self,
+        after: int | None = None,
+        *,
+        model: str | None = None,
+        wait: float = 30.0,
+        follow: bool = False,
+    ) -> Iterator[Event]:
+        """Registry events in order, only those you may read (docs/events.md).
+
+        ``after`` is the last ``seq`` seen. Without ``follow``: every event after it (``None``:
+        from the start), waiting up to ``wait`` seconds when there is none yet. With
+        ``follow``: endlessly, as each is committed (``None``: from now on). ``model`` is a
+        name glob (``fraud*``).
+
+        Usage::
+
+            for e in reg.events(follow=True, model="fraud"):
+                if e.event == "registry:version:stage" and e.after["stage"] == "production":
+                    deploy(e.model, e.version)
+        """
+        from modelreg.client._events import iterate
+
+        return iterate(self.backend, after, model, wait, follow)
 
     def verify_audit(self, *, anchors: Sequence[str] = ()) -> AuditVerification:
         """Check the audit log's hash chain: ``ok``, ``events``, ``first_bad_seq``, ``problem``.

@@ -33,6 +33,7 @@ from modelreg.types import (
     AuditVerification,
     Comparison,
     Deleted,
+    Event,
     GcReport,
     HistoryEntry,
     LineageGraph,
@@ -504,6 +505,26 @@ class HttpBackend(HttpNotifications):
         if model is not None:
             params["model"] = validate_model_name(model)
         return [AuditEvent.from_dict(e) for e in self._items(f"{API}/audit", params=params)]
+
+    def events(
+        self, after: int | None, model: str | None, wait: float, limit: int
+    ) -> tuple[list[Event], int]:
+        """One page of the event stream: a long-poll of up to ``wait`` seconds."""
+        params: dict[str, Any] = {"after": after, "model": model, "wait": wait, "limit": limit}
+        limits = self._http.timeout
+        data = self._obj(
+            "GET",
+            f"{API}/events",
+            params={k: v for k, v in params.items() if v is not None},
+            # The server holds the answer up to ``wait`` seconds before it starts sending.
+            timeout=httpx.Timeout(
+                connect=limits.connect,
+                read=None if limits.read is None else limits.read + wait,
+                write=limits.write,
+                pool=limits.pool,
+            ),
+        )
+        return [Event.from_dict(e) for e in data["items"]], int(data["next_after"])
 
     def verify_audit(self, anchors: list[str]) -> AuditVerification:
         """Check the audit chain (on the server), and that it still holds each anchor."""

@@ -20,7 +20,12 @@ table must take it out of ``UNSTAMPED_PREFIXES`` first.
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import BigInteger, CheckConstraint, Connection, Engine, Integer, event, select
 from sqlalchemy.engine.default import DefaultExecutionContext
@@ -43,7 +48,15 @@ class ChangeStamp(Base):
 # The read and the bump as plain SQL: the same text on SQLite and PostgreSQL, and the read is
 # what ``api.cache.StampReader`` sends on its own SQLite connections.
 READ_SQL = "SELECT value FROM change_stamp WHERE id = 1"
-BUMP_SQL = "UPDATE change_stamp SET value = value + 1 WHERE id = 1"
+BUMP_SQL = "UPDATE change_stamp SET value = value + 1 WHERE id = 1 RETURNING value"
+# On PostgreSQL the bump also tells every process that LISTENs on ``NOTIFY_CHANNEL`` (the event
+# stream's waiters, ``db.changes``): the notice is sent only if the transaction commits, and
+# carries the new stamp. One round trip, as the bump alone was.
+NOTIFY_CHANNEL = "modelreg_events"
+BUMP_NOTIFY_SQL = (
+    "WITH bumped AS (UPDATE change_stamp SET value = value + 1 WHERE id = 1 RETURNING value) "
+    "SELECT value, pg_notify('modelreg_events', value::text) FROM bumped"
+)
 _READ = select(ChangeStamp.value).where(ChangeStamp.id == 1)
 
 # Writes to these tables leave the stamp alone (see the module docstring).
@@ -66,6 +79,7 @@ UNSTAMPED_TABLES = frozenset(
 
 _WROTE = "modelreg_stamp_wrote"  # on the connection's info: a stamped table changed
 _DDL = "modelreg_stamp_ddl"  # the schema changed: a migration, which bumps nothing
+_BUMPED = "modelreg_stamp_bumped"  # the stamp this transaction committed, until check-in
 
 # Statements that change no rows; anything not recognised counts as a write (a needless bump
 # costs a cache miss, a missed one a stale answer).
@@ -113,8 +127,10 @@ def _changes_stamped_rows(statement: str, context: DefaultExecutionContext | Non
 def watch(engine: Engine) -> None:
     """Make every committed transaction of ``engine`` that wrote a stamped table move the stamp.
 
-    Called by ``session.make_engine`` for every engine modelreg opens.
+    Called by ``session.make_engine`` for every engine modelreg opens. Once the commit is
+    done, the new stamp goes to the engine's ``on_commit`` listeners.
     """
+    bump = BUMP_NOTIFY_SQL if engine.dialect.name == "postgresql" else BUMP_SQL
 
     @event.listens_for(engine, "before_cursor_execute")
     def _note(
@@ -137,8 +153,12 @@ def watch(engine: Engine) -> None:
         # A migration may have just created or dropped the counter; servers check the
         # schema's revision when they start, so it has no cached answers to end.
         if info.pop(_WROTE, False) and not info.pop(_DDL, False):
-            conn.exec_driver_sql(BUMP_SQL)
-        _forget(conn)
+            value = conn.exec_driver_sql(bump).scalar()
+            # The "commit" event comes before the commit itself: the listeners hear of it when
+            # the connection goes back to the pool, after the commit succeeded.
+            info[_BUMPED] = int(value or 0)
+        info.pop(_WROTE, None)
+        info.pop(_DDL, None)
 
     @event.listens_for(engine, "begin")
     @event.listens_for(engine, "rollback")
@@ -147,3 +167,90 @@ def watch(engine: Engine) -> None:
         info = conn.info
         info.pop(_WROTE, None)
         info.pop(_DDL, None)
+        info.pop(_BUMPED, None)
+
+    @event.listens_for(engine, "checkin")
+    def _committed(dbapi_conn: Any, record: Any) -> None:
+        value = record.info.pop(_BUMPED, None)
+        if value is not None and dbapi_conn is not None:
+            for listener in list(_LISTENERS.get(engine, ())):
+                listener(value)
+
+
+_LISTENERS: weakref.WeakKeyDictionary[Engine, list[Callable[[int], None]]] = (
+    weakref.WeakKeyDictionary()
+)
+_LISTENERS_GUARD = threading.Lock()
+
+
+def on_commit(engine: Engine, listener: Callable[[int], None]) -> Callable[[], None]:
+    """Call ``listener(stamp)`` after each commit of ``engine`` that moved the stamp.
+
+    It runs on the committing thread, so it must only hand the news on. Returns the function
+    that removes it.
+    """
+    with _LISTENERS_GUARD:
+        _LISTENERS.setdefault(engine, []).append(listener)
+
+    def remove() -> None:
+        with _LISTENERS_GUARD:
+            listeners = _LISTENERS.get(engine, [])
+            if listener in listeners:
+                listeners.remove(listener)
+
+    return remove
+
+
+class SqliteStampReader:
+    """Read a SQLite registry's change stamp in microseconds, on whatever thread asks.
+
+    The server's cached-read fast path (``api.answers``) reads the stamp on the event loop, so
+    it must never wait: each thread gets its own autocommit connection, outside the engine's
+    pool (a pool whose connections are all lent to worker threads would block the loop). In
+    WAL mode a reader never waits for a writer, and every statement sees the last commit.
+    """
+
+    SQL = READ_SQL  # what ``db.stamp.current`` reads
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> SqliteStampReader | None:
+        """A reader for ``engine``'s database file, or ``None`` (not SQLite, or in memory)."""
+        url = engine.url
+        if url.get_backend_name() != "sqlite" or url.query:
+            return None
+        if url.database in (None, "", ":memory:"):
+            return None
+        return cls(str(url.database))
+
+    def read(self) -> int | None:
+        """The stamp, or ``None`` when it cannot be read now (the caller takes the slow path)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                # timeout=0: never sleep on the loop; a busy database means the slow path.
+                # mode=rw: a database file that went away is an error here, never a new file.
+                conn = sqlite3.connect(
+                    f"file:{quote(self.path)}?mode=rw",
+                    uri=True,
+                    timeout=0,
+                    isolation_level=None,
+                    check_same_thread=True,
+                )
+                conn.execute("PRAGMA query_only = 1")
+                self._local.conn = conn
+            row = conn.execute(self.SQL).fetchone()
+        except sqlite3.Error:
+            self.close()
+            return None
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def close(self) -> None:
+        """Close this thread's connection (the next read opens another)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()

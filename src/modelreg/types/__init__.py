@@ -6,6 +6,7 @@ CLI's ``--json`` output). Results that were plain dicts before 0.x still read by
 (``result["to_version"]``) as well as by attribute.
 """
 
+from modelreg.types._events import Event
 from modelreg.types._identity import Grant, Token, User
 from modelreg.types._insight import (
     AuditAnchor,
@@ -29,6 +30,7 @@ __all__ = [
     "Comparison",
     "Deleted",
     "Delivery",
+    "Event",
     "FileInfo",
     "GcReport",
     "Grant",

@@ -23,7 +23,7 @@ from modelreg.db.tables.notify import (
 )
 from modelreg.errors import InvalidInput, RegistryError
 from modelreg.services.delivery import formats, send
-from modelreg.services.delivery.payload import event_to_dict
+from modelreg.services.events import event_to_dict
 from modelreg.services.secrets import Sealer
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def _event(session: Any, delivery: WebhookDelivery, settings: Settings) -> dict[
     event = session.get(AuditEvent, delivery.event_seq)
     if event is None:
         raise InvalidInput(f"audit event {delivery.event_seq} is gone", detail={})
-    public_url = getattr(settings, "public_url", "") or None
+    public_url = settings.public_url or None
     return event_to_dict(event, public_url)
 
 

@@ -1,6 +1,6 @@
 """What each kind of subscription is sent: a signed webhook, a Slack message, an email.
 
-Every kind carries the same event (``payload.event_to_dict``); only its wrapping differs.
+Every kind carries the same event (``services.events.event_to_dict``); only its wrapping differs.
 """
 
 from __future__ import annotations
