@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 import click
 
@@ -10,6 +15,30 @@ from modelreg.cli.output import Ctx, emit
 from modelreg.types import Event
 
 FOLLOW_WAIT = 30.0  # seconds per long-poll while following
+
+
+class _CtrlC:
+    """Notes that Ctrl-C was pressed while following, then interrupts as Python would."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    @contextlib.contextmanager
+    def watch(self, active: bool) -> Iterator[None]:
+        """Within: SIGINT sets ``pressed`` (only in the main thread, where signals arrive)."""
+        if not active or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_sigint(signum: int, frame: FrameType | None) -> None:
+            self.pressed = True
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _line(e: Event) -> str:
@@ -58,12 +87,20 @@ def events(obj: Ctx, after: int | None, model: str | None, follow: bool, as_json
         emit({"items": list(stream)})
         return
     printed = 0
+    stopped = _CtrlC()
     try:
-        for event in stream:
-            text = json.dumps(event.to_dict()) if as_json else _line(event)
-            click.echo(text)
-            printed += 1
+        with stopped.watch(follow):
+            for event in stream:
+                text = json.dumps(event.to_dict()) if as_json else _line(event)
+                click.echo(text)
+                printed += 1
     except KeyboardInterrupt:
         return  # following ends with Ctrl-C: not a failure
+    except Exception:
+        # Ctrl-C inside a database call can surface later as the driver's error about the
+        # interrupted transaction: still the user's stop, not a failure.
+        if stopped.pressed:
+            return
+        raise
     if not printed and not as_json:
         click.echo("no events")
