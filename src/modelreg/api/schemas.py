@@ -212,6 +212,12 @@ class VersionRead(BaseModel):
     framework: str | None
     lineage: dict[str, Any]
     environment: dict[str, Any]
+    flavor: dict[str, Any] | None = Field(
+        default=None, description="How `Registry.load` loads it; null for plain files."
+    )
+    signature: dict[str, Any] | None = Field(
+        default=None, description="Input/output schema: {inputs: [{name, dtype}], outputs}."
+    )
     scan: dict[str, Any] | None
     created_by: str
     created_at: str

@@ -74,6 +74,10 @@ UNSTAMPED_TABLES = frozenset(
         "webhook_deliveries",
         "delivery_attempts",
         "worker_leases",
+        # Serve processes' heartbeats (every few seconds each); the scan cache per digest
+        # (a version's own ``scan`` column carries the answer and is stamped).
+        "deployments",
+        "blob_scans",
     }
 )
 

@@ -61,6 +61,10 @@ class Version:
     framework: str | None
     lineage: dict[str, Any]
     environment: dict[str, Any]
+    # How ``Registry.load`` loads it (``None`` for files registered as files).
+    flavor: dict[str, Any] | None
+    # Input/output schema: ``{inputs: [{name, dtype}], outputs: [...]}``.
+    signature: dict[str, Any] | None
     scan: dict[str, Any] | None
     created_by: str
     created_at: str

@@ -2,7 +2,8 @@
 
 One ``Base.metadata`` holds them all, split by concept: the registry's models and versions
 (``registry``), who may act (``access``), promotion policy (``promotions``), notifications
-(``notify``) and the MLflow door's tracking state (``tracking``). The registry's tables are
+(``notify``), safety scans and signatures (``safety``), serve processes (``serving``)
+and the MLflow door's tracking state (``tracking``). The registry's tables are
 importable from here; the MLflow door's only from ``modelreg.db.tables.tracking``. Importing
 this package registers every table, which Alembic's autogenerate relies on.
 """
@@ -47,6 +48,8 @@ from modelreg.db.tables.registry import (
     VersionStatus,
     VersionTag,
 )
+from modelreg.db.tables.safety import BlobScan, TrustedKey, VersionSignature
+from modelreg.db.tables.serving import Deployment
 
 __all__ = [
     "Alias",
@@ -54,8 +57,10 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "BlobPossession",
+    "BlobScan",
     "DeliveryAttempt",
     "DeliveryState",
+    "Deployment",
     "Grant",
     "HistoryAction",
     "HistoryEntry",
@@ -70,12 +75,14 @@ __all__ = [
     "PromotionVote",
     "Role",
     "Tombstone",
+    "TrustedKey",
     "Version",
     "VersionDataset",
     "VersionFile",
     "VersionMetric",
     "VersionParam",
     "VersionParent",
+    "VersionSignature",
     "VersionStatus",
     "VersionTag",
     "WebSession",

@@ -141,7 +141,12 @@ class Version(Base):
     # Set by ``modelreg import``: the version this one was copied from, in its own registry.
     imported_from: Mapped[str | None] = mapped_column(String(2048))
     environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The model's input/output schema (columns and dtypes), inferred from an input example.
     signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # How to load the files back (``Registry.load``): ``{name, format, libraries{}, ...}``,
+    # written by the flavor that saved a Python object; ``framework`` holds its name.
+    flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The safety scan's summary over the files (``services.scanning``); see ``BlobScan``.
     scan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(256))
     total_size: Mapped[int] = mapped_column(BigInteger, default=0)
