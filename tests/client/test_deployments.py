@@ -222,6 +222,8 @@ def test_several_models(churn: modelreg.Registry, files: Path) -> None:
         (None, {"started_at": datetime(2026, 12, 1, 9, 30)}, errors.InvalidInput, "time zone"),
         (None, {"started_at": "yesterday"}, errors.InvalidInput, "time zone"),
         (None, {"loaded_at": "2026-12-01T09:30:00"}, errors.InvalidInput, "time zone"),
+        (None, {"started_at": "0001-01-01T00:00:00+01:00"}, errors.InvalidInput, "years"),
+        (None, {"loaded_at": "1900-01-01T00:00:00+00:00"}, errors.InvalidInput, "years"),
         (None, {"pid": -1}, errors.InvalidInput, "pid"),
         (None, {"live_version": 0}, errors.InvalidInput, "live_version"),
         (None, {"address": "x" * 513}, errors.InvalidInput, "address is longer than 512"),

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -64,6 +64,7 @@ MAX_HOSTNAME = 255
 MAX_ERROR = 4000
 MAX_INFO = 16 * 1024  # bytes of ``info`` as compact JSON
 MAX_INT = 2**31 - 1
+EARLIEST, LATEST = 1970, 9999  # the years a report's timestamps may name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,7 +119,17 @@ def _instant(value: object, what: str) -> datetime | None:
         raise InvalidInput(
             f"{what} must be a timestamp with a time zone", detail={what: str(value)[:80]}
         )
-    return value
+    try:
+        # Stored in UTC: an offset that moves it out of the calendar must fail here, not there.
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc.year <= LATEST:
+        raise InvalidInput(
+            f"{what} must be between the years {EARLIEST} and {LATEST}",
+            detail={what: str(value)[:80]},
+        )
+    return utc
 
 
 def _info(value: object) -> dict[str, Any]:
@@ -128,7 +139,7 @@ def _info(value: object) -> dict[str, Any]:
         raise InvalidInput("info must be a JSON object", detail={})
     try:
         size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise InvalidInput("info must hold JSON values only", detail={}) from None
     if size > MAX_INFO:
         raise InvalidInput(f"info is larger than {MAX_INFO} bytes as JSON", detail={"bytes": size})
