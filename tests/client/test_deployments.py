@@ -304,3 +304,12 @@ def test_cli_empty_and_unknown(
     assert "no deployments" in capsys.readouterr().out
     assert main(["--registry", str(home), "deployments", "nosuchmodel", "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "model_not_found"
+
+
+def test_start_and_end_reach_the_event_stream(churn: modelreg.Registry) -> None:
+    dep = uuid.uuid4()
+    report(churn, dep)
+    report(churn, dep)  # a heartbeat: no event
+    churn.end_deployment(dep)
+    seen = [(e.event, e.model) for e in churn.events(model="churn", wait=0) if "deploy" in e.event]
+    assert seen == [("registry:deployment:report", "churn"), ("registry:deployment:end", "churn")]
