@@ -22,8 +22,13 @@ import modelreg
 from modelreg import errors
 from modelreg.cli.main import main
 from modelreg.config import Settings
+from modelreg.db.base import utcnow
 from modelreg.db.session import make_engine, transaction
+from modelreg.db.stamp import current
 from modelreg.db.tables import AuditEvent, Deployment
+from modelreg.services import deployments
+from modelreg.services.actor import Actor
+from modelreg.services.models import get_model
 
 STARTED = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
@@ -313,3 +318,40 @@ def test_start_and_end_reach_the_event_stream(churn: modelreg.Registry) -> None:
     churn.end_deployment(dep)
     seen = [(e.event, e.model) for e in churn.events(model="churn", wait=0) if "deploy" in e.event]
     assert seen == [("registry:deployment:report", "churn"), ("registry:deployment:end", "churn")]
+
+
+def stamp(home: Path) -> int:
+    engine = make_engine(Settings.for_home(home).db_url)
+    try:
+        with transaction(engine, write=False) as session:
+            return current(session)
+    finally:
+        engine.dispose()
+
+
+def test_heartbeats_leave_the_change_stamp_alone(churn: modelreg.Registry, home: Path) -> None:
+    dep = uuid.uuid4()
+    before = stamp(home)
+    report(churn, dep)
+    started = stamp(home)
+    assert started != before  # the first report writes an audit event
+    report(churn, dep, live_version=2, last_error="boom")
+    report(churn, dep)
+    # Heartbeats every few seconds from every server must not flush every cached answer.
+    assert stamp(home) == started
+
+
+def test_two_first_reports_of_one_id_at_once(churn: modelreg.Registry, home: Path) -> None:
+    dep = uuid.uuid4()
+    report(churn, dep)  # the one that won the race
+    engine = make_engine(Settings.for_home(home).db_url)
+    try:
+        with transaction(engine, write=True) as session:
+            model = get_model(session, "churn", actor=None)
+            # The loser found no row when it looked, and inserts after the winner committed.
+            with pytest.raises(errors.ConcurrentChange, match="report again"):
+                deployments._insert(session, dep, model, Actor("root"), utcnow())
+            # Only its savepoint failed: the transaction is still usable (PostgreSQL too).
+            assert session.get(Deployment, dep) is not None
+    finally:
+        engine.dispose()

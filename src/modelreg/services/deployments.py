@@ -29,11 +29,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelreg.db.base import utcnow
 from modelreg.db.tables import Deployment, Model
-from modelreg.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from modelreg.errors import ConcurrentChange, Conflict, InvalidInput, NotFound, PermissionDenied
 from modelreg.names import parse_ref
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
@@ -185,8 +186,7 @@ def report(
     row = session.get(Deployment, key, with_for_update=True)
     created = row is None
     if row is None:
-        row = Deployment(id=key, model_id=model.id, reported_by=actor.name, created_at=now)
-        session.add(row)
+        row = _insert(session, key, model, actor, now)
     elif not _owned(actor, row):
         raise PermissionDenied(
             f"deployment {key} is reported by another principal", detail={"id": str(key)}
@@ -222,6 +222,35 @@ def report(
         )
     session.flush()
     return row, model, created
+
+
+def _insert(
+    session: Session, key: uuid.UUID, model: Model, actor: Actor, now: datetime
+) -> Deployment:
+    """The new row, or ``ConcurrentChange`` when another first report of ``key`` won the race.
+
+    Locking a row that does not exist yet locks nothing, so two first reports of one id (a
+    heartbeat racing a swap's report) both insert; the loser gets a clear 409 to retry, which
+    then finds the row.
+    """
+    row = Deployment(
+        id=key,
+        model_id=model.id,
+        reported_by=actor.name,
+        created_at=now,
+        heartbeat_at=now,
+        started_at=now,
+        ref="",
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise ConcurrentChange(
+            f"deployment {key} was first reported twice at once: report again",
+            detail={"id": str(key)},
+        ) from None
+    return row
 
 
 def _prune(session: Session, now: datetime) -> None:
