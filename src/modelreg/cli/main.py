@@ -9,6 +9,7 @@ import click
 from modelreg import __version__
 from modelreg.cli import (
     admin,
+    deployments,
     events,
     hints,
     imports,
@@ -86,6 +87,7 @@ for command in (
     admin.grant,
     admin.revoke,
     webhooks.webhooks,
+    deployments.deployments,
     imports.import_group,
     db,
     server,
