@@ -11,11 +11,22 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from modelreg.errors import InvalidInput
 from modelreg.flavors._base import imported, library_versions, python_version
+
+
+@contextmanager
+def _torchscript() -> Iterator[None]:
+    """PyTorch 2.x deprecates TorchScript but keeps it working: its warning is not the user's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+        yield
 
 
 def _rebuildable(cls: type) -> str | None:
@@ -88,7 +99,8 @@ class PyTorchFlavor:
                 "python": python_version(),
             }
         try:
-            scripted = obj if isinstance(obj, torch.jit.ScriptModule) else torch.jit.script(obj)
+            with _torchscript():
+                scripted = obj if isinstance(obj, torch.jit.ScriptModule) else torch.jit.script(obj)
         except Exception as exc:
             # TorchScript refuses many Python constructs, each with its own error type.
             raise InvalidInput(
@@ -97,7 +109,8 @@ class PyTorchFlavor:
                 "use flavor='pickle' if you trust every loader",
                 detail={"flavor": "pytorch"},
             ) from None
-        scripted.save(str(folder / "model.pt"))
+        with _torchscript():
+            scripted.save(str(folder / "model.pt"))
         libs.pop("safetensors", None)
         return {
             "format": "torchscript",
@@ -117,9 +130,10 @@ class PyTorchFlavor:
             model = _import_class(str(info.get("module")))()
             load_model(model, str(folder / "model.safetensors"))
         elif fmt == "torchscript":
-            model = torch.jit.load(  # type: ignore[no-untyped-call]
-                str(folder / "model.pt"), map_location="cpu"
-            )
+            with _torchscript():
+                model = torch.jit.load(  # type: ignore[no-untyped-call]
+                    str(folder / "model.pt"), map_location="cpu"
+                )
         else:
             raise InvalidInput(f"unknown pytorch format {fmt!r}", detail={"format": fmt})
         model.eval()
