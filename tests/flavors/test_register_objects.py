@@ -233,3 +233,42 @@ def test_importing_modelreg_and_its_flavors_loads_no_ml_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_input_of_every_shape_is_turned_into_the_signatures_columns(
+    sqlite_reg: modelreg.Registry,
+) -> None:
+    model, x = _churn()
+    sqlite_reg.register("churn", model=model, input_example=x.head(2))
+    served = open_version(sqlite_reg, "churn:1")
+    rows = x.head(3)
+    expected = list(model.predict(rows))
+    assert list(served.predict(rows.to_numpy())) == expected
+    assert list(served.predict({"age": list(rows["age"]), "spend": list(rows["spend"])})) == (
+        expected
+    )
+    assert list(served.predict(rows.iloc[0].tolist())) == expected[:1]
+    for bad, words in (
+        ([[1.0, 2.0, 3.0]], "must have 2 values"),
+        (np.zeros((2, 3)), "must have 2 values"),
+        ([[1.0], [2.0, 3.0]], "must have 2 values"),
+        ({"age": [1, 2], "spend": [1]}, "not a table"),
+        ([["a", 1.0]], "column 'age' must be float64"),
+    ):
+        with pytest.raises(modelreg.InvalidInput, match=words):
+            served.predict(bad)
+
+
+def test_a_cache_others_can_write_is_not_used(
+    sqlite_reg: modelreg.Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, _ = _churn()
+    sqlite_reg.register("churn", model=model)
+    shared = tmp_path / "shared-cache"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("MODELREG_MODEL_CACHE", str(shared))
+    with pytest.raises(modelreg.StorageFailure, match="not private to this user"):
+        sqlite_reg.load("churn:1")
+    shared.chmod(0o700)
+    assert sqlite_reg.load("churn:1") is not None

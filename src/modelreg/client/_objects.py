@@ -59,19 +59,31 @@ def _complete(folder: Path, version: Version) -> bool:
         return False
 
 
+def _require_private(root: Path) -> None:
+    """The cache must be this user's alone: files in it are loaded without hashing them again."""
+    info = root.stat()
+    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+        raise PermissionError(
+            f"{root} is not private to this user (another user could change the models "
+            "loaded from it)"
+        )
+
+
 def local_files(backend: Backend, version: Version) -> Path:
     """The folder holding ``version``'s files: from the cache, else downloaded and verified."""
     root = cache_root()
     key = manifest_digest(version)
     folder = root / key[:2] / key
-    if _complete(folder, version):
-        return folder
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _require_private(root)
+        if _complete(folder, version):
+            return folder
+        folder.parent.mkdir(exist_ok=True, mode=0o700)
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=folder.parent))
     except OSError as exc:
         raise StorageFailure(
-            f"cannot write the model cache {root}: {exc.strerror or exc} (set {ENV} to another "
+            f"cannot use the model cache {root}: {exc.strerror or exc} (set {ENV} to another "
             "folder)",
             detail={"cache": str(root)},
         ) from None

@@ -200,18 +200,41 @@ def _check_tensor(data: Any, spec: dict[str, Any]) -> Any:
 
 
 def to_input(data: Any, signature: dict[str, Any] | None) -> Any:
-    """A list (of rows or of dicts) as a DataFrame with the signature's columns, or an array."""
+    """``data`` as the model's input: a DataFrame with the signature's columns, or an array.
+
+    Rows (lists or dicts), a dict of columns and a 2-D array become a DataFrame when the
+    signature has columns; input that cannot be one raises ``InvalidInput``.
+    """
     import numpy as np
     import pandas as pd
 
-    if isinstance(data, pd.DataFrame | np.ndarray):
+    if isinstance(data, pd.DataFrame):
         return data
-    if signature and signature.get("type") == "dataframe":
-        names = [str(s.get("name")) for s in signature.get("inputs") or []]
+    if not (signature and signature.get("type") == "dataframe"):
+        if isinstance(data, np.ndarray):
+            return data
+        try:
+            return np.asarray(data)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"input is not an array: {exc}", detail={}) from None
+    names = [str(s.get("name")) for s in signature.get("inputs") or []]
+    try:
         if isinstance(data, dict):
             return pd.DataFrame({k: np.atleast_1d(v) for k, v in data.items()})
-        rows = list(data)
-        if rows and isinstance(rows[0], dict):
-            return pd.DataFrame(rows)
-        return pd.DataFrame(rows, columns=names or None)
-    return np.asarray(data)
+        if isinstance(data, list | tuple) and data and isinstance(data[0], dict):
+            return pd.DataFrame(list(data))
+        if isinstance(data, list | tuple) and data and not isinstance(data[0], list | tuple):
+            data = [data]  # one row
+        widths = {len(row) for row in data} if isinstance(data, list | tuple) else set()
+        rows = np.asarray(data, dtype=object) if len(widths) <= 1 else np.empty((0,))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"input is not a table: {exc}", detail={}) from None
+    if rows.ndim != 2 or rows.shape[1] != len(names):
+        raise InvalidInput(
+            f"input rows must have {len(names)} values ({', '.join(names)}), "
+            f"not shape {list(rows.shape)}",
+            detail={"shape": list(rows.shape)},
+        )
+    frame = pd.DataFrame(rows, columns=names)
+    # Object rows (lists from JSON) get their natural dtypes back before the check.
+    return frame.infer_objects()
