@@ -272,3 +272,19 @@ def test_a_cache_others_can_write_is_not_used(
         sqlite_reg.load("churn:1")
     shared.chmod(0o700)
     assert sqlite_reg.load("churn:1") is not None
+
+
+def test_show_prints_the_flavor_and_the_signature(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelreg.cli.main import main
+
+    home = tmp_path / "cli-home"
+    model, x = _churn()
+    with modelreg.Registry(home) as reg:
+        reg.register("churn", model=model, input_example=x.head(2))
+    assert main(["--registry", str(home), "show", "churn:1"]) == 0
+    out = capsys.readouterr().out
+    assert "flavor: sklearn (skops)" in out
+    assert "inputs: age: float64, spend: float64" in out
+    assert "outputs: int64" in out
