@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import modelreg
+from modelreg.client._files import collect_files
 from modelreg.flavors import LibraryVersionWarning, check_safe, open_version
 from server_process import log_requests
 
@@ -191,7 +192,9 @@ def test_a_library_version_that_differs_is_warned_about(
     folder = sqlite_reg.local_files(v)
     assert v.flavor is not None
     info = {**v.flavor, "libraries": {"scikit-learn": "0.0.1", "no-such-dist": "1.0"}}
-    sqlite_reg.register("old", folder / "model.skops", _object=(info, None))
+    # As an older client would have sent it: the same file, other library versions.
+    files = collect_files([folder / "model.skops"])
+    sqlite_reg.backend.register("old", files, {"flavor": info, "framework": "sklearn"}, None)
     with pytest.warns(LibraryVersionWarning) as caught:
         sqlite_reg.load("old:1")
     messages = sorted(str(w.message) for w in caught)

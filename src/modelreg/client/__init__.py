@@ -141,7 +141,6 @@ class Registry(Notifications):
         capture: bool = True,
         env_from: Pathish | None = None,
         progress: Progress = None,
-        _object: tuple[dict[str, Any], dict[str, Any] | None] | None = None,
     ) -> Version:
         """Register a new version of ``name`` from files and/or folders, or a Python object.
 
@@ -191,41 +190,15 @@ class Registry(Notifications):
         """
         validate_model_name(name)
         clean_metrics = {k: validate_metric(k, v) for k, v in _kv(metrics).items()}
-        if model is not None:
-            if paths is not None:
-                raise InvalidInput("give paths or model, not both", detail={})
-            from modelreg.client._objects import saved_object
-
-            with saved_object(model, flavor=flavor, input_example=input_example) as saved:
-                folder, info, signature = saved
-                return self.register(
-                    name,
-                    folder,
-                    metrics=clean_metrics,
-                    params=params,
-                    tags=tags,
-                    description=description,
-                    semver=semver,
-                    bump=bump,
-                    datasets=datasets,
-                    parents=parents,
-                    run_id=run_id,
-                    source=source,
-                    framework=framework or info["name"],
-                    idempotency_key=idempotency_key,
-                    number=number,
-                    stage=stage,
-                    capture=capture,
-                    env_from=env_from,
-                    progress=progress,
-                    _object=(info, signature),
-                )
-        if paths is None:
+        if model is not None and paths is not None:
+            raise InvalidInput("give paths or model, not both", detail={})
+        if model is None and paths is None:
             raise InvalidInput("give the paths to register, or model=", detail={})
-        if (flavor is not None or input_example is not None) and _object is None:
+        if model is None and (flavor is not None or input_example is not None):
             raise InvalidInput("flavor and input_example go with model=", detail={})
-        items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-        files = collect_files(items)
+        files = None
+        if paths is not None:
+            files = collect_files([paths] if isinstance(paths, str | os.PathLike) else list(paths))
         lineage: dict[str, Any] = {
             "run_id": run_id,
             "source": source,
@@ -239,7 +212,7 @@ class Registry(Notifications):
         if capture:
             lineage.update(capture_git())
             environment = environment or capture_environment(process=self.process_label)
-        meta = {
+        meta: dict[str, Any] = {
             "metrics": clean_metrics,
             "params": {k: str(v) for k, v in _kv(params).items()},
             "tags": _kv(tags),
@@ -253,9 +226,14 @@ class Registry(Notifications):
             "number": number,
             "stage": Stage.parse(stage).value if stage is not None else None,
         }
-        if _object is not None:
-            meta["flavor"], meta["signature"] = _object
-        return self.backend.register(name, files, meta, progress)
+        if files is not None:
+            return self.backend.register(name, files, meta, progress)
+        from modelreg.client._objects import saved_object
+
+        with saved_object(model, flavor=flavor, input_example=input_example) as saved:
+            folder, meta["flavor"], meta["signature"] = saved
+            meta["framework"] = framework or meta["flavor"]["name"]
+            return self.backend.register(name, collect_files([folder]), meta, progress)
 
     def create_model(
         self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
