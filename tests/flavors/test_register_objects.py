@@ -53,6 +53,7 @@ class Doubler(BaseEstimator, TransformerMixin):
         return np.asarray(x) * 2
 
 
+@pytest.mark.full_matrix
 def test_a_fitted_estimator_round_trips_with_skops_and_a_signature(
     reg: modelreg.Registry,
 ) -> None:
