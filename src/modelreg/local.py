@@ -162,6 +162,8 @@ class LocalBackend:
             lineage=versions.Lineage.from_dict(meta.get("lineage")),
             environment=meta.get("environment", {}),
             framework=meta.get("framework"),
+            flavor=meta.get("flavor"),
+            signature=meta.get("signature"),
             idempotency_key=meta.get("idempotency_key"),
             number=meta.get("number"),
             stage=meta.get("stage"),
