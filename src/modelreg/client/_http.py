@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ from modelreg.types import (
 )
 
 API = "/api/v1"
+# Before the one retry of a registration whose connection failed: a restarting server or a
+# flapping link gets a moment.
+RETRY_PAUSE = 0.5
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_SCOPE = "*"
 # How long an upload keeps retrying while the server says the user has too many running.
@@ -218,11 +222,15 @@ class HttpBackend(HttpNotifications):
         url = f"{_model_path(name)}/versions"
         body = {k: v for k, v in meta.items() if v is not None}
         body["lineage"] = {k: v for k, v in (meta.get("lineage") or {}).items() if v is not None}
+        # A client cut off before the answer cannot tell whether its version was made: with
+        # a key of its own (one per call unless the caller gave one), sending it again is
+        # safe, and returns the version made the first time (``_post_retried``).
+        body.setdefault("idempotency_key", f"modelreg-client-{uuid.uuid4().hex}")
         with DigestCache(default_path()) as cache:
             found = [cache.digest(item.source) for item in files]
             body["files"] = _manifest(files, found)
             try:
-                created = self._obj("POST", url, json=body)
+                created = self._post_retried(url, body)
             except BlobNotFound as exc:
                 listed = exc.detail.get("missing")
                 # A server that does not list what it lacks is asked blob by blob.
@@ -237,11 +245,21 @@ class HttpBackend(HttpNotifications):
                         # Sent once: another file with the same bytes now finds it stored.
                         missing.discard(found[i].sha256)
                 body["files"] = _manifest(files, found)
-                return Version.from_dict(self._obj("POST", url, json=body))
+                return Version.from_dict(self._post_retried(url, body))
         if progress is not None:
             for entry in found:
                 progress(entry.size)
         return Version.from_dict(created)
+
+    def _post_retried(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST an idempotent registration; once more if the connection failed on the way."""
+        try:
+            return self._obj("POST", url, json=body)
+        except Unavailable:
+            # The request may or may not have reached the server; its key makes the second
+            # one either create the version or return the one the first made.
+            time.sleep(RETRY_PAUSE)
+            return self._obj("POST", url, json=body)
 
     def _upload_checked(
         self,
