@@ -133,6 +133,28 @@ class BlobStore(Protocol):
         """Whether a damaged copy of ``digest`` was ever set aside."""
         ...
 
+    def check(self, digest: str, size: int, progress: Progress | None = None) -> str | None:
+        """What is wrong with the stored blob (``fsck``), or None when it is whole.
+
+        ``missing``, ``size N, expected M`` or ``hash mismatch``; a store that keeps its own
+        checksums may answer without reading every byte (``check_by_reading`` does).
+        """
+        ...
+
+
+def check_by_reading(
+    store: BlobStore, digest: str, size: int, progress: Progress | None = None
+) -> str | None:
+    """``BlobStore.check`` for a store that must read the bytes: size first, then the hash."""
+    if not store.exists(digest):
+        return "missing (damaged copy set aside)" if store.quarantined(digest) else "missing"
+    stored = store.size(digest)
+    if stored != size:
+        if progress is not None:
+            progress(size)
+        return f"size {stored}, expected {size}"
+    return None if verify_blob(store, digest, progress) else "hash mismatch"
+
 
 def verified_chunks(handle: BinaryIO, digest: str, size: int | None = None) -> Iterator[bytes]:
     """The bytes of ``handle`` a chunk at a time, the last one only once they hash to ``digest``.
@@ -179,6 +201,7 @@ __all__ = [
     "BlobWriter",
     "Progress",
     "blob_key",
+    "check_by_reading",
     "check_digest",
     "copy_verified",
     "verified_chunks",

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from modelreg.errors import BlobNotFound, DigestMismatch, InvalidInput, StorageFailure
-from modelreg.storage.base import CHUNK, BlobInfo, Progress, blob_key, check_digest
+from modelreg.storage.base import (
+    CHUNK,
+    BlobInfo,
+    Progress,
+    blob_key,
+    check_by_reading,
+    check_digest,
+)
 
 
 class LocalBlobStore:
@@ -153,6 +160,10 @@ class LocalBlobStore:
             return False
         _fsync_dir(path.parent)
         return True
+
+    def check(self, digest: str, size: int, progress: Progress | None = None) -> str | None:
+        """What is wrong with the stored blob, or None (read and hashed)."""
+        return check_by_reading(self, digest, size, progress)
 
     def quarantined(self, digest: str) -> bool:
         """Whether a damaged copy of ``digest`` lies in ``root/damaged``."""

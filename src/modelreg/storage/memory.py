@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from modelreg.errors import BlobNotFound, DigestMismatch
-from modelreg.storage.base import CHUNK, BlobInfo, Progress, check_digest
+from modelreg.storage.base import CHUNK, BlobInfo, Progress, check_by_reading, check_digest
 
 
 class MemoryBlobStore:
@@ -71,6 +71,10 @@ class MemoryBlobStore:
             return False
         self._damaged[check_digest(digest)] = held[0]
         return True
+
+    def check(self, digest: str, size: int, progress: Progress | None = None) -> str | None:
+        """What is wrong with the stored blob, or None (read and hashed)."""
+        return check_by_reading(self, digest, size, progress)
 
     def quarantined(self, digest: str) -> bool:
         """Whether a damaged copy was set aside."""
