@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import modelreg
+from modelreg.errors import IntegrityFailure
 from modelreg.storage.base import blob_key
 from server_process import ThreadedServer
 
@@ -123,3 +124,10 @@ def test_a_good_blob_downloads_whole_on_every_route(server):
         ranged = http.get(ROUTES["files"], headers={"range": "bytes=0-9"})
         assert ranged.status_code == 206
         assert ranged.content == DATA[:10]
+
+
+def test_the_python_client_says_the_stored_copy_is_damaged(server, home, tmp_path):
+    damage(home, flipped())
+    with modelreg.Registry(server.url) as reg, pytest.raises(IntegrityFailure, match="damaged"):
+        reg.download("m:1", tmp_path / "out")
+    assert not (tmp_path / "out" / "model.bin").exists()

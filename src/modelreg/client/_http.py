@@ -20,6 +20,7 @@ from modelreg.digest import CHUNK, Progress
 from modelreg.errors import (
     BlobNotFound,
     DigestMismatch,
+    IntegrityFailure,
     InvalidInput,
     RegistryError,
     TooManyUploads,
@@ -361,16 +362,36 @@ class HttpBackend(HttpNotifications):
 
     @contextlib.contextmanager
     def _open_blob(self, entry: dict[str, Any]) -> Iterator[_Stream]:
+        blob = f"{API}/blobs/sha256:{entry['sha256']}"
+        started = False
         try:
-            with self._http.stream("GET", f"{API}/blobs/sha256:{entry['sha256']}") as response:
+            with self._http.stream("GET", blob) as response:
                 if not response.is_success:
                     response.read()
                     self._raise_for(response)
+                started = True
                 yield _Stream(response)
         except httpx.HTTPError as exc:
+            if started and self._set_aside(blob):
+                # The server cuts a download off when the bytes it reads do not hash right,
+                # and sets its copy aside: say so, not "cannot reach".
+                raise IntegrityFailure(
+                    f"the registry's stored copy of {entry.get('path', blob)} "
+                    f"(sha256:{entry['sha256']}) is damaged: the server stopped sending it and "
+                    "set it aside; register the file again or ask an admin to run "
+                    "`modelreg fsck --repair`",
+                    detail={"sha256": entry["sha256"]},
+                ) from None
             raise Unavailable(
                 f"download from {self.base_url} failed: {exc}", detail={"url": self.base_url}
             ) from None
+
+    def _set_aside(self, blob: str) -> bool:
+        """Whether the server no longer serves ``blob`` just after a cut-off download of it."""
+        try:
+            return self._http.head(blob).status_code == 404
+        except httpx.HTTPError:
+            return False
 
     def download(self, ref: str, out_dir: Path, progress: Progress | None) -> list[Path]:
         """Stream a version's files into ``out_dir``, each verified against the manifest."""
