@@ -112,14 +112,7 @@ WRITER = textwrap.dedent(
 
 def test_dead_writers_leftovers_go_at_once_live_ones_never(tmp_path):
     store = LocalBlobStore(tmp_path / "blobs")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(store.root)], stdout=subprocess.PIPE, env=env
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"writing\n"
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    _killed_writer(store.root)
     live = store.writer()
     live.write(b"still being written")
     tmp = store.root / "tmp"
@@ -141,3 +134,32 @@ def test_leftovers_of_unknown_writers_still_go_by_age(tmp_path):
     (tmp / "upload.ffffffff.1.1.abc").write_bytes(b"from another host")
     assert store.clean_temporary(older_than=0) == 0
     assert store.clean_temporary(older_than=time.time() + 60) == 2
+
+
+def _killed_writer(root: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"writing\n"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+
+
+def test_gc_with_its_default_grace_and_server_start_up_drop_dead_writers_leftovers(tmp_path):
+    import modelreg
+    from modelreg.api.app import create_app
+    from modelreg.config import Settings
+    from server_process import ThreadedServer
+
+    home = tmp_path / "registry"
+    home.mkdir()
+    tmp = home / "blobs" / "tmp"
+    _killed_writer(home / "blobs")
+    with modelreg.Registry(home) as reg:
+        assert reg.gc().temporary_removed == 1
+    _killed_writer(home / "blobs")
+    assert len(list(tmp.iterdir())) == 1
+    with ThreadedServer(create_app(Settings.for_home(home))):
+        assert list(tmp.iterdir()) == []
