@@ -14,6 +14,7 @@ digest, and the client verifies the file it assembles.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -142,6 +143,13 @@ class _VerifiedFileResponse(FileResponse):
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         if not send_header_only:
-            while (chunk := await anyio.to_thread.run_sync(next, self._chunks, None)) is not None:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            read = functools.partial(next, self._chunks, None)
+            try:
+                while (chunk := await anyio.to_thread.run_sync(read)) is not None:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except IntegrityFailure:
+                # Logged and set aside already (``_checked``). Returning without the last body
+                # message leaves the response unfinished: the server closes the connection, so
+                # the client sees a broken transfer, and no handler tries a 500 after a 200.
+                return
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -376,10 +376,10 @@ class HttpBackend(HttpNotifications):
                 # The server cuts a download off when the bytes it reads do not hash right,
                 # and sets its copy aside: say so, not "cannot reach".
                 raise IntegrityFailure(
-                    f"the registry's stored copy of {entry.get('path', blob)} "
-                    f"(sha256:{entry['sha256']}) is damaged: the server stopped sending it and "
-                    "set it aside; register the file again or ask an admin to run "
-                    "`modelreg fsck --repair`",
+                    f"the registry's stored bytes of {entry.get('path', blob)} do not match "
+                    f"their digest sha256:{entry['sha256']}: the server stopped sending them and "
+                    "set its copy aside as damaged; register the file again or ask an admin to "
+                    "run `modelreg fsck --repair`",
                     detail={"sha256": entry["sha256"]},
                 ) from None
             raise Unavailable(
