@@ -20,6 +20,8 @@ from modelreg.errors import StorageFailure
 
 _SQLITE_SIGNS = ("database or disk is full", "disk i/o error")
 _PG_DISK_FULL = "53100"
+# With this much free, an I/O error is not a full disk (SQLite needs a few pages at most).
+_ROOMY = 64 * 1024 * 1024
 
 
 def watch(engine: Engine) -> None:
@@ -57,11 +59,15 @@ def _full(database: Path, error: str) -> StorageFailure:
     except OSError:
         free = None
     left = f"{free} bytes free" if free is not None else "free space unknown"
+    todo = (
+        "free space there (remove old backups or other large files, run `modelreg gc` if the "
+        "blob store shares that disk) or move the registry"
+        if free is None or free < _ROOMY
+        else "that disk has room, so check it (the kernel log, its health) and its permissions"
+    )
     return StorageFailure(
         f"cannot write the registry database {database} ({error}; {left} on the filesystem "
-        f"holding {folder}): free space there (remove old backups or other large files, run "
-        "`modelreg gc` if the blob store shares that disk) or move the registry; nothing "
-        "was written",
+        f"holding {folder}): {todo}; nothing was written",
         detail={"database": str(database), "folder": str(folder), "free_bytes": free},
     )
 
