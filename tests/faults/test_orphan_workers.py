@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from server_process import DEADLINE, ServerProcess
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads the process tree from /proc"
+)
 
 
 def children(pid: int) -> list[int]:
