@@ -48,7 +48,7 @@ from modelreg.services.audit import EventTag, record
 from modelreg.services.flavor_meta import check_flavor, check_signature
 from modelreg.services.models import check_tags, ensure_model, get_model
 from modelreg.services.versions import FileSpec, Lineage, resolve
-from modelreg.storage.base import BlobStore, check_digest
+from modelreg.storage.base import BlobStore, check_digest, verify_blob
 
 __all__ = ["MAX_FILES", "RegistrationSpec", "register_version"]
 
@@ -299,6 +299,11 @@ def _require_blobs(
     missing: list[dict[str, str]] = []
     for spec in files:
         if (owned is not None and spec.sha256 not in owned) or not store.exists(spec.sha256):
+            missing.append({"path": spec.path, "sha256": spec.sha256})
+        elif store.size(spec.sha256) != spec.size and not verify_blob(store, spec.sha256):
+            # The stored copy is damaged (truncated, say), not the manifest wrong: set it
+            # aside and ask for the bytes, whose upload stores the blob again.
+            store.quarantine(spec.sha256)
             missing.append({"path": spec.path, "sha256": spec.sha256})
         elif store.size(spec.sha256) != spec.size:
             raise InvalidInput(
