@@ -25,6 +25,7 @@ from modelreg.errors import InvalidInput, applied_or_raise
 from modelreg.names import parse_instant, parse_ref, validate_model_name
 from modelreg.services import registration, versions, webhooks
 from modelreg.services.actor import Actor
+from modelreg.services.scanning import gate as scan_gate
 from modelreg.services.usecases import admin, catalog, governance, notify
 from modelreg.services.usecases.events import event_page
 from modelreg.storage import BlobStore, open_blob_store
@@ -91,6 +92,7 @@ class LocalBackend:
             except BaseException:
                 engine.dispose()
                 raise
+            scan_gate.configure(str(engine.url), allow_unsafe=self.settings.allow_unsafe_production)
             self._engine = engine
         return self._engine
 

@@ -46,6 +46,7 @@ from modelreg.services import artifacts, imports
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import check_tags, ensure_model, get_model
+from modelreg.services.scanning import records as scan_records
 from modelreg.services.versions import FileSpec, Lineage, resolve
 from modelreg.storage.base import BlobStore, check_digest
 
@@ -140,6 +141,7 @@ def register_version(
     *,
     actor: Actor,
     files_readable: bool = False,
+    scan_inline_bytes: int = scan_records.INLINE_BYTES,
 ) -> Version:
     """Create the next version of ``spec.name`` (creating the model if needed), atomically.
 
@@ -178,6 +180,7 @@ def register_version(
     session.add(version)
     version.created_at = version.updated_at = now
     session.flush()
+    scan_records.scan_new_version(session, store, version, inline_bytes=scan_inline_bytes)
     _record_register(session, version, spec, actor=actor)
     return version
 
@@ -374,6 +377,7 @@ def _record_register(
         "metrics": spec.metrics,
         "params": spec.params,
         "tags": spec.tags,
+        "scan": (version.scan or {}).get("status"),
     }
     if spec.number is not None:
         after["number_given"] = True
