@@ -35,6 +35,7 @@ from modelreg.api.routes import (
     lifecycle,
     models,
     policies,
+    scans,
     versions,
     webhooks,
 )
@@ -340,6 +341,7 @@ def create_app(settings: Settings) -> FastAPI:
         events,
         admin,
         webhooks,
+        scans,
     ):
         app.include_router(module.router)
     app.include_router(docs_router)

@@ -21,6 +21,7 @@ from modelreg.cli import (
 from modelreg.cli.db import db
 from modelreg.cli.deliver import deliver
 from modelreg.cli.output import Ctx, emit
+from modelreg.cli.scan import scan
 from modelreg.cli.server import server
 from modelreg.errors import PolicyViolation, RegistryError
 
@@ -81,6 +82,7 @@ for command in (
     insight.audit,
     events.events,
     insight.gc,
+    scan,
     admin.users,
     admin.tokens,
     admin.grant,

@@ -177,10 +177,11 @@ def register_version(
     now = utcnow()
     number = _allocate_number(session, model, spec.number, now)
     version = _new_version_row(model, spec, number, semver, parents, actor=actor)
+    # Before the row is added: its scan is part of the INSERT, not a second UPDATE.
+    scan_records.scan_new_version(session, store, version, inline_bytes=scan_inline_bytes)
     session.add(version)
     version.created_at = version.updated_at = now
     session.flush()
-    scan_records.scan_new_version(session, store, version, inline_bytes=scan_inline_bytes)
     _record_register(session, version, spec, actor=actor)
     return version
 
