@@ -41,8 +41,8 @@ def scan(obj: Ctx, ref: str | None, every: bool, force: bool, as_json: bool) -> 
 
     \b
     Example:
-      modelreg scan fraud:3
-      modelreg scan fraud/production --json
+      modelreg scan fraud:1
+      modelreg scan fraud:1 --force --json
       modelreg scan --all
     """
     if every == (ref is not None):
