@@ -103,7 +103,8 @@ def test_a_truncated_or_corrupt_pickle_is_an_error_not_clean(tmp_path: Path):
     (tmp_path / "model.pkl").write_bytes(pickle.dumps({"a": 1})[:-3])
     status, findings = scan(tmp_path / "model.pkl")[1:]
     assert status == "error"
-    assert findings and findings[0].startswith("unreadable")
+    assert findings
+    assert findings[0].startswith("unreadable")
 
 
 def test_a_payload_behind_a_harmless_first_pickle_is_found(tmp_path: Path):
