@@ -202,3 +202,26 @@ def test_the_worker_finishes_what_was_left_pending_when_the_server_starts(tmp_pa
     engine.dispose()
     with LiveServer(home) as server, modelreg.Registry(server.url) as reg:
         assert _wait_for(lambda: reg.get_version("m:1").scan["status"] == "clean")
+
+
+@pytest.mark.anyio
+async def test_the_version_page_shows_the_findings(tmp_path: Path):
+    import httpx
+
+    from modelreg.api.app import create_app
+    from modelreg.config import Settings
+
+    marker = tmp_path / "PAYLOAD-RAN"
+    bad = safety_files.write(tmp_path / "bad", "subprocess", marker)
+    home = _home(tmp_path)
+    with modelreg.Registry(home) as reg:
+        reg.register("m", bad, capture=False)
+    app = create_app(Settings.for_home(home))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+        page = (await http.get("/models/m/versions/1")).text
+    app.state.registry.engine.dispose()
+    assert '<span class="scan-unsafe">unsafe</span>' in page
+    assert "<code>subprocess.call</code>" in page
+    assert "refuses this version for production" in page
+    assert not marker.exists()

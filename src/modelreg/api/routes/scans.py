@@ -11,12 +11,12 @@ from modelreg.api.deps import ActorDep, RegistryDep
 from modelreg.names import Ref
 from modelreg.services.usecases import scans
 
-router = APIRouter(prefix="/api/v1", tags=["scans"], route_class=StrictJsonRoute)
+router = APIRouter(prefix="/api/v1", tags=["versions"], route_class=StrictJsonRoute)
 
 Number = Path(ge=1, le=2**31 - 1)
 
 
-@router.post("/models/{name:model}/versions/{version}/scan", operation_id="scans-rescan")
+@router.post("/models/{name:model}/versions/{version}/scan", operation_id="versions-scan")
 def rescan(
     name: str,
     registry: RegistryDep,
@@ -32,7 +32,7 @@ def rescan(
     return scans.rescan(registry, actor, str(Ref(name, version=version)), force=force)
 
 
-@router.post("/scans", operation_id="scans-rescan-all")
+@router.post("/scans", operation_id="versions-scan-all")
 def rescan_all(
     registry: RegistryDep, actor: ActorDep, force: bool = Query(default=False)
 ) -> dict[str, Any]:
