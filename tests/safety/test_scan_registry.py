@@ -56,11 +56,12 @@ def test_benign_models_are_clean_and_reach_production(tmp_path: Path):
         assert reg.promote("good", 1, "production").state == "applied"
 
 
-def test_scan_is_a_search_field_and_a_gate(tmp_path: Path, files: Path):
+def test_scan_is_a_search_field_and_a_gate(tmp_path: Path, files: Path, home: Path):
+    # Both databases: the field reads the status out of the version's JSON.
     marker = tmp_path / "PAYLOAD-RAN"
     bad = safety_files.write(tmp_path / "bad", "os.system", marker)
     good = safety_files.benign(tmp_path / "good")["sklearn forest (joblib)"]
-    with modelreg.Registry(_home(tmp_path)) as reg:
+    with modelreg.Registry(home) as reg:
         reg.register("m", bad, capture=False)
         reg.register("m", good, capture=False)
         reg.register("m", files / "model_dir" / "sub" / "config.json", capture=False)
@@ -152,11 +153,14 @@ def _wait_for(check, seconds: float = 60.0):  # type: ignore[no-untyped-def]
         time.sleep(0.1)
 
 
-def test_big_files_finish_after_the_registration_and_gates_wait_for_them(tmp_path: Path):
+def test_big_files_finish_after_the_registration_and_gates_wait_for_them(
+    tmp_path: Path, home: Path
+):
     marker = tmp_path / "PAYLOAD-RAN"
     bad = safety_files.write(tmp_path / "bad", "pickle in a PyTorch zip", marker)
     good = safety_files.benign(tmp_path / "good")["sklearn forest (joblib)"]
-    home = _home(tmp_path, scan_inline_bytes=0)  # every code file is "big"
+    with (home / "modelreg.toml").open("a") as toml:
+        toml.write("scan_inline_bytes = 0\n")  # every code file is "big"
     with LiveServer(home) as server, modelreg.Registry(server.url) as reg:
         pending = reg.register("m", bad, capture=False)
         assert pending.scan is not None
@@ -224,4 +228,41 @@ async def test_the_version_page_shows_the_findings(tmp_path: Path):
     assert '<span class="scan-unsafe">unsafe</span>' in page
     assert "<code>subprocess.call</code>" in page
     assert "refuses this version for production" in page
+    assert not marker.exists()
+
+
+def test_an_import_straight_into_production_meets_the_default(tmp_path: Path):
+    from modelreg.config import Settings
+    from modelreg.db.session import make_engine, transaction
+    from modelreg.services import registration, versions
+    from modelreg.services.actor import Actor
+    from modelreg.storage import open_blob_store
+
+    marker = tmp_path / "PAYLOAD-RAN"
+    bad = safety_files.write(tmp_path / "bad", "builtins.exec", marker)
+    home = _home(tmp_path)
+    with modelreg.Registry(home) as reg:
+        reg.create_model("m")
+    settings = Settings.for_home(home)
+    store = open_blob_store(settings.artifacts_location)
+    with bad.open("rb") as fh:
+        blob = store.put(fh)
+    engine = make_engine(settings.db_url)
+    spec = registration.RegistrationSpec(
+        name="m",
+        files=[versions.FileSpec(bad.name, blob.sha256, blob.size)],
+        stage="production",
+        lineage=versions.Lineage(imported_from="mlflow://elsewhere/m/1"),
+    )
+    with (
+        pytest.raises(errors.PolicyViolation, match="imported into production"),
+        transaction(engine, write=True) as session,
+    ):
+        # An admin's import, with a big-file budget of 0: still judged before it lands.
+        registration.register_version(
+            session, store, spec, actor=Actor("owner"), files_readable=True, scan_inline_bytes=0
+        )
+    engine.dispose()
+    with modelreg.Registry(home) as reg:
+        assert reg.list_versions("m").items == []
     assert not marker.exists()
