@@ -266,3 +266,27 @@ def test_an_import_straight_into_production_meets_the_default(tmp_path: Path):
     with modelreg.Registry(home) as reg:
         assert reg.list_versions("m").items == []
     assert not marker.exists()
+
+
+def test_rescans_need_write_rights_and_a_rescan_of_everything_needs_admin(tmp_path: Path):
+    marker = tmp_path / "PAYLOAD-RAN"
+    bad = safety_files.write(tmp_path / "bad", "os.system", marker)
+    home = _home(tmp_path)
+    with modelreg.Registry(home) as local:
+        local.register("m", bad, capture=False)
+        local.create_user("root", role="admin")
+        local.create_user("cora", role="contributor")
+        local.create_user("vic", role="viewer")
+        tokens = {name: local.create_token(name)["token"] for name in ("root", "cora", "vic")}
+    with LiveServer(home) as server:
+        with modelreg.Registry(server.url, token=tokens["vic"]) as viewer:
+            assert viewer.get_version("m:1").scan["status"] == "unsafe"
+            with pytest.raises(errors.PermissionDenied):
+                viewer.scan("m:1")
+        with modelreg.Registry(server.url, token=tokens["cora"]) as contributor:
+            assert contributor.scan("m/latest")["after"]["status"] == "unsafe"
+            with pytest.raises(errors.PermissionDenied):
+                contributor.scan_all()
+        with modelreg.Registry(server.url, token=tokens["root"]) as admin:
+            assert [(i["name"], i["status"]) for i in admin.scan_all()] == [("m", "unsafe")]
+    assert not marker.exists()

@@ -220,6 +220,48 @@ def _spooled(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
     return spool
 
 
+class _Inflate:
+    """A zlib stream (joblib's default compression) read in bounded pieces."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.inflate = zlib.decompressobj()
+
+    def read(self, size: int) -> bytes:
+        while True:
+            if self.inflate.unconsumed_tail:
+                return self.inflate.decompress(self.inflate.unconsumed_tail, size)
+            chunk = self.stream.read(1 << 20)
+            if not chunk:
+                return self.inflate.flush()
+            out = self.inflate.decompress(chunk, size)
+            if out:
+                return out
+
+    def __enter__(self) -> _Inflate:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+class TooLarge(ValueError):
+    """A compressed file inflates beyond ``MAX_INFLATED`` (a decompression bomb, or absurd)."""
+
+
+# A compressed pickle may inflate to this many bytes; beyond, it is an ``error``, not clean.
+MAX_INFLATED = 64 * 2**30
+
+
+def _copy_bounded(reader: Any, spool: IO[bytes]) -> None:
+    total = 0
+    while chunk := reader.read(1 << 20):
+        total += len(chunk)
+        if total > MAX_INFLATED:
+            raise TooLarge(f"it inflates to more than {MAX_INFLATED} bytes")
+        spool.write(chunk)
+
+
 def _decompressed(stream: IO[bytes]) -> IO[bytes]:
     """A compressed pickle (joblib's gzip, bz2, xz or zlib), decompressed to a temporary file."""
     head = stream.read(8)
@@ -233,13 +275,8 @@ def _decompressed(stream: IO[bytes]) -> IO[bytes]:
     elif head.startswith(b"\xfd7zXZ"):
         reader = lzma.LZMAFile(stream)  # noqa: SIM115 (closed below)
     else:
-        reader = None
-        inflate = zlib.decompressobj()
-        while chunk := stream.read(1 << 20):
-            spool.write(inflate.decompress(chunk))
-        spool.write(inflate.flush())
-    if reader is not None:
-        with reader:
-            shutil.copyfileobj(reader, spool, 1 << 20)
+        reader = _Inflate(stream)
+    with reader:
+        _copy_bounded(reader, spool)
     spool.seek(0)
     return spool
