@@ -77,8 +77,18 @@ class _Obj:
 
 
 _UNKNOWN = object()
-_MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
-_MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
+_MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+# Opcodes that push their argument and nothing else: strings, numbers, bytes, persistent ids.
+_CONSTANTS = frozenset(
+    op.name
+    for op in pickletools.opcodes
+    if op.arg is not None
+    and not op.stack_before
+    and len(op.stack_after) == 1
+    and op.name not in _MEMO_GET | {"GLOBAL", "EXT1", "EXT2", "EXT4"}
+)
+_KEYS = (str, int, float, bytes)
 _DTYPE_SIZE = re.compile(r"[<>|=]?([a-zA-Z])(\d*)")
 _CHAR_SIZES = {
     "b": 1,
@@ -141,6 +151,16 @@ class _Replay:
     def step(self, op: pickletools.OpcodeInfo, arg: Any) -> int:
         """Apply one opcode; the number of raw bytes to skip after it (joblib arrays)."""
         name = op.name
+        # The frequent opcodes first: constants and the memo.
+        if name in _CONSTANTS:
+            self.stack.append(arg)
+            return 0
+        if name == "MEMOIZE":
+            self.memo[len(self.memo)] = self.stack[-1] if self.stack else _UNKNOWN
+            return 0
+        if name in _MEMO_GET:
+            self.stack.append(self.memo.get(arg, _UNKNOWN))
+            return 0
         if name in ("PROTO", "FRAME", "STOP"):
             return 0
         if name == "MARK":
@@ -201,8 +221,6 @@ class _Replay:
             target = self.stack[-1] if self.stack else None
             if isinstance(target, dict):
                 target.update(_as_dict(items))
-        elif op.arg is not None and not op.stack_before and len(op.stack_after) == 1:
-            self.stack.append(arg)  # a constant: string, number, bytes
         elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
             self.stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
         else:
@@ -230,7 +248,7 @@ class _Replay:
 def _as_dict(items: list[Any]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for key, value in zip(items[0::2], items[1::2], strict=False):
-        if isinstance(key, str | int | float | bytes):
+        if isinstance(key, _KEYS):
             out[key] = value
     return out
 
