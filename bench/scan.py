@@ -64,7 +64,7 @@ def main() -> None:
         for label, path in rows:
             status, seconds = _scan_seconds(path)
             mb = os.path.getsize(path) / 2**20
-            print(f"{label:32} {mb:7.0f} {status:>8} {seconds:8.2f} {mb / seconds:8.0f}")
+            print(f"{label:32} {mb:7.0f} {status:>8} {seconds:8.2f} {mb / seconds:8.1f}")
 
 
 if __name__ == "__main__":
