@@ -97,6 +97,11 @@ def test_a_plain_npy_array_is_not_applicable_and_a_text_file_named_like_data_is_
     # Starts like a text-protocol pickle, but is not one: no finding, not an error.
     (tmp_path / "notes").write_bytes(b"(draft) notes about the model\n")
     assert scan(tmp_path / "notes")[1] == "not_applicable"
+    (tmp_path / "LICENSE").write_bytes(b"(c) 2026 the authors\nall rights reserved\n")
+    assert scan(tmp_path / "LICENSE")[1] == "not_applicable"
+    # A truncated payload without a telling name still names a real module: unsafe.
+    (tmp_path / "blob").write_bytes(b"(cos\nsystem\n(S'true'\ntR")
+    assert scan(tmp_path / "blob")[1] == "unsafe"
 
 
 def test_a_truncated_or_corrupt_pickle_is_an_error_not_clean(tmp_path: Path):

@@ -44,6 +44,7 @@ _ZLIB = re.compile(rb"\x78[\x01\x5e\x9c\xda]")
 _TEXT_PICKLE = re.compile(rb"(\(|c[\w.]+\n[\w.]+\n|\]|\}|\))")
 MAX_ZIP_ENTRIES = 10_000
 MAX_CONFIG = 16 * 1024 * 1024
+_IMPORT = re.compile(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*")
 _LAMBDA = re.compile(rb'"class_name"\s*:\s*"(Lambda|TFOpLambda)"')
 
 
@@ -100,10 +101,14 @@ def scan_file(path: str, stream: IO[bytes], kind: str) -> FileVerdict:
 
 def _pickle(stream: IO[bytes], *, sniffed: bool) -> FileVerdict:
     report = scan_pickle_stream(stream, many=True)  # type: ignore[arg-type]
-    if sniffed and report.error and not report.findings:
-        # Picked by its first bytes only, and not a pickle after all: text or data.
-        return FileVerdict("not_applicable")
-    return FileVerdict.of(report.findings, report.error)
+    findings = report.findings
+    if sniffed and report.error:
+        # Picked by its first bytes only, and not a whole pickle: text or data, unless it
+        # names a real module (a truncated payload still runs up to where it breaks).
+        findings = [f for f in findings if _IMPORT.fullmatch(f.detail)]
+        if not findings:
+            return FileVerdict("not_applicable")
+    return FileVerdict.of(findings, report.error)
 
 
 def _npy(stream: IO[bytes]) -> FileVerdict:
