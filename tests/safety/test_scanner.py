@@ -119,3 +119,15 @@ def test_a_payload_behind_a_harmless_first_pickle_is_found(tmp_path: Path):
     second.write(safety_files.os_system(tmp_path / "marker"))
     (tmp_path / "legacy.pt").write_bytes(second.getvalue())
     assert scan(tmp_path / "legacy.pt")[1] == "unsafe"
+
+
+def test_a_pytorch_file_inside_a_zip_is_opened_too(tmp_path: Path):
+    import zipfile
+
+    inner = safety_files.torch_zip(tmp_path / "marker")
+    with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as archive:
+        archive.writestr("model/weights.pt", inner)
+        archive.writestr("README.md", "a model")
+    kind, status, findings = scan(tmp_path / "bundle.zip")
+    assert (kind, status) == ("zip", "unsafe")
+    assert findings == ["import: model/weights.pt: archive/data.pkl: posix.system"]

@@ -43,6 +43,7 @@ _ZLIB = re.compile(rb"\x78[\x01\x5e\x9c\xda]")
 # list, dict or tuple.
 _TEXT_PICKLE = re.compile(rb"(\(|c[\w.]+\n[\w.]+\n|\]|\}|\))")
 MAX_ZIP_ENTRIES = 10_000
+MAX_ZIP_DEPTH = 3
 MAX_CONFIG = 16 * 1024 * 1024
 _IMPORT = re.compile(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*")
 _LAMBDA = re.compile(rb'"class_name"\s*:\s*"(Lambda|TFOpLambda)"')
@@ -85,8 +86,11 @@ def code_kind(path: str, head: bytes) -> str | None:
     return None
 
 
-def scan_file(path: str, stream: IO[bytes], kind: str) -> FileVerdict:
-    """Scan one file of ``kind`` (from ``code_kind``) read from ``stream`` (seekable)."""
+def scan_file(path: str, stream: IO[bytes], kind: str, *, depth: int = 0) -> FileVerdict:
+    """Scan one file of ``kind`` (from ``code_kind``) read from ``stream`` (seekable).
+
+    ``depth`` counts the archives it is nested in (a zip in a zip is opened, three deep).
+    """
     if kind == "pickle":
         return _pickle(stream, sniffed=not PICKLE_NAMES.fullmatch(path))
     if kind == "compressed":
@@ -96,7 +100,7 @@ def scan_file(path: str, stream: IO[bytes], kind: str) -> FileVerdict:
         return _npy(stream)
     if kind == "hdf5":
         return FileVerdict.of(_lambda_bytes(stream), None)
-    return _zip(path, stream)
+    return _zip(stream, depth)
 
 
 def _pickle(stream: IO[bytes], *, sniffed: bool) -> FileVerdict:
@@ -170,7 +174,7 @@ def _lambda_bytes(stream: IO[bytes]) -> list[Finding]:
     return []
 
 
-def _zip(path: str, stream: IO[bytes]) -> FileVerdict:
+def _zip(stream: IO[bytes], depth: int) -> FileVerdict:
     try:
         archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -182,7 +186,7 @@ def _zip(path: str, stream: IO[bytes]) -> FileVerdict:
         if len(entries) > MAX_ZIP_ENTRIES:
             return FileVerdict.of([], f"more than {MAX_ZIP_ENTRIES} entries")
         for info in entries:
-            verdict = _zip_entry(archive, info)
+            verdict = _zip_entry(archive, info, depth)
             if verdict is None:
                 continue
             for finding in verdict.findings:
@@ -195,7 +199,7 @@ def _zip(path: str, stream: IO[bytes]) -> FileVerdict:
     return FileVerdict.of(findings, None)
 
 
-def _zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> FileVerdict | None:
+def _zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, depth: int) -> FileVerdict | None:
     name = info.filename
     if info.is_dir():
         return None
@@ -210,10 +214,12 @@ def _zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> FileVerdict |
     with archive.open(info) as entry:
         head = entry.read(HEAD)
     kind = code_kind(name, head)
-    if kind is None or kind == "zip":
+    if kind is None:
         return None
+    if kind == "zip" and depth >= MAX_ZIP_DEPTH:
+        return FileVerdict.of([], f"archives nested more than {MAX_ZIP_DEPTH} deep")
     with _spooled(archive, info) as plain:
-        return scan_file(name, plain, kind)
+        return scan_file(name, plain, kind, depth=depth + 1)
 
 
 def _spooled(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
