@@ -32,6 +32,8 @@ def _home(tmp_path: Path, **settings: object) -> Path:
 
 @pytest.mark.parametrize("case", sorted(safety_files.MALICIOUS))
 def test_a_malicious_version_is_unsafe_and_kept_out_of_production(case: str, tmp_path: Path):
+    if case.startswith("joblib"):
+        pytest.importorskip("joblib")
     marker = tmp_path / "PAYLOAD-RAN"
     path = safety_files.write(tmp_path / "files", case, marker)
     with modelreg.Registry(_home(tmp_path)) as reg:
@@ -48,6 +50,7 @@ def test_a_malicious_version_is_unsafe_and_kept_out_of_production(case: str, tmp
 
 
 def test_benign_models_are_clean_and_reach_production(tmp_path: Path):
+    pytest.importorskip("sklearn")
     models = safety_files.benign(tmp_path / "models")
     with modelreg.Registry(_home(tmp_path)) as reg:
         version = reg.register("good", list(models.values()), capture=False)
@@ -60,6 +63,7 @@ def test_scan_is_a_search_field_and_a_gate(tmp_path: Path, files: Path, home: Pa
     # Both databases: the field reads the status out of the version's JSON.
     marker = tmp_path / "PAYLOAD-RAN"
     bad = safety_files.write(tmp_path / "bad", "os.system", marker)
+    pytest.importorskip("sklearn")
     good = safety_files.benign(tmp_path / "good")["sklearn forest (joblib)"]
     with modelreg.Registry(home) as reg:
         reg.register("m", bad, capture=False)
@@ -158,6 +162,7 @@ def test_big_files_finish_after_the_registration_and_gates_wait_for_them(
 ):
     marker = tmp_path / "PAYLOAD-RAN"
     bad = safety_files.write(tmp_path / "bad", "pickle in a PyTorch zip", marker)
+    pytest.importorskip("sklearn")
     good = safety_files.benign(tmp_path / "good")["sklearn forest (joblib)"]
     with (home / "modelreg.toml").open("a") as toml:
         toml.write("scan_inline_bytes = 0\n")  # every code file is "big"
@@ -186,6 +191,7 @@ def test_the_worker_finishes_what_was_left_pending_when_the_server_starts(tmp_pa
     from modelreg.services.actor import Actor
     from modelreg.storage import open_blob_store
 
+    pytest.importorskip("sklearn")
     good = safety_files.benign(tmp_path / "good")["sklearn pipeline (pickle)"]
     home = _home(tmp_path)
     with modelreg.Registry(home) as reg:
