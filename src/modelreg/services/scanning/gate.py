@@ -41,26 +41,26 @@ def allow_unsafe_production(session: Session) -> bool:
 
 
 def baseline(session: Session, version: Version, target: Target | None) -> list[dict[str, Any]]:
-    """The default's criterion for a move into ``target`` (none unless it is production)."""
+    """The default's failed criterion for a move into ``target``, if it refuses the move."""
     if target is None or target.stage is not Stage.PRODUCTION:
         return []
     if allow_unsafe_production(session):
         return []
     scan = version.scan or {}
     status = scan.get("status")
-    passed = status not in ("unsafe", "pending")
-    message = ""
+    if status not in ("unsafe", "pending"):
+        return []  # shown only when it refuses: it is no rule anyone wrote
     if status == "unsafe":
         found = "; ".join(
             f"{f.get('file')}: {f.get('detail')}" for f in (scan.get("findings") or [])[:3]
         )
         message = f"the scanner found code that runs on load ({found})"
-    elif status == "pending":
+    else:
         message = "the scan has not finished; promote again when it has"
     return [
         {
             "criterion": "scan != 'unsafe' (registry default)",
-            "passed": passed,
+            "passed": False,
             "actual": {"scan": status},
             "message": message,
         }
