@@ -60,6 +60,11 @@ class Settings(BaseModel):
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     secret_key: str = ""
     webhook_allow_private: bool = False
+    # Safety (docs/safety.md): code files up to this many bytes per registration are scanned
+    # before it returns, bigger ones after it; unsafe versions stay out of production unless
+    # the operator sets allow_unsafe_production.
+    scan_inline_bytes: int = Field(default=64 * 2**20, ge=0)
+    allow_unsafe_production: bool = False
     smtp_url: str = ""
     smtp_from: str = ""
     public_url: str = Field(default="", pattern=r"^(https?://[^\s/?#@]+(/[^\s?#]*)?)?$")
@@ -94,6 +99,8 @@ class Settings(BaseModel):
             "ui_session_hours",
             "secret_key",
             "webhook_allow_private",
+            "scan_inline_bytes",
+            "allow_unsafe_production",
             "smtp_url",
             "smtp_from",
             "public_url",

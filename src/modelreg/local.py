@@ -25,7 +25,8 @@ from modelreg.errors import IntegrityFailure, InvalidInput, applied_or_raise
 from modelreg.names import parse_instant, parse_ref, validate_model_name
 from modelreg.services import deployments, registration, versions, webhooks
 from modelreg.services.actor import Actor
-from modelreg.services.usecases import admin, catalog, governance, notify
+from modelreg.services.scanning import gate as scan_gate
+from modelreg.services.usecases import admin, catalog, governance, notify, scans
 from modelreg.services.usecases import deployments as serving
 from modelreg.services.usecases.events import event_page
 from modelreg.storage import BlobStore, open_blob_store
@@ -94,6 +95,7 @@ class LocalBackend:
             except BaseException:
                 engine.dispose()
                 raise
+            scan_gate.configure(str(engine.url), allow_unsafe=self.settings.allow_unsafe_production)
             self._engine = engine
         return self._engine
 
@@ -374,6 +376,14 @@ class LocalBackend:
     def audit_anchor(self) -> AuditAnchor:
         """The audit chain's head."""
         return AuditAnchor.from_dict(admin.audit_head(self, self.actor))
+
+    def rescan(self, ref: str, force: bool) -> dict[str, Any]:
+        """Rescan one version's files with the current scanner."""
+        return scans.rescan(self, self.actor, ref, force=force)
+
+    def rescan_all(self, force: bool) -> list[dict[str, Any]]:
+        """Rescan every version (each blob read once)."""
+        return scans.rescan_all(self, self.actor, force=force)
 
     def gc(self, grace_seconds: float, dry_run: bool) -> GcReport:
         """Collect unreferenced blobs and abandoned uploads."""

@@ -36,6 +36,7 @@ ORDER = [
     "versions",
     "search",
     "show",
+    "scan",
     "compare",
     "lineage",
     "download",

@@ -42,6 +42,7 @@ VOLATILE = frozenset(
         "webhook",
         "previous_secret_expires_at",
         "next_attempt_at",
+        "scanned_at",
     }
 )
 

@@ -240,7 +240,7 @@ def test_audit_actions_use_the_tags_noun_and_the_operations_verb() -> None:
             assert noun == NOUNS[row.tag], row
             if row.operation_id not in SHARED_OPERATIONS:
                 # policies-set and policies-set-default write the same action.
-                assert re.fullmatch(rf"{row.tag}-{verb}(-default)?", row.operation_id), row
+                assert re.fullmatch(rf"{row.tag}-{verb}(-default|-all)?", row.operation_id), row
 
 
 def test_renamed_actions_read_as_their_new_names() -> None:

@@ -37,6 +37,7 @@ from modelreg.api.routes import (
     lifecycle,
     models,
     policies,
+    scans,
     versions,
     webhooks,
 )
@@ -50,6 +51,8 @@ from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
 from modelreg.errors import RegistryError
 from modelreg.services.delivery.worker import DeliveryWorker
+from modelreg.services.scanning import gate as scan_gate
+from modelreg.services.scanning.worker import ScanWorker
 from modelreg.storage import open_blob_store
 
 SECURITY_HEADERS = {
@@ -267,6 +270,7 @@ def create_app(settings: Settings) -> FastAPI:
     """
     engine = make_engine(settings.db_url)
     ensure_schema(engine, create=settings.create)
+    scan_gate.configure(str(engine.url), allow_unsafe=settings.allow_unsafe_production)
     registry = Registry(
         settings=settings,
         engine=engine,
@@ -286,9 +290,13 @@ def create_app(settings: Settings) -> FastAPI:
             )
         # The delivery worker: every server process runs one, the lease lets one work.
         worker = DeliveryWorker(engine, settings).start()
+        # The scan worker finishes pending scans, those earlier processes left included.
+        registry.scan_worker = ScanWorker(engine, registry.store).start()
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(registry.scan_worker.stop)
+            registry.scan_worker = None
             await anyio.to_thread.run_sync(worker.stop)
             hub.close()
             engine.dispose()
@@ -342,6 +350,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin,
         webhooks,
         deployments,
+        scans,
     ):
         app.include_router(module.router)
     app.include_router(docs_router)

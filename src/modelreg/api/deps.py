@@ -8,7 +8,7 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
@@ -46,6 +46,8 @@ class Registry:
     sqlite_stamp: SqliteStampReader | None = field(init=False)
     # Uploads running per principal in this process (``api.uploads``).
     uploads: UploadGate = field(init=False)
+    # Finishes pending scans (``services.scanning.worker``) while the app runs.
+    scan_worker: Any = None
 
     def __post_init__(self) -> None:
         self.sqlite_stamp = SqliteStampReader.for_engine(self.engine)

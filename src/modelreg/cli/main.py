@@ -23,6 +23,7 @@ from modelreg.cli.db import db
 from modelreg.cli.deliver import deliver
 from modelreg.cli.fsck import fsck
 from modelreg.cli.output import Ctx, emit
+from modelreg.cli.scan import scan
 from modelreg.cli.server import server
 from modelreg.errors import PolicyViolation, RegistryError
 
@@ -84,6 +85,7 @@ for command in (
     events.events,
     insight.gc,
     fsck,
+    scan,
     admin.users,
     admin.tokens,
     admin.grant,

@@ -193,6 +193,10 @@ def show_version(v: dict[str, Any]) -> None:
     if lineage.get("parents"):
         screen.print("parents: " + ", ".join(lineage["parents"]))
     _show_flavor(screen, v)
+    from modelreg.cli.scan import scan_lines
+
+    for line in scan_lines(v.get("scan")):
+        screen.print(line, markup=False)
     table = Table("path", "size", "sha256", box=None, pad_edge=False)
     # A person at a terminal sees a prefix; a pipe gets the whole digest, to check or grep.
     short = sys.stdout.isatty()

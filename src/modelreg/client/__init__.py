@@ -528,6 +528,18 @@ class Registry(Notifications, Deployments):
         """The audit log's head (``seq``, ``hash``, ``at``, ``anchor``), to keep elsewhere."""
         return self.backend.audit_anchor()
 
+    def scan(self, ref: str, *, force: bool = False) -> dict[str, Any]:
+        """Rescan a version's files with the registry's current scanner (docs/safety.md).
+
+        Returns ``{name, version, before, after, changed}`` (``before``/``after`` are scans);
+        a change is recorded in the audit log. ``force`` rereads blobs already judged.
+        """
+        return self.backend.rescan(ref, force)
+
+    def scan_all(self, *, force: bool = False) -> list[dict[str, Any]]:
+        """Rescan every version (admin): ``[{name, version, status, before, changed}]``."""
+        return self.backend.rescan_all(force)
+
     def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> GcReport:
         """Remove blobs no version references (older than ``grace_seconds``)."""
         return self.backend.gc(grace_seconds, dry_run)

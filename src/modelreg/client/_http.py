@@ -614,6 +614,19 @@ class HttpBackend(HttpNotifications, HttpDeployments):
         """Revoke a token."""
         return Token.from_dict(self._obj("DELETE", f"{API}/tokens/{quote(token_id, safe='')}"))
 
+    def rescan(self, ref: str, force: bool) -> dict[str, Any]:
+        """Rescan one version on the server."""
+        # A stage or alias names a version only for now: scan the one it names.
+        version = self.get_version(ref)
+        url = f"{_model_path(version.name)}/versions/{version.version}/scan"
+        return self._obj("POST", url, params={"force": str(force).lower()})
+
+    def rescan_all(self, force: bool) -> list[dict[str, Any]]:
+        """Rescan every version on the server (admin)."""
+        data = self._obj("POST", f"{API}/scans", params={"force": str(force).lower()})
+        items: list[dict[str, Any]] = data["items"]
+        return items
+
     def gc(self, grace_seconds: float, dry_run: bool) -> GcReport:
         """Collect unreferenced blobs on the server."""
         body = {"grace_seconds": grace_seconds, "dry_run": dry_run}

@@ -60,6 +60,7 @@ class EventTag(StrEnum):
     VERSION_TAG = "registry:version:tag"
     VERSION_DELETE = "registry:version:delete"
     VERSION_STAGE = "registry:version:stage"
+    VERSION_SCAN = "registry:version:scan"
     ALIAS_SET = "registry:alias:set"
     ALIAS_DELETE = "registry:alias:delete"
     PROMOTION_PROMOTE = "registry:promotion:promote"

@@ -29,6 +29,7 @@ from modelreg.services import search
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import find_model, not_found
+from modelreg.services.scanning import gate as scan_gate
 
 DEFAULT_SCOPE = "*"
 MAX_APPROVALS = 10
@@ -401,17 +402,22 @@ def _actual(version: Version, name: str) -> Any:
         "run_id": version.run_id,
         "created_at": version.created_at.isoformat() if version.created_at else None,
         "alias": sorted(a.name for a in version.aliases),
+        "scan": (version.scan or {}).get("status"),
     }
     return simple.get(head)
 
 
-def evaluate(session: Session, version: Version, rule: PolicyRule | None) -> list[dict[str, Any]]:
+def evaluate(
+    session: Session, version: Version, rule: PolicyRule | None, target: Target | None = None
+) -> list[dict[str, Any]]:
     """Check ``version`` against every criterion of ``rule``; one result per criterion.
+
+    With ``target``, the registry's safety default for it comes first (``scanning.gate``).
 
     Each result is ``{criterion, passed, actual, message}``, and ``actual`` holds the values
     the check saw, so a refusal says what the version has, not only what it lacked.
     """
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = scan_gate.baseline(session, version, target)
     if version.status is not VersionStatus.READY:
         results.append(
             {

@@ -147,7 +147,7 @@ def _judge(
     session: Session, promotion: Promotion, version: Version, rule: PolicyRule | None
 ) -> None:
     """Check the gates: refused when one fails, else pending while approvals are needed."""
-    failures = policies.failed(policies.evaluate(session, version, rule))
+    failures = policies.failed(policies.evaluate(session, version, rule, _target(promotion)))
     promotion.failed_criteria = failures
     if failures:
         promotion.state = PromotionState.REFUSED
@@ -419,7 +419,7 @@ def _recheck(
     rule: PolicyRule | None,
 ) -> list[dict[str, Any]]:
     """The criteria a request fails now: its gates, and what changed while it waited."""
-    failures = policies.failed(policies.evaluate(session, version, rule))
+    failures = policies.failed(policies.evaluate(session, version, rule, target))
     if _demotes(version, target):
         # It reached production while the request waited; an approval is no demotion right.
         failures.append(

@@ -29,12 +29,20 @@ from modelreg.db.tables import (
     VersionStatus,
     VersionTag,
 )
-from modelreg.errors import AlreadyExists, BlobNotFound, Conflict, InvalidInput, InvalidPath
+from modelreg.errors import (
+    AlreadyExists,
+    BlobNotFound,
+    Conflict,
+    InvalidInput,
+    InvalidPath,
+    PolicyViolation,
+)
 from modelreg.names import (
     MAX_DESCRIPTION,
     Ref,
     Semver,
     Stage,
+    Target,
     parse_dataset,
     parse_parent,
     validate_key,
@@ -47,6 +55,8 @@ from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.flavor_meta import check_flavor, check_signature
 from modelreg.services.models import check_tags, ensure_model, get_model
+from modelreg.services.scanning import gate as scan_gate
+from modelreg.services.scanning import records as scan_records
 from modelreg.services.versions import FileSpec, Lineage, resolve
 from modelreg.storage.base import BlobStore, check_digest, verify_blob
 
@@ -146,6 +156,7 @@ def register_version(
     *,
     actor: Actor,
     files_readable: bool = False,
+    scan_inline_bytes: int = scan_records.INLINE_BYTES,
 ) -> Version:
     """Create the next version of ``spec.name`` (creating the model if needed), atomically.
 
@@ -181,11 +192,33 @@ def register_version(
     now = utcnow()
     number = _allocate_number(session, model, spec.number, now)
     version = _new_version_row(model, spec, number, semver, parents, actor=actor)
+    # Before the row is added: its scan is part of the INSERT, not a second UPDATE. A version
+    # that starts in production (an import) is scanned whole: the default must judge it now.
+    to_production = version.stage is Stage.PRODUCTION
+    inline = 2**62 if to_production else scan_inline_bytes
+    scan_records.scan_new_version(session, store, version, inline_bytes=inline)
+    if to_production:
+        _refuse_unsafe_production(session, version)
     session.add(version)
     version.created_at = version.updated_at = now
     session.flush()
     _record_register(session, version, spec, actor=actor)
     return version
+
+
+def _refuse_unsafe_production(session: Session, version: Version) -> None:
+    """An import into production meets the registry's safety default like a promotion."""
+    failures = [
+        r
+        for r in scan_gate.baseline(session, version, Target(stage=Stage.PRODUCTION))
+        if not r["passed"]
+    ]
+    if failures:
+        raise PolicyViolation(
+            f"version {version.number} may not be imported into production: "
+            f"{failures[0]['criterion']} ({failures[0]['message']})",
+            failed_criteria=failures,
+        )
 
 
 def _semver(session: Session, model: Model, spec: RegistrationSpec) -> str | None:
@@ -387,6 +420,7 @@ def _record_register(
         "metrics": spec.metrics,
         "params": spec.params,
         "tags": spec.tags,
+        "scan": (version.scan or {}).get("status"),
     }
     if spec.number is not None:
         after["number_given"] = True

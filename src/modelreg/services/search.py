@@ -159,6 +159,19 @@ def _as_status(cmp: Compare) -> Callable[[Any], str]:
     return convert
 
 
+SCAN_STATES = ("clean", "unsafe", "pending", "error", "not_applicable")
+
+
+def _as_scan(cmp: Compare) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = str(value).lower()
+        if text not in SCAN_STATES:
+            raise _bad(cmp, f"scan is one of {', '.join(SCAN_STATES)}, not {value!r}")
+        return text
+
+    return convert
+
+
 def _as_stage(cmp: Compare) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         try:
@@ -231,10 +244,12 @@ def _version_clause(cmp: Compare) -> Column:
         return _compare(cmp, Version.status, _as_status(cmp))
     if head in ("created_by", "run_id", "description"):
         return _compare(cmp, getattr(Version, head), _as_text(cmp), text=True)
+    if head == "scan":
+        return _compare(cmp, Version.scan["status"].as_string(), _as_scan(cmp), text=True)
     raise _bad(
         cmp.field,
         f"unknown field {cmp.field}; use name, version, semver, stage, alias, owner, created_at, "
-        "created_by, status, run_id, tags.KEY, params.KEY, metrics.KEY or model.tags.KEY",
+        "created_by, status, scan, run_id, tags.KEY, params.KEY, metrics.KEY or model.tags.KEY",
     )
 
 

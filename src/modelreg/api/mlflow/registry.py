@@ -310,8 +310,12 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
             actor=actor,
             # resolve_source checked that the actor may read the source, so its files.
             files_readable=True,
+            scan_inline_bytes=registry.settings.scan_inline_bytes,
         )
-        return {"model_version": version_json(version)}
+        answer = {"model_version": version_json(version)}
+    if registry.scan_worker is not None and (version.scan or {}).get("status") == "pending":
+        registry.scan_worker.wake()  # big files: scanned after the answer (docs/safety.md)
+    return answer
 
 
 def _framework(source: tracking.sources.Source) -> str | None:

@@ -10,14 +10,24 @@ from modelreg.names import Ref
 from modelreg.services import compare as comparing
 from modelreg.services import lifecycle, models, registration, serialize, versions
 from modelreg.services.actor import Actor
+from modelreg.services.scanning import records as scan_records
+from modelreg.services.usecases import scans
 from modelreg.services.usecases._handles import Handles, Page, page
 
 
 def register(h: Handles, actor: Actor, spec: registration.RegistrationSpec) -> dict[str, Any]:
     """Create the next version from stored blobs, as ``spec`` says."""
+    inline = getattr(getattr(h, "settings", None), "scan_inline_bytes", None)
     with h.write() as session:
-        version = registration.register_version(session, h.store, spec, actor=actor)
-        return serialize.version_to_dict(version)
+        version = registration.register_version(
+            session,
+            h.store,
+            spec,
+            actor=actor,
+            scan_inline_bytes=inline if inline is not None else scan_records.INLINE_BYTES,
+        )
+        registered, version_id = serialize.version_to_dict(version), version.id
+    return scans.after_register(h, registered, version_id)
 
 
 def create_model(

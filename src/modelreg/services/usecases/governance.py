@@ -26,6 +26,7 @@ from modelreg.names import Ref, Target
 from modelreg.services import holders, lifecycle, policies, promotions, serialize, versions
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.moves import check_version_number
+from modelreg.services.usecases import scans
 from modelreg.services.usecases._handles import Handles, Page, page
 
 
@@ -92,7 +93,9 @@ def promote(
     """Request a move through the policy: the request (applied, pending, or a dry run's).
 
     Raises ``PolicyViolation`` for a refusal, after committing it (the attempt stays on record).
+    A scan still pending is finished first: gates judge the final answer.
     """
+    scans.wait_for_scan(h, actor, name, version)
     with h.write() as session:
         promotion = lifecycle.promote(
             session,
@@ -246,7 +249,7 @@ def evaluate_gates(h: Handles, actor: Actor, name: str, number: int, target: str
 def _gates(session: Session, version: Version, where: Target, actor: Actor) -> dict[str, Any]:
     model = version.model
     rule = policies.effective_rule(session, model, where)
-    criteria = policies.evaluate(session, version, rule)
+    criteria = policies.evaluate(session, version, rule, where)
     passed = not policies.failed(criteria)
     approvals = rule.approvals if rule is not None else 0
     already = holders.holds(version, where)
