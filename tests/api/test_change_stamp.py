@@ -11,6 +11,7 @@ it alone.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -153,14 +154,17 @@ class Walk:
         return stamp, stamped, {k: v for k, v in rows.items() if k not in stamped}
 
     async def __call__(
-        self, method: str, route: str, path: str | None = None, **kwargs: Any
+        self, method: str, route: str, path: str | None = None, *, each: bool = False, **kwargs: Any
     ) -> Any:
+        """One request; ``each``: it commits once per item (a bulk rescan), so it may bump more."""
         stamp, stamped, _ = self._rows()
         response = await self.http.request(method, path or route, **kwargs)
         assert response.status_code < 300, (method, path or route, response.text)
         after, changed, _ = self._rows()
         wrote = [t for t in stamped if stamped[t] != changed[t]]
-        if wrote:
+        if wrote and each:
+            assert after > stamp, f"{method} {route} changed {wrote}, the stamp stayed"
+        elif wrote:
             assert after == stamp + 1, f"{method} {route} changed {wrote}, the stamp stayed"
         else:  # a read by POST, or tracking scratch: served answers stay cached
             assert after == stamp, f"{method} {route} changed no registry row, the stamp moved"
@@ -196,6 +200,8 @@ async def test_every_write_route_moves_the_stamp_exactly_when_it_writes(
     step, tokens = walk
     await _walk_v1(step, tokens)
     await _walk_webhooks(step)
+    await _walk_deployments(step)
+    await _walk_scans(step)
     await _walk_mlflow(step)
     missing = write_routes() - step.done
     assert not missing, f"write routes this walk does not perform: {sorted(missing)}"
@@ -278,6 +284,34 @@ async def _walk_webhooks(step: Walk) -> None:
     redeliver = f"{API}/deliveries/{{delivery_id}}/redeliver"
     await step("POST", redeliver, f"{API}/deliveries/{sent['id']}/redeliver", json={})
     await step("DELETE", one, path)
+
+
+async def _walk_deployments(step: Walk) -> None:
+    # Deployments are unstamped: the first report and the end move the stamp by their audit
+    # events, a heartbeat (a report of a known id) leaves it alone.
+    one = f"{API}/deployments/{{deployment_id}}"
+    path = f"{API}/deployments/{uuid.uuid4()}"
+    report = {
+        "ref": "models:/m/latest",
+        "live_version": 2,
+        "address": "http://10.0.0.5:9000",
+        "hostname": "serve-1",
+        "pid": 4242,
+        "started_at": "2026-12-07T12:00:00Z",
+    }
+    for _ in range(2):
+        await step("PUT", one, path, json=report)
+    await step("DELETE", one, path)
+
+
+async def _walk_scans(step: Walk) -> None:
+    # A rescan writes the version's scan only when the verdict or the scanner changed; forced,
+    # it rescans and records a new time, which moves the stamp.
+    route = f"{API}/models/{{name:model}}/versions/{{version}}/scan"
+    path = f"{API}/models/m/versions/1/scan"
+    await step("POST", route, path, json={})
+    await step("POST", route, path, params={"force": "true"}, json={})
+    await step("POST", f"{API}/scans", json={}, params={"force": "true"}, each=True)
 
 
 async def _walk_mlflow(step: Walk) -> None:
