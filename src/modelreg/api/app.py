@@ -35,6 +35,7 @@ from modelreg.api.routes import (
     lifecycle,
     models,
     policies,
+    signatures,
     versions,
     webhooks,
 )
@@ -327,6 +328,7 @@ def create_app(settings: Settings) -> FastAPI:
         aliases,
         lifecycle,
         policies,
+        signatures,
         models,
         blobs,
         audit,

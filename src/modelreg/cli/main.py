@@ -15,6 +15,7 @@ from modelreg.cli import (
     insight,
     labels,
     lifecycle,
+    signing,
     versions,
     webhooks,
 )
@@ -86,6 +87,9 @@ for command in (
     admin.grant,
     admin.revoke,
     webhooks.webhooks,
+    signing.sign,
+    signing.verify,
+    signing.keys,
     imports.import_group,
     db,
     server,

@@ -192,12 +192,28 @@ def show_version(v: dict[str, Any]) -> None:
         )
     if lineage.get("parents"):
         screen.print("parents: " + ", ".join(lineage["parents"]))
+    _show_safety(screen, v)
     table = Table("path", "size", "sha256", box=None, pad_edge=False)
     # A person at a terminal sees a prefix; a pipe gets the whole digest, to check or grep.
     short = sys.stdout.isatty()
     for f in v["files"]:
         table.add_row(f["path"], f"{f['size']:,}", f["sha256"][:16] + "…" if short else f["sha256"])
     screen.print(table)
+
+
+def _show_safety(screen: Any, v: dict[str, Any]) -> None:
+    """The signature state: signed or not, and each signature's key."""
+    sigs = v.get("signatures") or []
+    if not sigs:
+        screen.print("signature: none")
+        return
+    state = "signed" if v.get("signed") else "not signed by a trusted key"
+    keys = []
+    for s in sigs:
+        label = s.get("key_name") or f"{s['key_fingerprint'][:16]}…"
+        note = "" if s.get("trusted") else " (revoked)" if s.get("revoked") else " (untrusted)"
+        keys.append(f"{label}{note}")
+    screen.print(f"signature: {state}; " + ", ".join(keys))
 
 
 def versions_table(items: list[dict[str, Any]], token: str | None) -> None:

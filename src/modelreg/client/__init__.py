@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from modelreg.client._backend import Backend, Progress
 from modelreg.client._files import capture_environment, capture_git, collect_files
 from modelreg.client._notify import Notifications
+from modelreg.client._signing import Signing
 from modelreg.errors import InvalidInput
 from modelreg.location import is_remote, resolve_uri
 from modelreg.names import (
@@ -57,7 +58,7 @@ def _kv(values: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(values or {})
 
 
-class Registry(Notifications):
+class Registry(Notifications, Signing):
     """A model registry: the embedded default, a folder, or a server (``http://HOST:PORT``).
 
     Usage::

@@ -47,6 +47,7 @@ from modelreg.services.query import (
     parse,
     tokenize,
 )
+from modelreg.services.signed import trusted_clause
 
 Scope = Literal["versions", "models"]
 
@@ -231,11 +232,21 @@ def _version_clause(cmp: Compare) -> Column:
         return _compare(cmp, Version.status, _as_status(cmp))
     if head in ("created_by", "run_id", "description"):
         return _compare(cmp, getattr(Version, head), _as_text(cmp), text=True)
+    if head == "signed":
+        return _signed_clause(cmp)
     raise _bad(
         cmp.field,
         f"unknown field {cmp.field}; use name, version, semver, stage, alias, owner, created_at, "
-        "created_by, status, run_id, tags.KEY, params.KEY, metrics.KEY or model.tags.KEY",
+        "created_by, status, run_id, signed, tags.KEY, params.KEY, metrics.KEY or model.tags.KEY",
     )
+
+
+def _signed_clause(cmp: Compare) -> Column:
+    """``signed = true|false``: a signature by a trusted, unrevoked key (``services.signed``)."""
+    if cmp.op not in ("=", "!=") or not isinstance(cmp.value, bool):
+        raise _bad(cmp, "signed is compared with = or != to true or false")
+    has = trusted_clause(Version.id)
+    return has if cmp.value == (cmp.op == "=") else not_(has)
 
 
 def _name_clause(cmp: Compare) -> Column:
