@@ -111,7 +111,7 @@ def test_sign_then_trust_then_verify(reg: modelreg.Registry, files: Path, keys: 
     assert [x.ref for x in reg.search("signed = true")] == ["fraud:1"]
     assert list(reg.search("signed = false")) == []
     actions = [e.action for e in reg.audit(limit=100)]
-    assert "registry:version:sign" in actions
+    assert "registry:signature:sign" in actions
     assert "registry:key:add" in actions
 
 

@@ -60,7 +60,7 @@ class EventTag(StrEnum):
     VERSION_TAG = "registry:version:tag"
     VERSION_DELETE = "registry:version:delete"
     VERSION_STAGE = "registry:version:stage"
-    VERSION_SIGN = "registry:version:sign"
+    SIGNATURE_SIGN = "registry:signature:sign"
     ALIAS_SET = "registry:alias:set"
     ALIAS_DELETE = "registry:alias:delete"
     PROMOTION_PROMOTE = "registry:promotion:promote"

@@ -110,7 +110,7 @@ def add_signature(
     session.flush()
     record(
         session,
-        EventTag.VERSION_SIGN,
+        EventTag.SIGNATURE_SIGN,
         actor=actor,
         target=f"{version.model.name}:{version.number}",
         model=version.model,
