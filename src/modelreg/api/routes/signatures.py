@@ -130,11 +130,11 @@ def list_keys(registry: RegistryDep, actor: ActorDep) -> Any:
 
 
 @router.post(
-    "/keys/{key_name}/revoke",
+    "/keys/{name}/revoke",
     response_model=KeyRead,
     operation_id="keys-revoke",
     tags=["keys"],
 )
-def revoke_key(key_name: str, body: KeyRevoke, registry: RegistryDep, actor: ActorDep) -> Any:
+def revoke_key(name: str, body: KeyRevoke, registry: RegistryDep, actor: ActorDep) -> Any:
     """Revoke a trusted key (admin): its signatures stop counting; the key stays listed."""
-    return signing.revoke_key(registry, actor, key_name, body.reason)
+    return signing.revoke_key(registry, actor, name, body.reason)
