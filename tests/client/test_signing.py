@@ -355,3 +355,43 @@ def test_cli_sign_verify_keys_and_show(
     assert main([*base, "keys", "revoke", "ci", "--reason", "rotated"]) == 0
     assert main([*base, "verify", "fraud:1"]) == 1
     assert main([*base, "sign", "fraud:1", "--key", str(public)]) == 1  # not a private key
+
+
+# -- who may sign and trust --------------------------------------------------------------------
+
+
+def test_who_may_sign_and_trust_keys(home: Path, files: Path, keys: dict, tmp_path: Path) -> None:
+    """Admins trust and revoke keys; contributors sign; viewers read keys and verify only."""
+    from registry_folders import LiveServer
+
+    private, public = keys["ci"]
+    with modelreg.Registry(home) as folder:
+        folder.register("fraud", files, capture=False)
+        folder.create_user("root", role="admin")
+        folder.create_user("mia", role="admin", model="fraud")
+        folder.create_user("ann", role="contributor")
+        folder.create_user("vic", role="viewer")
+        tokens = {n: str(folder.create_token(n).token) for n in ("root", "mia", "ann", "vic")}
+    with LiveServer(home) as server:
+        as_ = {n: modelreg.Registry(server.url, token=t) for n, t in tokens.items()}
+        try:
+            before = counts(home)
+            for name in ("mia", "ann", "vic"):  # a model's admin is no registry admin
+                with pytest.raises(errors.PermissionDenied):
+                    as_[name].add_trusted_key("ci", public)
+            with pytest.raises(errors.PermissionDenied):
+                as_["vic"].sign("fraud:1", key=private)
+            with modelreg.Registry(server.url) as nobody, pytest.raises(errors.Unauthenticated):
+                nobody.trusted_keys()
+            assert counts(home) == before
+
+            as_["root"].add_trusted_key("ci", public)
+            assert [k.name for k in as_["vic"].trusted_keys()] == ["ci"]
+            assert as_["ann"].sign("fraud:1", key=private).signed_by == "ann"
+            assert as_["vic"].verify("fraud:1").verified
+            with pytest.raises(errors.PermissionDenied):
+                as_["mia"].revoke_trusted_key("ci", reason="not mine to revoke")
+            assert as_["root"].revoke_trusted_key("ci", reason="rotated").revoked_by == "root"
+        finally:
+            for reg in as_.values():
+                reg.close()
