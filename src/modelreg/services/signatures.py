@@ -177,19 +177,42 @@ def signature_dicts(
 def signatures_by_version(
     session: Session, version_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """Each version's signatures (without bundles), for a page of versions: one query."""
+    """Each version's signatures (without bundles), for a page of versions: one query.
+
+    Plain columns, never the bundles (kilobytes each), with their keys joined in.
+    """
     if not version_ids:
         return {}
-    rows = session.scalars(
-        select(VersionSignature)
-        .where(VersionSignature.version_id.in_(list(version_ids)))
-        .order_by(VersionSignature.created_at, VersionSignature.id)
+    s, k = VersionSignature, TrustedKey
+    rows = session.execute(
+        select(
+            s.version_id,
+            s.id,
+            s.key_fingerprint,
+            s.manifest_sha256,
+            s.signed_by,
+            s.created_at,
+            k.name,
+            k.revoked_at,
+        )
+        .outerjoin(k, k.fingerprint == s.key_fingerprint)
+        .where(s.version_id.in_(list(version_ids)))
+        .order_by(s.created_at, s.id)
     ).all()
-    if not rows:
-        return {}
     out: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for row, item in zip(rows, signature_dicts(session, rows), strict=True):
-        out.setdefault(row.version_id, []).append(item)
+    for version_id, sid, fingerprint, manifest, signer, at, key_name, revoked_at in rows:
+        out.setdefault(version_id, []).append(
+            {
+                "id": str(sid),
+                "key_fingerprint": fingerprint,
+                "key_name": key_name,
+                "trusted": key_name is not None and revoked_at is None,
+                "revoked": revoked_at is not None,
+                "manifest_sha256": manifest,
+                "signed_by": signer,
+                "created_at": _iso(at),
+            }
+        )
     return out
 
 
