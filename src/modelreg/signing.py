@@ -20,8 +20,9 @@ from typing import Any
 
 from modelreg.errors import InvalidInput, SignatureInvalid
 
-# A bundle holds the manifest (about 150 bytes a file, base64-encoded); 100,000 files fit.
-MAX_BUNDLE = 32 * 1024 * 1024
+# A bundle holds the manifest (about 230 bytes a file once base64-encoded): some 70,000 files
+# fit, and so does the server's default JSON body limit (``max_json_bytes``, 16 MiB).
+MAX_BUNDLE = 16 * 1024 * 1024
 MAX_PUBLIC_KEY = 16 * 1024
 
 Manifest = dict[str, str]
@@ -139,7 +140,7 @@ def _parse_bundle(text: str) -> Any:
     from model_signing._signing import sign_sigstore_pb
 
     if not isinstance(text, str) or len(text) > MAX_BUNDLE:
-        raise SignatureInvalid("a signature bundle is JSON text of at most 32 MiB", detail={})
+        raise SignatureInvalid("a signature bundle is JSON text of at most 16 MiB", detail={})
     try:
         parsed = json.loads(text)
         material = parsed["verificationMaterial"]

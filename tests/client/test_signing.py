@@ -395,3 +395,17 @@ def test_who_may_sign_and_trust_keys(home: Path, files: Path, keys: dict, tmp_pa
         finally:
             for reg in as_.values():
                 reg.close()
+
+
+def test_deleting_a_signed_version_takes_its_signatures(
+    reg: modelreg.Registry, home: Path, files: Path, keys: dict
+) -> None:
+    private, public = keys["ci"]
+    reg.register("fraud", files, capture=False)
+    reg.register("fraud", files, capture=False)
+    reg.add_trusted_key("ci", public)
+    reg.sign("fraud:1", key=private)
+    reg.sign("fraud:2", key=private)
+    reg.delete("fraud:1", reason="superseded")
+    assert counts(home)[0] == 1
+    assert [v.ref for v in reg.search("signed = true")] == ["fraud:2"]
