@@ -409,3 +409,18 @@ def test_deleting_a_signed_version_takes_its_signatures(
     reg.delete("fraud:1", reason="superseded")
     assert counts(home)[0] == 1
     assert [v.ref for v in reg.search("signed = true")] == ["fraud:2"]
+
+
+def test_sign_checks_the_files_you_hold_when_given(
+    reg: modelreg.Registry, home: Path, files: Path, keys: dict, tmp_path: Path
+) -> None:
+    private, _ = keys["ci"]
+    reg.register("fraud", files, capture=False)
+    held = tmp_path / "built"
+    reg.download("fraud:1", held)
+    (held / "model.pkl").write_bytes(b"not what was registered")
+    before = counts(home)
+    with pytest.raises(errors.SignatureInvalid, match=r"model\.pkl"):
+        reg.sign("fraud:1", key=private, files=held)
+    assert counts(home) == before
+    assert reg.sign("fraud:1", key=private, files=files).key_fingerprint

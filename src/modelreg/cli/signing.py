@@ -21,9 +21,16 @@ KEY_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     metavar="VAR",
     help="Environment variable holding the private key's password, if it is encrypted.",
 )
+@click.option(
+    "--files",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Sign only if the files in this folder are exactly the version's (hashed here).",
+)
 @json_option
 @click.pass_obj
-def sign(obj: Ctx, ref: str, key: Path, password_env: str | None, as_json: bool) -> None:
+def sign(
+    obj: Ctx, ref: str, key: Path, password_env: str | None, files: Path | None, as_json: bool
+) -> None:
     """Sign version REF's manifest (every path and SHA-256) with a private key.
 
     The manifest comes from the registry: no file is downloaded. The server checks the
@@ -38,7 +45,7 @@ def sign(obj: Ctx, ref: str, key: Path, password_env: str | None, as_json: bool)
     import os
 
     password = os.environ.get(password_env) if password_env else None
-    signature = obj.registry.sign(ref, key=key, password=password)
+    signature = obj.registry.sign(ref, key=key, password=password, files=files)
     if as_json:
         emit(signature)
         return

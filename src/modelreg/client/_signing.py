@@ -51,13 +51,23 @@ class Signing:
     def backend(self) -> Backend:  # pragma: no cover - ``Registry`` defines it
         raise NotImplementedError
 
-    def sign(self, ref: str, *, key: Pathish, password: str | None = None) -> Signature:
+    def sign(
+        self,
+        ref: str,
+        *,
+        key: Pathish,
+        password: str | None = None,
+        files: Pathish | None = None,
+    ) -> Signature:
         """Sign version ``ref``'s manifest (every path and SHA-256) and store the signature.
 
         The manifest comes from the registry, so no file is downloaded: the signature says
         "these exact bytes, under these paths", and ``verify`` re-hashes the files to check it.
         ``key`` is a PEM elliptic-curve private key (``openssl ecparam -name prime256v1
         -genkey``); the version counts as ``signed`` once its public key is a trusted key.
+        With ``files`` (the folder the version was registered from, e.g. in the CI job that
+        built it), those files are hashed first and must be exactly the registry's manifest:
+        then the signature vouches for what you hold, not only for what the registry says.
 
         Raises:
             SignatureInvalid: the server found the signature does not verify (it stores none).
@@ -67,8 +77,12 @@ class Signing:
 
         version = self.backend.get_version(ref)
         public_pem = _public_pem_of(key, password)
+        manifest = signing.manifest_of(_file(f) for f in version.files)
+        if files is not None:
+            held = signing.hash_folder(Path(files))
+            signing.check_manifest(manifest, held, what=f"the files in {files}")
         bundle = signing.sign_manifest(
-            signing.manifest_of(_file(f) for f in version.files),
+            manifest,
             label=version.ref,
             private_key=Path(key),
             password=password,
