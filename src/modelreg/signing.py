@@ -148,7 +148,7 @@ def _parse_bundle(text: str) -> Any:
         from sigstore_models.bundle import v1 as bundle_pb
 
         return sign_sigstore_pb.Signature(bundle_pb.Bundle.from_dict(parsed))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise SignatureInvalid(
             f"not a model-signing bundle: {str(exc)[:200]}", detail={"bundle": "unreadable"}
         ) from None

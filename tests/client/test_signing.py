@@ -255,6 +255,7 @@ def test_forged_uploads_are_refused(
         # Not a bundle at all.
         ('{"mediaType": "x"}', public.read_text()),
         ("not json", public.read_text()),
+        ("[" * 100_000 + "]" * 100_000, public.read_text()),
     ]
     for bundle, pem in cases:
         with pytest.raises(errors.SignatureInvalid):
