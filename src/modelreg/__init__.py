@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 if typing.TYPE_CHECKING:
     from modelreg.client import Registry
+    from modelreg.client._objects import load
     from modelreg.errors import (
         AliasNotFound,
         AlreadyExists,
@@ -40,6 +41,7 @@ if typing.TYPE_CHECKING:
         TooManyUploads,
         Unauthenticated,
         Unavailable,
+        UnsafeModel,
         VersionNotFound,
     )
     from modelreg.types import (
@@ -49,6 +51,7 @@ if typing.TYPE_CHECKING:
         Comparison,
         Deleted,
         Delivery,
+        Deployment,
         Event,
         FileInfo,
         GcReport,
@@ -87,6 +90,7 @@ __all__ = [
     "Conflict",
     "Deleted",
     "Delivery",
+    "Deployment",
     "DigestMismatch",
     "Event",
     "FileInfo",
@@ -128,21 +132,25 @@ __all__ = [
     "TrustedKey",
     "Unauthenticated",
     "Unavailable",
+    "UnsafeModel",
     "User",
     "Version",
     "VersionNotFound",
     "Webhook",
     "__version__",
+    "load",
 ]
 
 _HOMES = {
     "Registry": "modelreg.client",
+    "load": "modelreg.client._objects",
     "AuditAnchor": "modelreg.types",
     "AuditEvent": "modelreg.types",
     "AuditVerification": "modelreg.types",
     "Comparison": "modelreg.types",
     "Deleted": "modelreg.types",
     "Delivery": "modelreg.types",
+    "Deployment": "modelreg.types",
     "Event": "modelreg.types",
     "FileInfo": "modelreg.types",
     "GcReport": "modelreg.types",

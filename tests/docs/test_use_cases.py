@@ -45,6 +45,7 @@ NOUNS = {
     "deliveries": "delivery",
     "signatures": "signature",
     "keys": "key",
+    "deployments": "deployment",
 }
 # One REST operation serving several verbs, each writing its own action.
 SHARED_OPERATIONS = {"users-update", "policies-apply"}

@@ -9,6 +9,7 @@ import click
 from modelreg import __version__
 from modelreg.cli import (
     admin,
+    deployments,
     events,
     hints,
     imports,
@@ -90,6 +91,7 @@ for command in (
     signing.sign,
     signing.verify,
     signing.keys,
+    deployments.deployments,
     imports.import_group,
     db,
     server,

@@ -22,6 +22,7 @@ from modelreg.types._notify import Delivery, Webhook
 from modelreg.types._policy import Policies, Policy, PolicyApplyReport, PolicyRule
 from modelreg.types._records import AuditEvent, FileInfo, Model, Page, Promotion, Version
 from modelreg.types._safety import Signature, SignatureCheck, TrustedKey
+from modelreg.types._serving import Deployment
 from modelreg.types._wire import Result
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Comparison",
     "Deleted",
     "Delivery",
+    "Deployment",
     "Event",
     "FileInfo",
     "GcReport",

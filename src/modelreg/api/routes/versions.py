@@ -48,6 +48,8 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, acto
         lineage=versions.Lineage(**body.lineage.model_dump()),
         environment=body.environment.model_dump(),
         framework=body.framework,
+        flavor=body.flavor,
+        signature=body.signature,
         idempotency_key=body.idempotency_key,
         number=body.number,
         stage=body.stage,
