@@ -215,15 +215,24 @@ def check_manifest(signed: Mapping[str, str], expected: Mapping[str, str], *, wh
         )
 
 
-def hash_folder(folder: Path) -> Manifest:
-    """Every file under ``folder`` hashed afresh by ``model-signing``: its manifest."""
+def hash_folder(folder: Path, *, only: Iterable[str] | None = None) -> Manifest:
+    """Every file under ``folder`` (or only the relative paths ``only``), hashed afresh.
+
+    ``model-signing`` does the hashing: its manifest, path → SHA-256.
+    """
     _library()
     from model_signing import hashing as ms_hashing
 
     config = ms_hashing.Config().use_file_serialization(  # type: ignore[no-untyped-call]
         hashing_algorithm="sha256", allow_symlinks=False
     )
-    found = config.hash(folder)
+    chosen = None if only is None else [folder / p for p in only]
+    try:
+        found = config.hash(folder, files_to_hash=chosen)
+    except (OSError, ValueError) as exc:
+        raise SignatureInvalid(
+            f"cannot hash the files in {folder}: {exc}", detail={"folder": str(folder)}
+        ) from None
     return {rd.identifier: rd.digest.digest_hex for rd in found.resource_descriptors()}
 
 

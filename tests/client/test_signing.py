@@ -425,3 +425,40 @@ def test_sign_checks_the_files_you_hold_when_given(
         reg.sign("fraud:1", key=private, files=held)
     assert counts(home) == before
     assert reg.sign("fraud:1", key=private, files=files).key_fingerprint
+
+
+# -- load(require_signature=True) ------------------------------------------------------------
+
+
+def test_load_with_require_signature_verifies_before_loading(
+    reg: modelreg.Registry, home: Path, keys: dict
+) -> None:
+    """Nothing is loaded unless the fetched files match a trusted key's signature."""
+    from sklearn.linear_model import LogisticRegression
+
+    private, public = keys["ci"]
+    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    v = reg.register("churn", model=model)
+    assert reg.load("churn:1") is not None  # unsigned: loads without the requirement
+    with pytest.raises(errors.SignatureInvalid, match="has no signature"):
+        reg.load("churn:1", require_signature=True)
+    reg.sign("churn:1", key=private)
+    with pytest.raises(errors.SignatureInvalid, match="not a trusted key"):
+        reg.load("churn:1", require_signature=True)
+    reg.add_trusted_key("ci", public)
+    loaded = reg.load("churn:1", require_signature=True)
+    assert list(loaded.predict([[0.0], [3.0]])) == [0, 1]
+    assert modelreg.load("churn:1", registry=reg, require_signature=True) is not None
+
+    # The cached copy is what gets loaded (the cache does not hash it again): a byte changed
+    # in it is caught before loading.
+    cached = reg.local_files(v)
+    target = next(
+        p for p in cached.rglob("*") if p.is_file() and p.name in {f.path for f in v.files}
+    )
+    target.chmod(0o644)
+    data = target.read_bytes()  # same size: the cache takes it as complete
+    target.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(errors.SignatureInvalid):
+        reg.load("churn:1", require_signature=True)
+    reg.revoke_trusted_key("ci", reason="rotated")

@@ -447,21 +447,23 @@ class Registry(Notifications, Deployments, Signing):
         parse_ref(ref, allow_model=False)
         return self.backend.download(ref, Path(out_dir), progress)
 
-    def load(self, ref: str, *, trust: bool = False) -> Any:
+    def load(self, ref: str, *, trust: bool = False, require_signature: bool = False) -> Any:
         """The Python object registered as ``ref`` with ``register(model=…)``.
 
         Files are fetched once (verified, cached by digest: ``MODELREG_MODEL_CACHE``). A
         model saved in a pickle-family format (pickle, joblib) loads only when its scan is
         clean or with ``trust=True``; a library version that differs from the one it was
-        saved with gives a ``LibraryVersionWarning``.
+        saved with gives a ``LibraryVersionWarning``. With ``require_signature`` the fetched
+        files must match a signature by a trusted, unrevoked key before anything is loaded.
 
         Raises:
             UnsafeModel: a pickle-family model neither trusted nor scanned clean.
             InvalidInput: the version holds files, not an object saved with a flavor.
+            SignatureInvalid: ``require_signature`` and no trusted signature holds.
         """
         from modelreg.flavors import open_version
 
-        return open_version(self, ref, trust=trust).model
+        return open_version(self, ref, trust=trust, require_signature=require_signature).model
 
     def local_files(self, version: Version) -> Path:
         """``version``'s files in the local model cache (downloaded and verified once)."""

@@ -125,6 +125,20 @@ class Signing:
                 ) from None
             return _check(version, sigs, keys, Path(tmp))
 
+    def _verify_loaded(self, version: Version, folder: Path) -> SignatureCheck:
+        """Check the files ``load`` is about to read against a trusted key's signature.
+
+        The model cache's folder holds a marker of its own beside them: only the manifest's
+        paths are hashed.
+        """
+        sigs = self.backend.list_signatures(version.name, version.version)
+        if not sigs:
+            raise SignatureInvalid(
+                f"{version.ref} has no signature, and one was required",
+                detail={"ref": version.ref},
+            )
+        return _check(version, sigs, self._verifying_keys(None), folder, exact=False)
+
     def _verifying_keys(self, key: Pathish | None) -> dict[str, tuple[str, str | None]]:
         """Fingerprint → (PEM, trusted key name) of the keys whose signatures count."""
         from modelreg import signing
@@ -166,13 +180,15 @@ def _check(
     sigs: list[Signature],
     keys: dict[str, tuple[str, str | None]],
     folder: Path,
+    *,
+    exact: bool = True,
 ) -> SignatureCheck:
     from modelreg import signing
     from modelreg.types import SignatureCheck
 
     given = any(name is None for _, name in keys.values())
     expected = signing.manifest_of(_file(f) for f in version.files)
-    on_disk = signing.hash_folder(folder)
+    on_disk = signing.hash_folder(folder, only=None if exact else list(expected))
     verdicts: list[dict[str, Any]] = []
     for sig in sigs:
         verdict: dict[str, Any] = {
