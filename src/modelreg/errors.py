@@ -9,7 +9,8 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     │   ├── InvalidReference            code=invalid_reference
     │   ├── InvalidPath                 code=invalid_path
     │   ├── InvalidQuery                code=invalid_query       (.position)
-    │   └── DigestMismatch              code=digest_mismatch     (an upload's bytes != its digest)
+    │   ├── DigestMismatch              code=digest_mismatch     (an upload's bytes != its digest)
+    │   └── SignatureInvalid            code=signature_invalid   (a signature does not verify)
     ├── NotFound                        code=not_found           exit 2
     │   ├── ModelNotFound               code=model_not_found
     │   ├── VersionNotFound             code=version_not_found
@@ -69,6 +70,7 @@ __all__ = [
     "PolicyViolation",
     "RegistryError",
     "SchemaOutdated",
+    "SignatureInvalid",
     "StorageFailure",
     "TooManyUploads",
     "Unauthenticated",
@@ -143,6 +145,12 @@ class DigestMismatch(InvalidInput):
     """Uploaded bytes do not hash to the digest the client declared."""
 
     code = "digest_mismatch"
+
+
+class SignatureInvalid(InvalidInput):
+    """A version signature does not verify: bad bundle, wrong key, or files that differ."""
+
+    code = "signature_invalid"
 
 
 class NotFound(RegistryError):

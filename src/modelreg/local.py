@@ -22,11 +22,11 @@ from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import PrincipalKind, Role
 from modelreg.errors import IntegrityFailure, InvalidInput, applied_or_raise
-from modelreg.names import parse_instant, parse_ref, validate_model_name
+from modelreg.names import Ref, parse_instant, parse_ref, validate_model_name
 from modelreg.services import deployments, registration, versions, webhooks
 from modelreg.services.actor import Actor
 from modelreg.services.scanning import gate as scan_gate
-from modelreg.services.usecases import admin, catalog, governance, notify, scans
+from modelreg.services.usecases import admin, catalog, governance, notify, scans, signing
 from modelreg.services.usecases import deployments as serving
 from modelreg.services.usecases.events import event_page
 from modelreg.storage import BlobStore, open_blob_store
@@ -51,7 +51,9 @@ from modelreg.types import (
     PolicyRule,
     Promotion,
     Rollback,
+    Signature,
     Token,
+    TrustedKey,
     User,
     Version,
     Webhook,
@@ -466,6 +468,32 @@ class LocalBackend:
     def redeliver(self, delivery_id: str) -> Delivery:
         """Send a delivery again."""
         return Delivery.from_dict(notify.redeliver(self, self.actor, delivery_id))
+
+    # -- signatures and trusted keys -------------------------------------------------------
+
+    def add_signature(
+        self, name: str, number: int, bundle: str, public_key: str | None
+    ) -> Signature:
+        """Check and store a signature of a version's manifest."""
+        ref = Ref(name, version=number)
+        return Signature.from_dict(signing.add_signature(self, self.actor, ref, bundle, public_key))
+
+    def list_signatures(self, name: str, number: int) -> list[Signature]:
+        """A version's signatures with their bundles."""
+        data = signing.list_signatures(self, self.actor, Ref(name, version=number))
+        return [Signature.from_dict(s) for s in data["items"]]
+
+    def add_trusted_key(self, name: str, public_key: str) -> TrustedKey:
+        """Trust a public key (local admin authority)."""
+        return TrustedKey.from_dict(signing.add_key(self, self.actor, name, public_key))
+
+    def list_trusted_keys(self) -> list[TrustedKey]:
+        """Every trusted key."""
+        return [TrustedKey.from_dict(k) for k in signing.list_keys(self, self.actor)]
+
+    def revoke_trusted_key(self, name: str, reason: str) -> TrustedKey:
+        """Revoke a trusted key."""
+        return TrustedKey.from_dict(signing.revoke_key(self, self.actor, name, reason))
 
     # -- deployments -----------------------------------------------------------------------
 

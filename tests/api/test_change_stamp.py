@@ -195,10 +195,11 @@ async def walk(home: Path, files: Path) -> AsyncIterator[tuple[Walk, dict[str, s
 
 @pytest.mark.anyio
 async def test_every_write_route_moves_the_stamp_exactly_when_it_writes(
-    walk: tuple[Walk, dict[str, str]],
+    walk: tuple[Walk, dict[str, str]], tmp_path: Path
 ) -> None:
     step, tokens = walk
     await _walk_v1(step, tokens)
+    await _walk_signing(step, tmp_path)
     await _walk_webhooks(step)
     await _walk_deployments(step)
     await _walk_scans(step)
@@ -271,6 +272,36 @@ async def _walk_v1(step: Walk, tokens: dict[str, str]) -> None:
     await step("DELETE", f"{API}/tokens/{{token_id}}", f"{API}/tokens/{token['id']}")
     body = {"disabled": True}
     await step("PATCH", f"{API}/principals/{{name}}", f"{API}/principals/bob", json=body)
+
+
+async def _walk_signing(step: Walk, folder: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from modelreg import signing
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = folder / "signer.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    files = (await step.http.get(f"{API}/models/m/versions/1")).json()["files"]
+    manifest = {f["path"]: f["sha256"] for f in files}
+    bundle = signing.sign_manifest(manifest, label="m:1", private_key=private)
+    sigs = f"{API}/models/{{name:model}}/versions/{{version}}/signatures"
+    body = {"bundle": bundle, "public_key": public}
+    await step("POST", sigs, f"{API}/models/m/versions/1/signatures", json=body)
+    await step("POST", f"{API}/keys", json={"name": "ci", "public_key": public})
+    await step("POST", f"{API}/keys/{{name}}/revoke", f"{API}/keys/ci/revoke", json={"reason": "r"})
 
 
 async def _walk_webhooks(step: Walk) -> None:

@@ -40,6 +40,12 @@ ORDER = [
     "compare",
     "lineage",
     "download",
+    "keys add",
+    "keys",
+    "keys list",
+    "sign",
+    "verify",
+    "keys revoke",
     "policy apply",
     "policy set",
     "policy show",
@@ -203,6 +209,7 @@ def seeded(tmp_path: Path, files: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     home = tmp_path / "examples-registry"
     monkeypatch.setenv("MODELREG_URI", str(home))
     monkeypatch.chdir(files)
+    _signing_key(files)
     (files / "policy.yaml").write_text("scopes:\n  churn:\n    production:\n      approvals: 1\n")
     with modelreg.Registry(home) as reg:
         reg.register("fraud", files / "model.pkl", metrics={"accuracy": 0.91}, capture=False)
@@ -215,6 +222,26 @@ def seeded(tmp_path: Path, files: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         assert reg.promote("churn", 1, "production", reason="retrained").state == "pending"
     monkeypatch.delenv("MODELREG_ACTOR")
     return home
+
+
+def _signing_key(folder: Path) -> None:
+    """signer.pem and signer.pub, the key pair the signing examples name."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (folder / "signer.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (folder / "signer.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
 
 
 def stand_in(path: str, args: list[str], home: Path) -> list[str]:

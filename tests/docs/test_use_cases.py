@@ -43,6 +43,8 @@ NOUNS = {
     "roles": "role",
     "webhooks": "webhook",
     "deliveries": "delivery",
+    "signatures": "signature",
+    "keys": "key",
     "deployments": "deployment",
 }
 # One REST operation serving several verbs, each writing its own action.

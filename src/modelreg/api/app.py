@@ -38,6 +38,7 @@ from modelreg.api.routes import (
     models,
     policies,
     scans,
+    signatures,
     versions,
     webhooks,
 )
@@ -343,6 +344,7 @@ def create_app(settings: Settings) -> FastAPI:
         aliases,
         lifecycle,
         policies,
+        signatures,
         models,
         blobs,
         audit,

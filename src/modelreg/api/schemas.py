@@ -204,6 +204,31 @@ class ModelRead(BaseModel):
     aliases: dict[str, int]
 
 
+class SignatureRead(BaseModel):
+    """A signature of a version's manifest (``signed``: by a trusted, unrevoked key)."""
+
+    id: str
+    key_fingerprint: str = Field(description="SHA-256 of the signing key's PEM")
+    key_name: str | None = Field(description="the trusted key's name, if it is one")
+    trusted: bool = Field(description="by a trusted key that is not revoked")
+    revoked: bool
+    manifest_sha256: str
+    signed_by: str = Field(description="who uploaded it")
+    created_at: str
+
+
+class SignatureDownload(SignatureRead):
+    """A signature with its bundle: what ``model_signing verify key`` checks a folder with."""
+
+    bundle: str = Field(description="the OpenSSF model-signing bundle (Sigstore JSON)")
+
+
+class SignatureList(BaseModel):
+    """Answer of ``GET …/signatures``."""
+
+    items: list[SignatureDownload]
+
+
 class VersionRead(BaseModel):
     """One version."""
 
@@ -229,6 +254,8 @@ class VersionRead(BaseModel):
         default=None, description="Input/output schema: {inputs: [{name, dtype}], outputs}."
     )
     scan: dict[str, Any] | None
+    signed: bool = Field(description="a signature by a trusted key that is not revoked")
+    signatures: list[SignatureRead]
     created_by: str
     created_at: str
     updated_at: str

@@ -16,6 +16,7 @@ from modelreg.cli import (
     insight,
     labels,
     lifecycle,
+    signing,
     versions,
     webhooks,
 )
@@ -91,6 +92,9 @@ for command in (
     admin.grant,
     admin.revoke,
     webhooks.webhooks,
+    signing.sign,
+    signing.verify,
+    signing.keys,
     deployments.deployments,
     imports.import_group,
     db,

@@ -192,6 +192,7 @@ def show_version(v: dict[str, Any]) -> None:
         )
     if lineage.get("parents"):
         screen.print("parents: " + ", ".join(lineage["parents"]))
+    _show_safety(screen, v)
     _show_flavor(screen, v)
     from modelreg.cli.scan import scan_lines
 
@@ -203,6 +204,21 @@ def show_version(v: dict[str, Any]) -> None:
     for f in v["files"]:
         table.add_row(f["path"], f"{f['size']:,}", f["sha256"][:16] + "…" if short else f["sha256"])
     screen.print(table)
+
+
+def _show_safety(screen: Any, v: dict[str, Any]) -> None:
+    """The signature state: signed or not, and each signature's key."""
+    sigs = v.get("signatures") or []
+    if not sigs:
+        screen.print("signature: none")
+        return
+    state = "signed" if v.get("signed") else "not signed by a trusted key"
+    keys = []
+    for s in sigs:
+        label = s.get("key_name") or f"{s['key_fingerprint'][:16]}…"
+        note = "" if s.get("trusted") else " (revoked)" if s.get("revoked") else " (untrusted)"
+        keys.append(f"{label}{note}")
+    screen.print(f"signature: {state}; " + ", ".join(keys))
 
 
 def _show_flavor(screen: Any, v: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from modelreg.client._backend import Backend, Progress
 from modelreg.client._deployments import Deployments
 from modelreg.client._files import capture_environment, capture_git, collect_files
 from modelreg.client._notify import Notifications
+from modelreg.client._signing import Signing
 from modelreg.errors import InvalidInput
 from modelreg.location import is_remote, resolve_uri
 from modelreg.names import (
@@ -58,7 +59,7 @@ def _kv(values: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(values or {})
 
 
-class Registry(Notifications, Deployments):
+class Registry(Notifications, Deployments, Signing):
     """A model registry: the embedded default, a folder, or a server (``http://HOST:PORT``).
 
     Usage::
@@ -446,21 +447,23 @@ class Registry(Notifications, Deployments):
         parse_ref(ref, allow_model=False)
         return self.backend.download(ref, Path(out_dir), progress)
 
-    def load(self, ref: str, *, trust: bool = False) -> Any:
+    def load(self, ref: str, *, trust: bool = False, require_signature: bool = False) -> Any:
         """The Python object registered as ``ref`` with ``register(model=…)``.
 
         Files are fetched once (verified, cached by digest: ``MODELREG_MODEL_CACHE``). A
         model saved in a pickle-family format (pickle, joblib) loads only when its scan is
         clean or with ``trust=True``; a library version that differs from the one it was
-        saved with gives a ``LibraryVersionWarning``.
+        saved with gives a ``LibraryVersionWarning``. With ``require_signature`` the fetched
+        files must match a signature by a trusted, unrevoked key before anything is loaded.
 
         Raises:
             UnsafeModel: a pickle-family model neither trusted nor scanned clean.
             InvalidInput: the version holds files, not an object saved with a flavor.
+            SignatureInvalid: ``require_signature`` and no trusted signature holds.
         """
         from modelreg.flavors import open_version
 
-        return open_version(self, ref, trust=trust).model
+        return open_version(self, ref, trust=trust, require_signature=require_signature).model
 
     def local_files(self, version: Version) -> Path:
         """``version``'s files in the local model cache (downloaded and verified once)."""

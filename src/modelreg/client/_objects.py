@@ -119,12 +119,19 @@ def saved_object(
         yield folder, info, signature
 
 
-def load(uri: str, *, registry: Registry | str | None = None, trust: bool = False) -> Any:
+def load(
+    uri: str,
+    *,
+    registry: Registry | str | None = None,
+    trust: bool = False,
+    require_signature: bool = False,
+) -> Any:
     """The native object registered as ``uri`` (``models:/NAME/production``, ``NAME:3``, …).
 
     ``registry`` is a ``Registry``, a registry location, or ``None`` (``MODELREG_URI``, else
     the embedded default). ``trust=True`` loads a pickle-family model that was not scanned
-    clean (only for models whose author you trust).
+    clean (only for models whose author you trust). ``require_signature=True`` loads only
+    files that match a signature by a trusted, unrevoked key (docs/safety.md).
 
     Usage::
 
@@ -134,6 +141,6 @@ def load(uri: str, *, registry: Registry | str | None = None, trust: bool = Fals
     from modelreg.client import Registry
 
     if isinstance(registry, Registry):
-        return registry.load(uri, trust=trust)
+        return registry.load(uri, trust=trust, require_signature=require_signature)
     with Registry(registry) as reg:
-        return reg.load(uri, trust=trust)
+        return reg.load(uri, trust=trust, require_signature=require_signature)

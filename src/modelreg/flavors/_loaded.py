@@ -120,12 +120,18 @@ class LoadedModel:
         return self.predict(self.example)
 
 
-def open_version(registry: Registry, ref: str, *, trust: bool = False) -> LoadedModel:
+def open_version(
+    registry: Registry, ref: str, *, trust: bool = False, require_signature: bool = False
+) -> LoadedModel:
     """Resolve ``ref``, fetch its files (verified, cached by digest) and load it.
+
+    With ``require_signature`` the fetched files are hashed again and must match a signature
+    by a trusted, unrevoked key of the registry before anything is loaded.
 
     Raises:
         InvalidInput: the version holds files, not an object saved with a flavor.
         UnsafeModel: a pickle-family version that is not trusted nor scanned clean.
+        SignatureInvalid: ``require_signature`` and no such signature holds for the files.
     """
     version = registry.get_version(ref)
     info = version.flavor
@@ -138,6 +144,8 @@ def open_version(registry: Registry, ref: str, *, trust: bool = False) -> Loaded
     impl = get_flavor(info["name"])
     check_safe(version, trust=trust)
     folder = registry.local_files(version)
+    if require_signature:
+        registry._verify_loaded(version, folder)
     check_libraries(info, version.ref)
     native = impl.load(folder, info)
     loaded = LoadedModel(version, impl.name, native, folder, impl)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from modelreg.db.tables import Model, PolicyRule, Role, Version, VersionStatus
 from modelreg.errors import InvalidInput, NotFound
@@ -30,6 +30,7 @@ from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
 from modelreg.services.models import find_model, not_found
 from modelreg.services.scanning import gate as scan_gate
+from modelreg.services.signed import is_signed
 
 DEFAULT_SCOPE = "*"
 MAX_APPROVALS = 10
@@ -391,6 +392,9 @@ def _actual(version: Version, name: str) -> Any:
         }
         rows = tables[head]
         return next((r.value for r in rows if r.key == key), None)
+    if head == "signed":
+        session = object_session(version)
+        return session is not None and is_signed(session, version.id)
     simple: dict[str, Any] = {
         "name": version.model.name,
         "version": version.number,

@@ -47,6 +47,7 @@ from modelreg.services.query import (
     parse,
     tokenize,
 )
+from modelreg.services.signed import trusted_clause
 
 Scope = Literal["versions", "models"]
 
@@ -246,11 +247,22 @@ def _version_clause(cmp: Compare) -> Column:
         return _compare(cmp, getattr(Version, head), _as_text(cmp), text=True)
     if head == "scan":
         return _compare(cmp, Version.scan["status"].as_string(), _as_scan(cmp), text=True)
+    if head == "signed":
+        return _signed_clause(cmp)
     raise _bad(
         cmp.field,
         f"unknown field {cmp.field}; use name, version, semver, stage, alias, owner, created_at, "
-        "created_by, status, scan, run_id, tags.KEY, params.KEY, metrics.KEY or model.tags.KEY",
+        "created_by, status, scan, signed, run_id, tags.KEY, params.KEY, metrics.KEY or "
+        "model.tags.KEY",
     )
+
+
+def _signed_clause(cmp: Compare) -> Column:
+    """``signed = true|false``: a signature by a trusted, unrevoked key (``services.signed``)."""
+    if cmp.op not in ("=", "!=") or not isinstance(cmp.value, bool):
+        raise _bad(cmp, "signed is compared with = or != to true or false")
+    has = trusted_clause(Version.id)
+    return has if cmp.value == (cmp.op == "=") else not_(has)
 
 
 def _name_clause(cmp: Compare) -> Column:

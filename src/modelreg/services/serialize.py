@@ -45,6 +45,7 @@ from modelreg.db.tables import (
 )
 from modelreg.names import Stage, Target
 from modelreg.services.promotions import counted_approvers
+from modelreg.services.signatures import signatures_by_version
 
 
 def iso(value: datetime | None) -> str | None:
@@ -176,8 +177,10 @@ def versions_to_dicts(session: Session, versions: Sequence[Version]) -> list[dic
     )
     key = _owner_key(session)
     none: tuple[list[Any], ...] = ([],) * _MODEL
+    signed_by = signatures_by_version(session, [v.id for v in versions])
     out = []
     for v in versions:
+        sigs = signed_by.get(v.id, [])
         # One dict holds both: a version's rows fill the first seven kinds, a model's the last.
         slots = children.get(key(v.id), none)
         files, metrics, params, tags, datasets, parents, aliases = slots[:_MODEL]
@@ -210,6 +213,8 @@ def versions_to_dicts(session: Session, versions: Sequence[Version]) -> list[dic
                 "flavor": v.flavor,
                 "signature": v.signature,
                 "scan": v.scan,
+                "signed": any(s["trusted"] for s in sigs),
+                "signatures": sigs,
                 "created_by": v.created_by,
                 "created_at": iso(v.created_at),
                 "updated_at": iso(v.updated_at),
@@ -220,6 +225,9 @@ def versions_to_dicts(session: Session, versions: Sequence[Version]) -> list[dic
 
 def version_to_dict(version: Version) -> dict[str, Any]:
     """A version in the JSON shape of DESIGN.md §5."""
+    session = object_session(version)
+    found = {} if session is None else signatures_by_version(session, [version.id])
+    sigs = found.get(version.id, [])
     return {
         "name": version.model.name,
         "version": version.number,
@@ -239,6 +247,8 @@ def version_to_dict(version: Version) -> dict[str, Any]:
         "flavor": version.flavor,
         "signature": version.signature,
         "scan": version.scan,
+        "signed": any(s["trusted"] for s in sigs),
+        "signatures": sigs,
         "created_by": version.created_by,
         "created_at": iso(version.created_at),
         "updated_at": iso(version.updated_at),

@@ -21,6 +21,7 @@ from modelreg.types._insight import (
 from modelreg.types._notify import Delivery, Webhook
 from modelreg.types._policy import Policies, Policy, PolicyApplyReport, PolicyRule
 from modelreg.types._records import AuditEvent, FileInfo, Model, Page, Promotion, Version
+from modelreg.types._safety import Signature, SignatureCheck, TrustedKey
 from modelreg.types._serving import Deployment
 from modelreg.types._wire import Result
 
@@ -47,7 +48,10 @@ __all__ = [
     "Promotion",
     "Result",
     "Rollback",
+    "Signature",
+    "SignatureCheck",
     "Token",
+    "TrustedKey",
     "User",
     "Version",
     "Webhook",

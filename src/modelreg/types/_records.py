@@ -66,6 +66,9 @@ class Version:
     # Input/output schema: ``{inputs: [{name, dtype}], outputs: [...]}``.
     signature: dict[str, Any] | None
     scan: dict[str, Any] | None
+    # A signature by a trusted, unrevoked key; ``signatures`` lists every stored one.
+    signed: bool
+    signatures: list[dict[str, Any]]
     created_by: str
     created_at: str
     updated_at: str
@@ -85,6 +88,8 @@ class Version:
         """Build from the JSON shape."""
         values = {k: data.get(k) for k in cls.__dataclass_fields__}
         values["files"] = [FileInfo(**f) for f in data.get("files") or []]
+        values["signed"] = bool(data.get("signed"))
+        values["signatures"] = list(data.get("signatures") or [])
         return cls(**values)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
