@@ -21,6 +21,7 @@ from modelreg.cli import (
 from modelreg.cli.db import db
 from modelreg.cli.deliver import deliver
 from modelreg.cli.output import Ctx, emit
+from modelreg.cli.serve import serve
 from modelreg.cli.server import server
 from modelreg.errors import PolicyViolation, RegistryError
 
@@ -89,6 +90,7 @@ for command in (
     imports.import_group,
     db,
     server,
+    serve,
     deliver,
 ):
     cli.add_command(command)
