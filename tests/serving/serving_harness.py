@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 from serving_fakes import load
 
 import modelreg
 from modelreg.serving.app import ServeConfig, assemble, build_app
-from server_process import DEADLINE, ThreadedServer
+from server_process import DEADLINE, MODELREG, ThreadedServer, free_port
 
 
 @contextlib.contextmanager
@@ -19,6 +25,8 @@ def serving(url: str, ref: str, **options: Any) -> Iterator[ThreadedServer]:
     """``modelreg serve REF`` (the app, with the test loader) on a free loopback port."""
     config = ServeConfig(ref=ref, **options)
     parts = assemble(modelreg.Registry(url), config, loader=load)
+    # Short long-polls: the registry server, stopped after this one, waits for them to end.
+    parts.follower.event_wait = 1.0
     with ThreadedServer(build_app(parts)) as server:
         yield server
     parts.follower.registry.close()
@@ -33,3 +41,51 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
             return value
         time.sleep(0.02)
     raise AssertionError(f"never happened: {what}")
+
+
+class ServeProcess:
+    """``modelreg --registry URL serve REF --port P ARGS`` as a real process, until ``stop``."""
+
+    def __init__(self, registry: str, ref: str, *args: str, log: Path) -> None:
+        self.port = free_port()
+        here = str(Path(__file__).parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *sys.path])}
+        cmd = [MODELREG, "--registry", registry, "serve", ref, "--port", str(self.port), *args]
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        def up() -> bool:
+            assert self.proc.poll() is None, self.output()
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(self.url + "/ping", timeout=10).status_code == 200
+            return False
+
+        wait_for("modelreg serve ready", up)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.returncode

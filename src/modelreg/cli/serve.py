@@ -112,8 +112,6 @@ def serve(
     Example:
       modelreg serve models:/churn/production --port 9000
       modelreg serve churn@champion --workers 4 --guard 'error_rate > 0.05 over 60s'
-      curl -s localhost:9000/invocations -H 'content-type: application/json' \\
-        -d '{"dataframe_split": {"columns": ["tenure", "spend"], "data": [[3, 20.5]]}}'
     """
     try:
         import uvicorn
@@ -139,8 +137,8 @@ def serve(
     if loader:
         config.loader = loader
     # Fail here, once, on what is surely a mistake: a bad REF, guard, loader or token.
-    load_loader(config.loader)
     parsed = parse_ref(ref, allow_model=False)
+    load_loader(config.loader)
     if guard:
         parse_guard(guard)
         guard_target(parsed)

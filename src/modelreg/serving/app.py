@@ -60,6 +60,7 @@ class ServeConfig:
     loader: str = DEFAULT_LOADER
     max_body: int = MAX_BODY
     report: bool = True
+    events: bool = True  # False: follow by polling only
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,7 +90,11 @@ def load_loader(spec: str) -> Loader:
 def assemble(registry: Any, config: ServeConfig, loader: Loader | None = None) -> Serving:
     """Follower, metrics, guard and reporter for ``config``, wired together (not started)."""
     follower = Follower(
-        registry, config.ref, loader=loader or load_loader(config.loader), trust=config.trust
+        registry,
+        config.ref,
+        loader=loader or load_loader(config.loader),
+        trust=config.trust,
+        events=config.events,
     )
     metrics = Metrics(follower.name)
     serving = Serving(follower, metrics, max_body=config.max_body)

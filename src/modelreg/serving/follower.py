@@ -103,6 +103,8 @@ class Follower:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._check_lock = threading.Lock()
+        self._watcher: Registry | None = None
+        self.event_wait = EVENT_WAIT
 
     # -- one check ----------------------------------------------------------------------
 
@@ -184,6 +186,11 @@ class Follower:
         """Stop following (the threads are daemons; a long-poll in flight is abandoned)."""
         self._stop.set()
         self._kick.set()
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.close()  # ends a long-poll in flight rather than leaking its socket
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def kick(self) -> None:
         """Resolve REF now rather than at the next poll."""
@@ -210,12 +217,12 @@ class Follower:
         from modelreg.client import Registry
 
         # Its own connection: a long-poll holds one for up to EVENT_WAIT seconds.
-        watcher = Registry(self.registry.uri, token=self.registry.token)
+        watcher = self._watcher = Registry(self.registry.uri, token=self.registry.token)
         cursor: int | None = None  # None: from now on
         try:
             while not self._stop.is_set():
                 try:
-                    items, cursor = watcher.backend.events(cursor, self.name, EVENT_WAIT, 100)
+                    items, cursor = watcher.backend.events(cursor, self.name, self.event_wait, 100)
                 except RegistryError as exc:
                     self._events_down(exc)
                     continue

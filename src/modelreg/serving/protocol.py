@@ -117,6 +117,7 @@ def _records(value: Any, key: str) -> Any:
 
 def _tensor(value: Any, key: str, columns: list[str] | None) -> Any:
     import numpy as np
+
     pd = _pandas()
 
     if isinstance(value, dict):  # named columns (or tensors): {"a": [1, 2], "b": [3, 4]}
