@@ -242,7 +242,7 @@ def _invocations(serving: Serving) -> Any:
             response = _error(status, failure, "", headers)
         metrics.observe(live.version, status, time.perf_counter() - started)
         if guard is not None:
-            guard.record(live.version, status >= 500)
+            guard.note(live.version, status >= 500)
         return response
 
     return invocations

@@ -42,7 +42,7 @@ class Reporter:
         self.address = address
         self.heartbeat = heartbeat
         self.info = dict(info or {})
-        self.id = uuid.uuid4().hex
+        self.id = str(uuid.uuid4())
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.started_at = now_iso()

@@ -95,7 +95,7 @@ class Guard:
             self._window.clear()
             self._failures = 0
 
-    def record(self, version: int | None, failed: bool) -> None:
+    def note(self, version: int | None, failed: bool) -> None:
         """Count one request answered by ``version``; fire when the rule is broken."""
         if self._armed is None or version != self._armed:
             return
