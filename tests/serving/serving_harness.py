@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,12 +20,15 @@ import modelreg
 from modelreg.serving.app import ServeConfig, assemble, build_app
 from server_process import DEADLINE, MODELREG, ThreadedServer, free_port
 
+ONE = {"inputs": {"x": [1.0]}}
+
 
 @contextlib.contextmanager
 def serving(url: str, ref: str, **options: Any) -> Iterator[ThreadedServer]:
     """``modelreg serve REF`` (the app, with the test loader) on a free loopback port."""
+    loader = options.pop("loader", load)  # None: the real one, modelreg.flavors.open_version
     config = ServeConfig(ref=ref, **options)
-    parts = assemble(modelreg.Registry(url), config, loader=load)
+    parts = assemble(modelreg.Registry(url), config, loader=loader)
     # Short long-polls: the registry server, stopped after this one, waits for them to end.
     parts.follower.event_wait = 1.0
     with ThreadedServer(build_app(parts)) as server:
@@ -89,3 +93,38 @@ class ServeProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         return self.proc.returncode
+
+
+class Clients:
+    """``n`` threads scoring continuously; every answer's status, version and prediction."""
+
+    def __init__(self, url: str, n: int = 4) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answers: list[tuple[int, str, object]] = []
+        self.failures: list[str] = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n)]
+
+    def _run(self) -> None:
+        with httpx.Client() as client:
+            while not self.stop.is_set():
+                try:
+                    r = client.post(self.url + "/invocations", json=ONE)
+                    row = (r.status_code, r.headers.get("modelreg-version", ""), r.json())
+                except httpx.HTTPError as exc:
+                    with self.lock:
+                        self.failures.append(repr(exc))
+                    continue
+                with self.lock:
+                    self.answers.append(row)
+
+    def __enter__(self) -> Clients:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()

@@ -3,56 +3,18 @@ to load or warm is not swapped in; the guard rolls a failing version back."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 
 import httpx
-from serving_harness import serving, wait_for
+from serving_harness import ONE, Clients, serving, wait_for
 
 import modelreg
-
-ONE = {"inputs": {"x": [1.0]}}
 
 
 def served(url: str) -> int | None:
     version: int | None = httpx.get(url + "/version").json()["version"]
     return version
-
-
-class Clients:
-    """``n`` threads scoring continuously; every answer's status, version and prediction."""
-
-    def __init__(self, url: str, n: int = 4) -> None:
-        self.url = url
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.answers: list[tuple[int, str, object]] = []
-        self.failures: list[str] = []
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n)]
-
-    def _run(self) -> None:
-        with httpx.Client() as client:
-            while not self.stop.is_set():
-                try:
-                    r = client.post(self.url + "/invocations", json=ONE)
-                    row = (r.status_code, r.headers.get("modelreg-version", ""), r.json())
-                except httpx.HTTPError as exc:
-                    with self.lock:
-                        self.failures.append(repr(exc))
-                    continue
-                with self.lock:
-                    self.answers.append(row)
-
-    def __enter__(self) -> Clients:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join()
 
 
 def test_ten_promotions_under_four_clients_fail_no_request(
