@@ -23,9 +23,10 @@ from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import PrincipalKind, Role
 from modelreg.errors import InvalidInput, applied_or_raise
 from modelreg.names import parse_instant, parse_ref, validate_model_name
-from modelreg.services import registration, versions, webhooks
+from modelreg.services import deployments, registration, versions, webhooks
 from modelreg.services.actor import Actor
 from modelreg.services.usecases import admin, catalog, governance, notify
+from modelreg.services.usecases import deployments as serving
 from modelreg.services.usecases.events import event_page
 from modelreg.storage import BlobStore, open_blob_store
 from modelreg.types import (
@@ -35,6 +36,7 @@ from modelreg.types import (
     Comparison,
     Deleted,
     Delivery,
+    Deployment,
     Event,
     GcReport,
     HistoryEntry,
@@ -437,6 +439,24 @@ class LocalBackend:
     def redeliver(self, delivery_id: str) -> Delivery:
         """Send a delivery again."""
         return Delivery.from_dict(notify.redeliver(self, self.actor, delivery_id))
+
+    # -- deployments -----------------------------------------------------------------------
+
+    def report_deployment(self, deployment_id: str, fields: dict[str, Any]) -> Deployment:
+        """Create or refresh a deployment."""
+        spec = deployments.Report(**fields)
+        return Deployment.from_dict(serving.report(self, self.actor, deployment_id, spec)[0])
+
+    def list_deployments(
+        self, name: str | None, page_size: int, page_token: str | None
+    ) -> Page[Deployment]:
+        """One page of deployments, newest first."""
+        data = serving.list_deployments(self, self.actor, name, page_size, page_token)
+        return Page.from_dict(data, Deployment.from_dict)
+
+    def end_deployment(self, deployment_id: str) -> Deployment:
+        """End a deployment."""
+        return Deployment.from_dict(serving.end(self, self.actor, deployment_id))
 
 
 def open_backend(location: str) -> LocalBackend:

@@ -43,6 +43,7 @@ NOUNS = {
     "roles": "role",
     "webhooks": "webhook",
     "deliveries": "delivery",
+    "deployments": "deployment",
 }
 # One REST operation serving several verbs, each writing its own action.
 SHARED_OPERATIONS = {"users-update", "policies-apply"}

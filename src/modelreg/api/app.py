@@ -30,6 +30,7 @@ from modelreg.api.routes import (
     aliases,
     audit,
     blobs,
+    deployments,
     events,
     health,
     lifecycle,
@@ -333,6 +334,7 @@ def create_app(settings: Settings) -> FastAPI:
         events,
         admin,
         webhooks,
+        deployments,
     ):
         app.include_router(module.router)
     app.include_router(docs_router)

@@ -9,6 +9,7 @@ import click
 from modelreg import __version__
 from modelreg.cli import (
     admin,
+    deployments,
     events,
     hints,
     imports,
@@ -87,6 +88,7 @@ for command in (
     admin.grant,
     admin.revoke,
     webhooks.webhooks,
+    deployments.deployments,
     imports.import_group,
     db,
     server,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelreg.client._backend import Backend, Progress
+from modelreg.client._deployments import Deployments
 from modelreg.client._files import capture_environment, capture_git, collect_files
 from modelreg.client._notify import Notifications
 from modelreg.errors import InvalidInput
@@ -57,7 +58,7 @@ def _kv(values: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(values or {})
 
 
-class Registry(Notifications):
+class Registry(Notifications, Deployments):
     """A model registry: the embedded default, a folder, or a server (``http://HOST:PORT``).
 
     Usage::

@@ -14,6 +14,7 @@ import httpx
 
 from modelreg.client._digest_cache import DigestCache, FileDigest, default_path
 from modelreg.client._files import LocalFile, write_verified
+from modelreg.client._http_deployments import HttpDeployments
 from modelreg.client._http_notify import HttpNotifications
 from modelreg.digest import CHUNK, Progress
 from modelreg.errors import (
@@ -127,7 +128,7 @@ class _Stream:
         return piece[:size] if self._rest else piece
 
 
-class HttpBackend(HttpNotifications):
+class HttpBackend(HttpNotifications, HttpDeployments):
     """Talks to a modelreg server; errors come back as the classes the server raised.
 
     Each answer's body is the JSON shape the typed result is built from (``from_dict``), as

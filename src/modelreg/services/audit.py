@@ -80,6 +80,9 @@ class EventTag(StrEnum):
     WEBHOOK_REMOVE = "notify:webhook:remove"
     WEBHOOK_ROTATE = "notify:webhook:rotate"
     DELIVERY_REDELIVER = "notify:delivery:redeliver"
+    # A serve process's first report (it started) and its end; heartbeats are not audited.
+    DEPLOYMENT_REPORT = "registry:deployment:report"
+    DEPLOYMENT_END = "registry:deployment:end"
 
 
 # Stored actions of events written before issue 20 gave each use-case one name, and what they

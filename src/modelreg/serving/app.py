@@ -265,7 +265,7 @@ def _version(serving: Serving) -> Any:
         body = {
             "name": follower.name,
             "version": live.version if live else None,
-            "ref": str(follower.ref),
+            "ref": follower.ref_text,
             "flavor": live.model.flavor if live else None,
             "loaded_at": live.loaded_at if live else None,
             "last_error": follower.last_error,

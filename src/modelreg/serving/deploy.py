@@ -92,7 +92,7 @@ class Reporter:
         try:
             self.registry.report_deployment(  # type: ignore[attr-defined]
                 self.id,
-                ref=str(self.follower.ref),
+                ref=self.follower.ref_text,
                 live_version=live.version if live else None,
                 address=self.address,
                 hostname=self.hostname,

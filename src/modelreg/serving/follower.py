@@ -87,6 +87,7 @@ class Follower:
     ) -> None:
         self.registry = registry
         self.ref: Ref = parse_ref(ref, allow_model=False)
+        self.ref_text = ref.strip()  # as given (models:/churn/production), for people
         self.name = self.ref.name
         self.loader = loader
         self.trust = trust

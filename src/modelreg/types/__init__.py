@@ -21,6 +21,7 @@ from modelreg.types._insight import (
 from modelreg.types._notify import Delivery, Webhook
 from modelreg.types._policy import Policies, Policy, PolicyApplyReport, PolicyRule
 from modelreg.types._records import AuditEvent, FileInfo, Model, Page, Promotion, Version
+from modelreg.types._serving import Deployment
 from modelreg.types._wire import Result
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Comparison",
     "Deleted",
     "Delivery",
+    "Deployment",
     "Event",
     "FileInfo",
     "GcReport",

@@ -25,9 +25,9 @@ def is_ui_path(path: str) -> bool:
 
 def build_router() -> APIRouter:
     """The UI's routes, the longer ``/models/{name}/…`` paths before ``/models/{name}``."""
-    from modelreg.api.ui import admin, assets, browse, govern, login, webhooks
+    from modelreg.api.ui import admin, assets, browse, deployments, govern, login, webhooks
 
     router = APIRouter(include_in_schema=False)
-    for module in (assets, login, govern, admin, webhooks, browse):
+    for module in (assets, login, govern, admin, webhooks, deployments, browse):
         router.include_router(module.router)
     return router

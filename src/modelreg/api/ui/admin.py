@@ -217,13 +217,3 @@ def delete_rule(request: Request, registry: RegistryDep, actor: UiActorDep) -> R
     scope = forms.field(request, "scope", "*")
     governance.delete_rule(registry, actor, scope, forms.field(request, "target"))
     return _done("saved")
-
-
-# -- placeholder -----------------------------------------------------------------------------
-
-
-@router.get("/deployments")
-def deployments(request: Request, actor: UiActorDep) -> HTMLResponse:
-    """Not built yet (issue 23): said plainly, never faked."""
-    context = {"feature": "Deployments", "issue": 23}
-    return render.page(request, "placeholder.html", context)

@@ -25,7 +25,16 @@ from modelreg.db.tables import (
 from modelreg.errors import VersionNotFound
 from modelreg.names import Ref, Stage
 from modelreg.paths import validate_manifest_path
-from modelreg.services import audit, holders, lifecycle, models, policies, serialize, versions
+from modelreg.services import (
+    audit,
+    deployments,
+    holders,
+    lifecycle,
+    models,
+    policies,
+    serialize,
+    versions,
+)
 from modelreg.services import compare as comparing
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.usecases._handles import Handles
@@ -211,8 +220,15 @@ def model_overview(
             ),
             "pending": [serialize.promotion_to_dict(p) for p in pending],
             "events": [audit.event_to_dict(e) for e in events],
+            "deployments": _deployments(session, actor, model),
             "may": flags,
         }
+
+
+def _deployments(session: Session, actor: Actor, model: Model) -> list[dict[str, Any]]:
+    """The model's latest deployments (its page links to the rest)."""
+    found = deployments.list_deployments(session, actor=actor, name=model.name, page_size=RECENT)
+    return [deployments.to_dict(d, name) for d, name in found]
 
 
 def _metric_deltas(
