@@ -70,6 +70,8 @@ class Reporter:
         """Stop the heartbeats and tell the registry this deployment ended."""
         self._stop.set()
         self._kick.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)  # a report in flight finishes before the end
         end = getattr(self.registry, "end_deployment", None)
         if self._thread is not None and callable(end):
             try:
@@ -90,7 +92,7 @@ class Reporter:
         """Send one report; returns whether the registry took it."""
         live = self.follower.live
         try:
-            self.registry.report_deployment(  # type: ignore[attr-defined]
+            self.registry.report_deployment(
                 self.id,
                 ref=self.follower.ref_text,
                 live_version=live.version if live else None,

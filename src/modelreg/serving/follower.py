@@ -179,19 +179,22 @@ class Follower:
 
     def start(self) -> None:
         """Load REF now (in the background) and keep following it until ``stop``."""
+        # Open the backend here, once: threads racing to open it lazily would each make one.
+        _ = self.registry.backend
         self._spawn(self._run, "modelreg-follow")
         if self.use_events:
             self._spawn(self._watch_events, "modelreg-events")
 
     def stop(self) -> None:
-        """Stop following (the threads are daemons; a long-poll in flight is abandoned)."""
+        """Stop following: the threads end within a long-poll (at most 5 s are waited for)."""
         self._stop.set()
         self._kick.set()
-        watcher = self._watcher
-        if watcher is not None:
-            watcher.close()  # ends a long-poll in flight rather than leaking its socket
+        patience = min(self.event_wait, 5.0) + 1.0
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=patience)
+        watcher = self._watcher
+        if watcher is not None and any(t.is_alive() for t in self._threads):
+            watcher.close()  # a long-poll still in flight is abandoned with its connection
 
     def kick(self) -> None:
         """Resolve REF now rather than at the next poll."""
