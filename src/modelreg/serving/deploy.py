@@ -80,7 +80,8 @@ class Reporter:
                 log.warning("could not end deployment %s: %s", self.id, exc)
 
     def _on_change(self, what: str, live: Live | None, seconds: float) -> None:
-        self._kick.set()
+        if what in ("swap", "failure"):  # not "error": the registry is unreachable anyway
+            self._kick.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
