@@ -147,7 +147,7 @@ def register_versions(reg: modelreg.Registry, count: int, tmp: Path) -> str:
     for seed in range(1, count + 1):
         model, frame = train(seed)
         if flavors:
-            reg.register("bench", model=model, input_example=frame.head(2))  # type: ignore[call-arg]
+            reg.register("bench", model=model, input_example=frame.head(2))
         else:
             path = tmp / f"v{seed}" / "model.joblib"
             path.parent.mkdir()

@@ -31,9 +31,11 @@ def serving(url: str, ref: str, **options: Any) -> Iterator[ThreadedServer]:
     parts = assemble(modelreg.Registry(url), config, loader=loader)
     # Short long-polls: the registry server, stopped after this one, waits for them to end.
     parts.follower.event_wait = 1.0
-    with ThreadedServer(build_app(parts)) as server:
-        yield server
-    parts.follower.registry.close()
+    try:
+        with ThreadedServer(build_app(parts)) as server:
+            yield server
+    finally:
+        parts.follower.registry.close()
 
 
 def wait_for(what: str, check: Callable[[], Any]) -> Any:
@@ -98,8 +100,9 @@ class ServeProcess:
 class Clients:
     """``n`` threads scoring continuously; every answer's status, version and prediction."""
 
-    def __init__(self, url: str, n: int = 4) -> None:
+    def __init__(self, url: str, n: int = 4, body: Any = ONE) -> None:
         self.url = url
+        self.body = body
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.answers: list[tuple[int, str, object]] = []
@@ -110,7 +113,7 @@ class Clients:
         with httpx.Client() as client:
             while not self.stop.is_set():
                 try:
-                    r = client.post(self.url + "/invocations", json=ONE)
+                    r = client.post(self.url + "/invocations", json=self.body)
                     row = (r.status_code, r.headers.get("modelreg-version", ""), r.json())
                 except httpx.HTTPError as exc:
                     with self.lock:

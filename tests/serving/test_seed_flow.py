@@ -31,9 +31,11 @@ def trained(flip: bool, c: float = 1.0) -> tuple[Any, Any]:
     return linear_model.LogisticRegression(C=c).fit(frame, labels), frame.head(2)
 
 
+BODY = {"dataframe_split": {"columns": COLUMNS, "data": [[1.0, 5.0], [40.0, 60.0]]}}
+
+
 def predictions(url: str) -> tuple[str, list[int]]:
-    body = {"dataframe_split": {"columns": COLUMNS, "data": [[1.0, 5.0], [40.0, 60.0]]}}
-    answer = httpx.post(url + "/invocations", json=body)
+    answer = httpx.post(url + "/invocations", json=BODY)
     assert answer.status_code == 200, answer.text
     return answer.headers["modelreg-version"], answer.json()["predictions"]
 
@@ -44,7 +46,7 @@ def test_train_register_serve_promote_under_load_and_survive_a_broken_version(
 ) -> None:
     for flip in (False, True):
         model, example = trained(flip)
-        reg.register("churn", model=model, input_example=example)  # type: ignore[call-arg]
+        reg.register("churn", model=model, input_example=example)
     reg.promote("churn", 1, "production")
     with serving(registry_url, "models:/churn/production", loader=None) as server:
         wait_for("v1 served", lambda: httpx.get(server.url + "/ping").status_code == 200)
@@ -54,16 +56,18 @@ def test_train_register_serve_promote_under_load_and_survive_a_broken_version(
         )
         assert answer.status_code == 400
         assert "spend" in answer.json()["error"]["message"]
-        with Clients(server.url) as clients:
+        with Clients(server.url, body=BODY) as clients:
             reg.promote("churn", 2, "production")
             wait_for("v2 served", lambda: predictions(server.url) == ("churn:2", [0, 1]))
         assert clients.failures == []
         assert {status for status, _, _ in clients.answers} == {200}
         assert {h for _, h, _ in clients.answers} <= {"churn:1", "churn:2"}
+        for _, header, body in clients.answers:  # each answer whole from the version it names
+            assert body == {"predictions": [1, 0] if header == "churn:1" else [0, 1]}
 
         # v3: registered as an object, then its stored file is corrupted on disk.
         model, example = trained(False, c=0.5)  # other bytes than v1's
-        v3 = reg.register("churn", model=model, input_example=example)  # type: ignore[call-arg]
+        v3 = reg.register("churn", model=model, input_example=example)
         _corrupt_blobs(registry_url, tmp_path, v3)
         reg.promote("churn", 3, "production")
         wait_for(
@@ -78,7 +82,7 @@ def test_train_register_serve_promote_under_load_and_survive_a_broken_version(
                 lambda: [d for d in deployments("churn").items if d.last_error],
             )
             assert listed[0].live_version == 2
-            assert listed[0].ref == "churn/production"
+            assert listed[0].ref == "models:/churn/production"
 
 
 def _corrupt_blobs(registry_url: str, tmp_path: Path, version: Any) -> None:
