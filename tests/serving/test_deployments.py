@@ -29,7 +29,7 @@ def test_serve_reports_its_swaps_failures_and_end(
         deployment_id = httpx.get(server.url + "/version").json()["deployment"]
 
         def mine() -> object:
-            found = [d for d in reg.deployments("churn").items if d.id == deployment_id]  # type: ignore[attr-defined]
+            found = [d for d in reg.deployments("churn").items if d.id == deployment_id]
             return found[0] if found else None
 
         first = wait_for("reported with v1", lambda: (d := mine()) and d.live_version == 1 and d)
