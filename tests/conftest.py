@@ -180,3 +180,5 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MODELREG_HOME", str(tmp_path / "default-home"))
     # Nor the user's digest cache (~/.cache/modelreg): each test gets its own.
     monkeypatch.setenv("MODELREG_DIGEST_CACHE", str(tmp_path / "digest-cache.sqlite"))
+    # Nor the user's model cache (files of loaded versions): each test gets its own.
+    monkeypatch.setenv("MODELREG_MODEL_CACHE", str(tmp_path / "model-cache"))

@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 if typing.TYPE_CHECKING:
     from modelreg.client import Registry
+    from modelreg.client._objects import load
     from modelreg.errors import (
         AliasNotFound,
         AlreadyExists,
@@ -39,6 +40,7 @@ if typing.TYPE_CHECKING:
         TooManyUploads,
         Unauthenticated,
         Unavailable,
+        UnsafeModel,
         VersionNotFound,
     )
     from modelreg.types import (
@@ -122,15 +124,18 @@ __all__ = [
     "TooManyUploads",
     "Unauthenticated",
     "Unavailable",
+    "UnsafeModel",
     "User",
     "Version",
     "VersionNotFound",
     "Webhook",
     "__version__",
+    "load",
 ]
 
 _HOMES = {
     "Registry": "modelreg.client",
+    "load": "modelreg.client._objects",
     "AuditAnchor": "modelreg.types",
     "AuditEvent": "modelreg.types",
     "AuditVerification": "modelreg.types",

@@ -18,7 +18,9 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     ├── PolicyViolation                 code=policy_violation    exit 3 (.failed_criteria)
     ├── ApprovalRequired                code=approval_required   exit 4 (.request_id)
     ├── PermissionDenied                code=permission_denied   exit 5
-    │   └── Unauthenticated             code=unauthenticated
+    │   ├── Unauthenticated             code=unauthenticated
+    │   └── UnsafeModel                 code=unsafe_model        (load refuses a pickle-family
+    │                                                              model not trusted nor scanned)
     ├── Conflict                        code=conflict            exit 6
     │   ├── AlreadyExists               code=already_exists
     │   ├── Immutable                   code=immutable
@@ -71,6 +73,7 @@ __all__ = [
     "TooManyUploads",
     "Unauthenticated",
     "Unavailable",
+    "UnsafeModel",
     "VersionNotFound",
     "applied_or_raise",
     "criteria_lines",
@@ -215,6 +218,12 @@ class Unauthenticated(PermissionDenied):
     """No valid credentials were presented."""
 
     code = "unauthenticated"
+
+
+class UnsafeModel(PermissionDenied):
+    """Loading would unpickle a model that is neither trusted (``trust=True``) nor scanned clean."""
+
+    code = "unsafe_model"
 
 
 class Conflict(RegistryError):

@@ -72,7 +72,7 @@ def test_killed_upload_leaves_no_version_and_the_next_one_works(home, files, tmp
     tmp_dir = home / "blobs" / "tmp"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        partial = list(tmp_dir.glob("upload-*")) if tmp_dir.is_dir() else []
+        partial = list(tmp_dir.glob("upload*")) if tmp_dir.is_dir() else []
         if partial and partial[0].stat().st_size > 0:
             break
         time.sleep(0.005)

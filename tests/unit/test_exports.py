@@ -46,7 +46,7 @@ def test_every_public_name_is_exported() -> None:
         for name, value in vars(modelreg).items()
         if not name.startswith("_") and not isinstance(value, ModuleType)
     }
-    expected = defined | {"Registry", "__version__"} | _public_errors() | _public_types()
+    expected = defined | {"Registry", "__version__", "load"} | _public_errors() | _public_types()
     assert set(modelreg.__all__) == expected
 
 

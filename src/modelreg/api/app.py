@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -277,6 +278,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Partial uploads of writers killed before this start (a crashed server, a killed
+        # CLI) are dropped now, not after gc's grace; a live writer's are never touched.
+        with contextlib.suppress(OSError):  # an unreadable folder fails the first upload
+            await anyio.to_thread.run_sync(
+                functools.partial(registry.store.clean_temporary, older_than=0)
+            )
         # The delivery worker: every server process runs one, the lease lets one work.
         worker = DeliveryWorker(engine, settings).start()
         try:

@@ -80,6 +80,16 @@ class VersionCreate(_Strict):
     lineage: LineageIn = Field(default_factory=LineageIn)
     environment: EnvironmentIn = Field(default_factory=EnvironmentIn)
     framework: str | None = None
+    flavor: dict[str, Any] | None = Field(
+        default=None,
+        description="How `Registry.load` reads the files back: {name, format, libraries, "
+        "python, files}; set by `register(model=…)`.",
+    )
+    signature: dict[str, Any] | None = Field(
+        default=None,
+        description="Input/output schema: {type: dataframe|tensor, inputs: [{name, dtype, "
+        "shape?}], outputs: [...]}.",
+    )
     idempotency_key: str | None = None
     number: int | None = Field(
         default=None,

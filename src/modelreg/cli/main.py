@@ -21,6 +21,7 @@ from modelreg.cli import (
 )
 from modelreg.cli.db import db
 from modelreg.cli.deliver import deliver
+from modelreg.cli.fsck import fsck
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.serve import serve
 from modelreg.cli.server import server
@@ -83,6 +84,7 @@ for command in (
     insight.audit,
     events.events,
     insight.gc,
+    fsck,
     admin.users,
     admin.tokens,
     admin.grant,

@@ -192,12 +192,36 @@ def show_version(v: dict[str, Any]) -> None:
         )
     if lineage.get("parents"):
         screen.print("parents: " + ", ".join(lineage["parents"]))
+    _show_flavor(screen, v)
     table = Table("path", "size", "sha256", box=None, pad_edge=False)
     # A person at a terminal sees a prefix; a pipe gets the whole digest, to check or grep.
     short = sys.stdout.isatty()
     for f in v["files"]:
         table.add_row(f["path"], f"{f['size']:,}", f["sha256"][:16] + "…" if short else f["sha256"])
     screen.print(table)
+
+
+def _show_flavor(screen: Any, v: dict[str, Any]) -> None:
+    """The flavor a Python object was saved with, and its signature's inputs and outputs."""
+    from rich.markup import escape
+
+    flavor = v.get("flavor")
+    if isinstance(flavor, dict):
+        screen.print(escape(f"flavor: {flavor.get('name')} ({flavor.get('format')})"))
+
+    def fields(items: list[dict[str, Any]]) -> str:
+        shown = [
+            f"{i['name']}: {i.get('dtype')}" if i.get("name") else str(i.get("dtype"))
+            for i in items[:20]
+        ]
+        more = f" (+{len(items) - 20} more)" if len(items) > 20 else ""
+        return ", ".join(shown) + more
+
+    signature = v.get("signature")
+    if isinstance(signature, dict):
+        for key in ("inputs", "outputs"):
+            if signature.get(key):
+                screen.print(escape(f"{key}: {fields(signature[key])}"))
 
 
 def versions_table(items: list[dict[str, Any]], token: str | None) -> None:

@@ -152,6 +152,11 @@ def server(
             "modelreg.server", banner, home=str(settings.home), url=where, users=users
         )
     click.echo(banner, err=True)
+    if workers > 1:
+        from modelreg.api.orphans import SUPERVISOR_ENV
+
+        # Workers end when this process dies, even by SIGKILL (api.orphans).
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
     uvicorn.run(
         "modelreg.api.main:app_from_env",
         factory=True,

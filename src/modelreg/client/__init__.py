@@ -119,8 +119,11 @@ class Registry(Notifications, Deployments):
     def register(
         self,
         name: str,
-        paths: Pathish | Sequence[Pathish],
+        paths: Pathish | Sequence[Pathish] | None = None,
         *,
+        model: Any = None,
+        flavor: str | None = None,
+        input_example: Any = None,
         metrics: Mapping[str, float] | None = None,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
@@ -140,7 +143,7 @@ class Registry(Notifications, Deployments):
         env_from: Pathish | None = None,
         progress: Progress = None,
     ) -> Version:
-        """Register a new version of ``name`` from files and/or folders.
+        """Register a new version of ``name`` from files and/or folders, or a Python object.
 
         The model is created if needed. With ``capture`` the git commit of the working
         directory and the Python environment are recorded as lineage: called from the training
@@ -150,6 +153,12 @@ class Registry(Notifications, Deployments):
         Args:
             name: model name (``fraud`` or ``team/fraud``).
             paths: a file, a folder (its tree is kept) or a list of them.
+            model: instead of ``paths``, a Python object (a fitted estimator, a network…),
+                saved with its flavor (docs/serving.md); ``load`` gives it back.
+            flavor: the flavor to save ``model`` with (``sklearn``, ``pytorch``, ``onnx``,
+                ``xgboost``, ``lightgbm``, ``pickle`` or a plug-in's); detected when omitted.
+            input_example: a few rows of input (DataFrame, dict of columns, list or array):
+                the signature is inferred from it, and it is stored to warm a server up.
             metrics: numeric metrics, immutable once registered.
             params: training parameters (stored as strings).
             tags: labels; these stay editable.
@@ -182,8 +191,15 @@ class Registry(Notifications, Deployments):
         """
         validate_model_name(name)
         clean_metrics = {k: validate_metric(k, v) for k, v in _kv(metrics).items()}
-        items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-        files = collect_files(items)
+        if model is not None and paths is not None:
+            raise InvalidInput("give paths or model, not both", detail={})
+        if model is None and paths is None:
+            raise InvalidInput("give the paths to register, or model=", detail={})
+        if model is None and (flavor is not None or input_example is not None):
+            raise InvalidInput("flavor and input_example go with model=", detail={})
+        files = None
+        if paths is not None:
+            files = collect_files([paths] if isinstance(paths, str | os.PathLike) else list(paths))
         lineage: dict[str, Any] = {
             "run_id": run_id,
             "source": source,
@@ -197,7 +213,7 @@ class Registry(Notifications, Deployments):
         if capture:
             lineage.update(capture_git())
             environment = environment or capture_environment(process=self.process_label)
-        meta = {
+        meta: dict[str, Any] = {
             "metrics": clean_metrics,
             "params": {k: str(v) for k, v in _kv(params).items()},
             "tags": _kv(tags),
@@ -211,7 +227,14 @@ class Registry(Notifications, Deployments):
             "number": number,
             "stage": Stage.parse(stage).value if stage is not None else None,
         }
-        return self.backend.register(name, files, meta, progress)
+        if files is not None:
+            return self.backend.register(name, files, meta, progress)
+        from modelreg.client._objects import saved_object
+
+        with saved_object(model, flavor=flavor, input_example=input_example) as saved:
+            folder, meta["flavor"], meta["signature"] = saved
+            meta["framework"] = framework or meta["flavor"]["name"]
+            return self.backend.register(name, collect_files([folder]), meta, progress)
 
     def create_model(
         self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
@@ -422,6 +445,28 @@ class Registry(Notifications, Deployments):
         """Write a version's files under ``out_dir``, each verified against its SHA-256."""
         parse_ref(ref, allow_model=False)
         return self.backend.download(ref, Path(out_dir), progress)
+
+    def load(self, ref: str, *, trust: bool = False) -> Any:
+        """The Python object registered as ``ref`` with ``register(model=…)``.
+
+        Files are fetched once (verified, cached by digest: ``MODELREG_MODEL_CACHE``). A
+        model saved in a pickle-family format (pickle, joblib) loads only when its scan is
+        clean or with ``trust=True``; a library version that differs from the one it was
+        saved with gives a ``LibraryVersionWarning``.
+
+        Raises:
+            UnsafeModel: a pickle-family model neither trusted nor scanned clean.
+            InvalidInput: the version holds files, not an object saved with a flavor.
+        """
+        from modelreg.flavors import open_version
+
+        return open_version(self, ref, trust=trust).model
+
+    def local_files(self, version: Version) -> Path:
+        """``version``'s files in the local model cache (downloaded and verified once)."""
+        from modelreg.client._objects import local_files
+
+        return local_files(self.backend, version)
 
     def compare(self, name: str, a: int, b: int) -> Comparison:
         """Metric, param, tag and file differences between versions ``a`` and ``b``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from modelreg.digest import CHUNK, Progress
 from modelreg.errors import (
     BlobNotFound,
     DigestMismatch,
+    IntegrityFailure,
     InvalidInput,
     RegistryError,
     TooManyUploads,
@@ -52,6 +54,9 @@ from modelreg.types import (
 )
 
 API = "/api/v1"
+# Before the one retry of a registration whose connection failed: a restarting server or a
+# flapping link gets a moment.
+RETRY_PAUSE = 0.5
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_SCOPE = "*"
 # How long an upload keeps retrying while the server says the user has too many running.
@@ -219,11 +224,15 @@ class HttpBackend(HttpNotifications, HttpDeployments):
         url = f"{_model_path(name)}/versions"
         body = {k: v for k, v in meta.items() if v is not None}
         body["lineage"] = {k: v for k, v in (meta.get("lineage") or {}).items() if v is not None}
+        # A client cut off before the answer cannot tell whether its version was made: with
+        # a key of its own (one per call unless the caller gave one), sending it again is
+        # safe, and returns the version made the first time (``_post_retried``).
+        body.setdefault("idempotency_key", f"modelreg-client-{uuid.uuid4().hex}")
         with DigestCache(default_path()) as cache:
             found = [cache.digest(item.source) for item in files]
             body["files"] = _manifest(files, found)
             try:
-                created = self._obj("POST", url, json=body)
+                created = self._post_retried(url, body)
             except BlobNotFound as exc:
                 listed = exc.detail.get("missing")
                 # A server that does not list what it lacks is asked blob by blob.
@@ -238,11 +247,21 @@ class HttpBackend(HttpNotifications, HttpDeployments):
                         # Sent once: another file with the same bytes now finds it stored.
                         missing.discard(found[i].sha256)
                 body["files"] = _manifest(files, found)
-                return Version.from_dict(self._obj("POST", url, json=body))
+                return Version.from_dict(self._post_retried(url, body))
         if progress is not None:
             for entry in found:
                 progress(entry.size)
         return Version.from_dict(created)
+
+    def _post_retried(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST an idempotent registration; once more if the connection failed on the way."""
+        try:
+            return self._obj("POST", url, json=body)
+        except Unavailable:
+            # The request may or may not have reached the server; its key makes the second
+            # one either create the version or return the one the first made.
+            time.sleep(RETRY_PAUSE)
+            return self._obj("POST", url, json=body)
 
     def _upload_checked(
         self,
@@ -344,16 +363,36 @@ class HttpBackend(HttpNotifications, HttpDeployments):
 
     @contextlib.contextmanager
     def _open_blob(self, entry: dict[str, Any]) -> Iterator[_Stream]:
+        blob = f"{API}/blobs/sha256:{entry['sha256']}"
+        started = False
         try:
-            with self._http.stream("GET", f"{API}/blobs/sha256:{entry['sha256']}") as response:
+            with self._http.stream("GET", blob) as response:
                 if not response.is_success:
                     response.read()
                     self._raise_for(response)
+                started = True
                 yield _Stream(response)
         except httpx.HTTPError as exc:
+            if started and self._set_aside(blob):
+                # The server cuts a download off when the bytes it reads do not hash right,
+                # and sets its copy aside: say so, not "cannot reach".
+                raise IntegrityFailure(
+                    f"the registry's stored bytes of {entry.get('path', blob)} do not match "
+                    f"their digest sha256:{entry['sha256']}: the server stopped sending them and "
+                    "set its copy aside as damaged; register the file again or ask an admin to "
+                    "run `modelreg fsck --repair`",
+                    detail={"sha256": entry["sha256"]},
+                ) from None
             raise Unavailable(
                 f"download from {self.base_url} failed: {exc}", detail={"url": self.base_url}
             ) from None
+
+    def _set_aside(self, blob: str) -> bool:
+        """Whether the server no longer serves ``blob`` just after a cut-off download of it."""
+        try:
+            return self._http.head(blob).status_code == 404
+        except httpx.HTTPError:
+            return False
 
     def download(self, ref: str, out_dir: Path, progress: Progress | None) -> list[Path]:
         """Stream a version's files into ``out_dir``, each verified against the manifest."""

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from modelreg.db import stamp
+from modelreg.db import disk, stamp
 
 # Writers wait this long for SQLite's lock before failing; 30 processes registering at once
 # queue for well under a second each, so a minute is generous without hanging forever.
@@ -34,6 +34,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_pre_ping", True)
         engine = create_engine(url, **kwargs)
     stamp.watch(engine)
+    disk.watch(engine)
     return engine
 
 

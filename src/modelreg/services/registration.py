@@ -45,9 +45,10 @@ from modelreg.paths import validate_manifest_path
 from modelreg.services import artifacts, imports
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
+from modelreg.services.flavor_meta import check_flavor, check_signature
 from modelreg.services.models import check_tags, ensure_model, get_model
 from modelreg.services.versions import FileSpec, Lineage, resolve
-from modelreg.storage.base import BlobStore, check_digest
+from modelreg.storage.base import BlobStore, check_digest, verify_blob
 
 __all__ = ["MAX_FILES", "RegistrationSpec", "register_version"]
 
@@ -79,6 +80,9 @@ class RegistrationSpec:
     idempotency_key: str | None = None
     number: int | None = None
     stage: Stage | str | None = None
+    # How ``load`` reads the files back, and the input/output schema (register(model=…)).
+    flavor: Mapping[str, Any] | None = None
+    signature: Mapping[str, Any] | None = None
     # Read from ``lineage``: (dataset name, ref) and (model name, version number) pairs.
     dataset_refs: tuple[tuple[str, str], ...] = field(init=False)
     parent_refs: tuple[tuple[str, int], ...] = field(init=False)
@@ -108,6 +112,8 @@ class RegistrationSpec:
             Semver(0, 0, 0).bump(self.bump)  # refuses anything but major, minor or patch
         _check_idempotency_key(self.idempotency_key)
         _check_lineage(lineage, self.framework)
+        checked["flavor"] = check_flavor(self.flavor, [f.path for f in checked["files"]])
+        checked["signature"] = check_signature(self.signature)
         for key, value in checked.items():
             object.__setattr__(self, key, value)
 
@@ -216,6 +222,8 @@ def _new_version_row(
         source_uri=lineage.source,
         imported_from=lineage.imported_from,
         environment=spec.environment,
+        flavor=spec.flavor,
+        signature=spec.signature,
         idempotency_key=spec.idempotency_key,
         total_size=sum(f.size for f in spec.files),
         created_by=actor.name,
@@ -291,6 +299,11 @@ def _require_blobs(
     missing: list[dict[str, str]] = []
     for spec in files:
         if (owned is not None and spec.sha256 not in owned) or not store.exists(spec.sha256):
+            missing.append({"path": spec.path, "sha256": spec.sha256})
+        elif store.size(spec.sha256) != spec.size and not verify_blob(store, spec.sha256):
+            # The stored copy is damaged (truncated, say), not the manifest wrong: set it
+            # aside and ask for the bytes, whose upload stores the blob again.
+            store.quarantine(spec.sha256)
             missing.append({"path": spec.path, "sha256": spec.sha256})
         elif store.size(spec.sha256) != spec.size:
             raise InvalidInput(

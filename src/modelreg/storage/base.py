@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from modelreg.digest import CHUNK, Progress, copy_verified
-from modelreg.errors import InvalidInput
+from modelreg.errors import IntegrityFailure, InvalidInput
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -111,8 +113,85 @@ class BlobStore(Protocol):
         ...
 
     def clean_temporary(self, *, older_than: float) -> int:
-        """Remove unfinished uploads last touched before ``older_than`` (epoch seconds)."""
+        """Remove unfinished uploads last touched before ``older_than`` (epoch seconds).
+
+        Uploads whose writer has died are removed whatever their age; one a live writer owns
+        never is.
+        """
         ...
+
+    def quarantine(self, digest: str, read: BinaryIO | None = None) -> bool:
+        """Set the stored copy of ``digest`` aside as damaged (kept, never deleted).
+
+        Afterwards the blob counts as missing, so the next upload of the right bytes stores it
+        again. With ``read`` (a stream from ``open``), only if the stored copy is still the one
+        that stream read: a copy repaired meanwhile stays. False when nothing was set aside.
+        """
+        ...
+
+    def quarantined(self, digest: str) -> bool:
+        """Whether a damaged copy of ``digest`` was ever set aside."""
+        ...
+
+    def check(self, digest: str, size: int, progress: Progress | None = None) -> str | None:
+        """What is wrong with the stored blob (``fsck``), or None when it is whole.
+
+        ``missing``, ``size N, expected M`` or ``hash mismatch``; a store that keeps its own
+        checksums may answer without reading every byte (``check_by_reading`` does).
+        """
+        ...
+
+
+def check_by_reading(
+    store: BlobStore, digest: str, size: int, progress: Progress | None = None
+) -> str | None:
+    """``BlobStore.check`` for a store that must read the bytes: size first, then the hash."""
+    if not store.exists(digest):
+        return "missing (damaged copy set aside)" if store.quarantined(digest) else "missing"
+    stored = store.size(digest)
+    if stored != size:
+        if progress is not None:
+            progress(size)
+        return f"size {stored}, expected {size}"
+    return None if verify_blob(store, digest, progress) else "hash mismatch"
+
+
+def verified_chunks(handle: BinaryIO, digest: str, size: int | None = None) -> Iterator[bytes]:
+    """The bytes of ``handle`` a chunk at a time, the last one only once they hash to ``digest``.
+
+    A reader that sends each chunk on (a download) thus never completes a response with bad
+    bytes: on a mismatch the last chunk is withheld and ``IntegrityFailure`` raised instead.
+    """
+    hasher = hashlib.sha256()
+    total = 0
+    held = handle.read(CHUNK)
+    while held:
+        hasher.update(held)
+        total += len(held)
+        following = handle.read(CHUNK)
+        if not following:
+            break
+        yield held
+        held = following
+    actual = hasher.hexdigest()
+    if not hmac.compare_digest(actual, digest) or (size is not None and total != size):
+        raise IntegrityFailure(
+            f"stored blob sha256:{digest} is damaged: its {total} bytes hash to {actual}",
+            detail={"digest": digest, "actual": actual, "size": total},
+        )
+    if held:
+        yield held
+
+
+def verify_blob(store: BlobStore, digest: str, progress: Progress | None = None) -> bool:
+    """Whether the stored blob hashes to its digest (streamed); raises ``BlobNotFound``."""
+    with store.open(digest) as handle:
+        hasher = hashlib.sha256()
+        while chunk := handle.read(CHUNK):
+            hasher.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return hmac.compare_digest(hasher.hexdigest(), check_digest(digest))
 
 
 __all__ = [
@@ -122,6 +201,9 @@ __all__ = [
     "BlobWriter",
     "Progress",
     "blob_key",
+    "check_by_reading",
     "check_digest",
     "copy_verified",
+    "verified_chunks",
+    "verify_blob",
 ]

@@ -8,14 +8,23 @@ import functools
 import hashlib
 import hmac
 import os
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from modelreg.errors import BlobNotFound, DigestMismatch, InvalidInput, StorageFailure
-from modelreg.storage.base import CHUNK, BlobInfo, Progress, blob_key, check_digest
+from modelreg.storage.base import (
+    CHUNK,
+    BlobInfo,
+    Progress,
+    blob_key,
+    check_by_reading,
+    check_digest,
+)
 
 
 class LocalBlobStore:
@@ -31,6 +40,7 @@ class LocalBlobStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).absolute()
         self._tmp = self.root / "tmp"
+        self._damaged = self.root / "damaged"
 
     def _path(self, digest: str) -> Path:
         path = self.root / blob_key(digest)
@@ -64,7 +74,7 @@ class LocalBlobStore:
         want = check_digest(expected) if expected is not None else None
         with self._failures():
             self._tmp.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="upload-")
+            fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix=_owner_prefix())
         return _LocalWriter(self, fd, tmp_name, want)
 
     @contextlib.contextmanager
@@ -81,16 +91,17 @@ class LocalBlobStore:
 
     def _place(self, tmp_name: str, digest: str, size: int) -> BlobInfo:
         final = self._path(digest)
-        if final.exists():
-            # Refresh the blob's age: garbage collection spares young blobs, and this one is
-            # about to be referenced by a registration that has not committed yet.
-            os.utime(final)
-            return BlobInfo(digest, size, created=False)
+        existed = final.is_file()
+        # The new bytes are verified; the stored copy may not be (a flipped byte, a truncated
+        # file). Replacing it costs a rename, hashing it a read: so the verified copy always
+        # takes its place, which repairs a damaged one atomically and, as a fresh file,
+        # refreshes the blob's age (garbage collection spares young blobs, and this one is
+        # about to be referenced by a registration that has not committed yet).
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp_name, 0o444)
         os.replace(tmp_name, final)
         _fsync_dir(final.parent)
-        return BlobInfo(digest, size, created=True)
+        return BlobInfo(digest, size, created=not existed)
 
     def exists(self, digest: str) -> bool:
         """Whether the blob is stored."""
@@ -106,9 +117,7 @@ class LocalBlobStore:
                 raise FileNotFoundError(path)
             return path.stat().st_size
         except FileNotFoundError:
-            raise BlobNotFound(
-                f"blob sha256:{digest} is not stored", detail={"digest": digest}
-            ) from None
+            raise self._not_found(digest) from None
 
     def local_path(self, digest: str) -> Path | None:
         """Where the blob lives on disk, for servers that send files by path."""
@@ -120,11 +129,46 @@ class LocalBlobStore:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
-            raise BlobNotFound(
-                f"blob sha256:{check_digest(digest)} is missing from the artifact store",
-                detail={"digest": digest},
-            ) from None
+            raise self._not_found(digest) from None
         return os.fdopen(fd, "rb")
+
+    def _not_found(self, digest: str) -> BlobNotFound:
+        value = check_digest(digest)
+        if self.quarantined(value):
+            return BlobNotFound(
+                f"blob sha256:{value} is damaged: its stored copy failed verification and was "
+                f"set aside in {self._damaged}; upload the right bytes again (register the "
+                "same files) or run `modelreg fsck --repair --from DIR` to restore it",
+                detail={"digest": value, "damaged": True},
+            )
+        return BlobNotFound(
+            f"blob sha256:{value} is missing from the artifact store", detail={"digest": value}
+        )
+
+    def quarantine(self, digest: str, read: BinaryIO | None = None) -> bool:
+        """Move the stored copy to ``root/damaged/<hex>.<time>``: kept, no longer served."""
+        path = self._path(digest)
+        try:
+            current = os.stat(path, follow_symlinks=False)
+            if read is not None:
+                seen = os.fstat(read.fileno())
+                if (seen.st_dev, seen.st_ino) != (current.st_dev, current.st_ino):
+                    return False  # repaired since it was read
+            self._damaged.mkdir(parents=True, exist_ok=True)
+            os.replace(path, self._damaged / f"{check_digest(digest)}.{time.time_ns()}")
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+
+    def check(self, digest: str, size: int, progress: Progress | None = None) -> str | None:
+        """What is wrong with the stored blob, or None (read and hashed)."""
+        return check_by_reading(self, digest, size, progress)
+
+    def quarantined(self, digest: str) -> bool:
+        """Whether a damaged copy of ``digest`` lies in ``root/damaged``."""
+        value = check_digest(digest)
+        return self._damaged.is_dir() and any(self._damaged.glob(f"{value}.*"))
 
     def delete(self, digest: str) -> bool:
         """Remove one blob (garbage collection only)."""
@@ -147,13 +191,20 @@ class LocalBlobStore:
                         yield name, blob.stat().st_mtime
 
     def clean_temporary(self, *, older_than: float) -> int:
-        """Remove uploads abandoned by killed processes."""
+        """Remove uploads abandoned by killed processes.
+
+        A temp file's name says which process on which host writes it: one whose writer is
+        dead goes at once, one whose writer lives stays however old; a file of another host
+        (a shared folder) or of an older release goes once untouched since ``older_than``.
+        """
         removed = 0
         if not self._tmp.is_dir():
             return 0
         for entry in self._tmp.iterdir():
             try:
-                if entry.is_file() and entry.stat().st_mtime < older_than:
+                alive = _writer_alive(entry.name)
+                stale = alive is None and entry.stat().st_mtime < older_than
+                if entry.is_file() and (alive is False or stale):
                     entry.unlink()
                     removed += 1
             except FileNotFoundError:  # pragma: no cover - raced with another cleaner
@@ -263,6 +314,41 @@ class _Source:
             return self._stream.read(size)
         except OSError as exc:
             raise _SourceError(exc) from exc
+
+
+@functools.cache
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), None when there is no such one.
+
+    With the pid it names a process for good: a pid reused by a later process has another
+    start time. Linux only (``/proc``); elsewhere None, and uploads are judged by age.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from its end.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_prefix() -> str:
+    # Looked up for each upload (a read of /proc): forked workers have pids of their own.
+    pid = os.getpid()
+    return f"upload.{_host_tag()}.{pid}.{_start_time(pid) or '0'}."
+
+
+def _writer_alive(name: str) -> bool | None:
+    """Whether the writer of temp file ``name`` lives; None when that cannot be told here."""
+    parts = name.split(".")
+    if len(parts) != 5 or parts[0] != "upload" or parts[1] != _host_tag() or parts[3] == "0":
+        return None
+    if not sys.platform.startswith("linux") or not parts[2].isdigit():
+        return None
+    return _start_time(int(parts[2])) == parts[3]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from modelreg.errors import BlobNotFound, DigestMismatch
-from modelreg.storage.base import CHUNK, BlobInfo, Progress, check_digest
+from modelreg.storage.base import CHUNK, BlobInfo, Progress, check_by_reading, check_digest
 
 
 class MemoryBlobStore:
@@ -18,6 +18,7 @@ class MemoryBlobStore:
 
     def __init__(self) -> None:
         self._blobs: dict[str, tuple[bytes, float]] = {}
+        self._damaged: dict[str, bytes] = {}
 
     def put(
         self, stream: BinaryIO, *, expected: str | None = None, progress: Progress | None = None
@@ -63,12 +64,29 @@ class MemoryBlobStore:
         """Nothing is ever half-written in memory."""
         return 0
 
+    def quarantine(self, digest: str, read: BinaryIO | None = None) -> bool:
+        """Set the held copy aside as damaged (``read`` is not checked: nothing repairs here)."""
+        held = self._blobs.pop(check_digest(digest), None)
+        if held is None:
+            return False
+        self._damaged[check_digest(digest)] = held[0]
+        return True
+
+    def check(self, digest: str, size: int, progress: Progress | None = None) -> str | None:
+        """What is wrong with the stored blob, or None (read and hashed)."""
+        return check_by_reading(self, digest, size, progress)
+
+    def quarantined(self, digest: str) -> bool:
+        """Whether a damaged copy was set aside."""
+        return check_digest(digest) in self._damaged
+
     def _get(self, digest: str) -> bytes:
         try:
             return self._blobs[check_digest(digest)][0]
         except KeyError:
+            damaged = " (damaged: its copy was set aside)" if self.quarantined(digest) else ""
             raise BlobNotFound(
-                f"blob sha256:{digest} is not stored", detail={"digest": digest}
+                f"blob sha256:{digest} is not stored{damaged}", detail={"digest": digest}
             ) from None
 
     def corrupt(self, digest: str, data: bytes) -> None:
@@ -96,11 +114,10 @@ class _MemoryWriter:
                 f"uploaded bytes hash to {digest}, not the declared {self._want}",
                 detail={"expected": self._want, "actual": digest},
             )
-        if digest in self._blobs:
-            self._blobs[digest] = (self._blobs[digest][0], time.time())
-            return BlobInfo(digest, len(data), created=False)
+        # The verified bytes replace a held copy, repairing a damaged one.
+        created = digest not in self._blobs
         self._blobs[digest] = (data, time.time())
-        return BlobInfo(digest, len(data), created=True)
+        return BlobInfo(digest, len(data), created=created)
 
     def abort(self) -> None:
         self._buffer = io.BytesIO()

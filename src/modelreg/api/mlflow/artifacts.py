@@ -13,9 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from modelreg.api.blob_send import blob_response
 from modelreg.api.deps import ActorDep, Registry, RegistryDep
 from modelreg.api.mlflow._common import add_route, async_route, read_params
-from modelreg.api.routes.versions import blob_response
 from modelreg.api.uploads import receive_blob
 from modelreg.services import tracking
 from modelreg.services.actor import Actor

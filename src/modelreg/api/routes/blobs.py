@@ -8,9 +8,9 @@ import anyio
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
+from modelreg.api.blob_send import blob_response
 from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.deps import ActorDep, RegistryDep
-from modelreg.api.routes.versions import blob_response
 from modelreg.api.schemas import ErrorEnvelope
 from modelreg.api.uploads import receive_blob
 from modelreg.services import artifacts

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from modelreg.api.blob_send import blob_response
 from modelreg.api.bodies import StrictJsonRoute
 from modelreg.api.cache import Answer
 from modelreg.api.deps import ActorDep, RegistryDep
@@ -48,6 +49,8 @@ def register_version(name: str, body: VersionCreate, registry: RegistryDep, acto
         lineage=versions.Lineage(**body.lineage.model_dump()),
         environment=body.environment.model_dump(),
         framework=body.framework,
+        flavor=body.flavor,
+        signature=body.signature,
         idempotency_key=body.idempotency_key,
         number=body.number,
         stage=body.stage,
@@ -138,39 +141,6 @@ def get_file(
     """One file's bytes, served as an attachment (the client verifies its SHA-256)."""
     digest, size = browse.version_file(registry, actor, name, version, path)
     return blob_response(registry, digest, filename=path.rsplit("/", 1)[-1], size=size)
-
-
-SEND_CHUNK = 1024 * 1024
-
-
-def blob_response(registry: Any, digest: str, *, filename: str, size: int | None = None) -> Any:
-    """Stream a blob as an attachment; a local store is served by path (sendfile, ``Range``)."""
-    headers = {"x-content-sha256": digest}
-    disposition = "attachment"
-    local = registry.store.local_path(digest) if hasattr(registry.store, "local_path") else None
-    if local is not None:
-        if not local.is_file():
-            registry.store.size(digest)  # raises BlobNotFound
-        response = FileResponse(
-            local,
-            media_type="application/octet-stream",
-            filename=filename,
-            content_disposition_type=disposition,
-            headers=headers,
-        )
-        # Starlette reads 64 KiB per worker-thread hop; a MiB per hop sends a large blob at
-        # several times the speed (the hops, not the disk, were the limit).
-        response.chunk_size = SEND_CHUNK
-        return response
-    handle = registry.store.open(digest)
-    headers["content-disposition"] = f'attachment; filename="{filename}"'
-    if size is not None:
-        headers["content-length"] = str(size)
-    return StreamingResponse(
-        iter(lambda: handle.read(SEND_CHUNK), b""),
-        media_type="application/octet-stream",
-        headers=headers,
-    )
 
 
 @router.get("/versions", response_model=VersionPage, operation_id="versions-search")

@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from modelreg.api.blob_send import blob_response
 from modelreg.api.deps import RegistryDep
-from modelreg.api.routes.versions import blob_response
 from modelreg.api.ui import render
 from modelreg.api.ui.auth import UiActorDep
 from modelreg.api.ui.markdown import first_line, render_markdown
