@@ -151,6 +151,11 @@ def serve(
         err=True,
     )
     os.environ[ENV] = json.dumps(asdict(config))
+    if workers > 1:
+        from modelreg.api.orphans import SUPERVISOR_ENV
+
+        # Workers end when this process dies, even by SIGKILL (api.orphans).
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
     with _multiprocess_metrics(workers):
         uvicorn.run(
             "modelreg.serving.app:app_from_env",

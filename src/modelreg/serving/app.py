@@ -173,8 +173,10 @@ def build_app(serving: Serving) -> Starlette:
 
 def app_from_env() -> Starlette:
     """The app for one uvicorn worker, from ``MODELREG_SERVE`` and the registry's env."""
+    from modelreg.api.orphans import watch_parent
     from modelreg.client import Registry
 
+    watch_parent()  # a worker of --workers N ends with its supervisor
     config = ServeConfig(**json.loads(os.environ[ENV]))
     return build_app(assemble(Registry(config.registry or None), config))
 

@@ -58,7 +58,7 @@ def parse_body(body: bytes, content_type: str, columns: list[str] | None = None)
 
 def _pandas() -> Any:
     """pandas, imported on first use (it has no type stubs)."""
-    import pandas  # type: ignore[import-untyped]
+    import pandas
 
     return pandas
 
