@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_harness import Clients, serving, wait_for
+from serving_harness import Clients, ServeProcess, serving, wait_for
 
 import modelreg
 
@@ -93,3 +93,19 @@ def _corrupt_blobs(registry_url: str, tmp_path: Path, version: Any) -> None:
         for path in blobs.rglob(f"*{digest}*"):
             path.chmod(0o644)
             path.write_bytes(b"not a model")
+
+
+def test_the_command_serves_an_object_with_the_real_loader(
+    reg: modelreg.Registry, registry_url: str, tmp_path: Path
+) -> None:
+    model, example = trained(False)
+    reg.register("churn", model=model, input_example=example)
+    reg.set_alias("churn", "champion", 1)
+    serve = ServeProcess(registry_url, "churn@champion", log=tmp_path / "serve.log")
+    try:
+        serve.wait_ready()
+        assert predictions(serve.url) == ("churn:1", [1, 0])
+        assert httpx.get(serve.url + "/version").json()["flavor"] == "sklearn"
+    finally:
+        # uvicorn re-raises SIGTERM after its graceful stop: a single process ends by it.
+        assert serve.stop() in (0, -15), serve.output()

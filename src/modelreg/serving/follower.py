@@ -242,6 +242,8 @@ class Follower:
             watcher.close()
 
     def _events_down(self, exc: Exception) -> None:
+        if self._stop.is_set():
+            return  # stopping closed the connection under the long-poll
         if self.events_ok:
             log.warning("event stream unavailable (%s); polling every second", _describe(exc))
         self.events_ok = False
