@@ -185,6 +185,7 @@ def needs_outside(env: dict[str, str], args: list[str], line: str) -> bool:
     return bool(
         env
         or args[:1] == ["server"]
+        or args[:1] == ["serve"]  # serves until stopped
         or (args[:1] == ["deliver"] and "--once" not in args)  # runs until stopped
         or (args[:1] == ["events"] and "--follow" in args)  # so does this
         or args[:1] == ["import"]
@@ -285,4 +286,4 @@ def test_every_example_runs_in_order(
             failed.append((line, code, err.strip()))
     assert failed == [], "\n".join(map(str, failed))
     assert ran > 40
-    assert parsed < 12  # servers, imports, and commands that run until stopped
+    assert parsed < 14  # servers (serve too), imports, and commands that run until stopped

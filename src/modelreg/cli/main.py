@@ -25,6 +25,7 @@ from modelreg.cli.deliver import deliver
 from modelreg.cli.fsck import fsck
 from modelreg.cli.output import Ctx, emit
 from modelreg.cli.scan import scan
+from modelreg.cli.serve import serve
 from modelreg.cli.server import server
 from modelreg.errors import PolicyViolation, RegistryError
 
@@ -99,6 +100,7 @@ for command in (
     imports.import_group,
     db,
     server,
+    serve,
     deliver,
 ):
     cli.add_command(command)

@@ -1,0 +1,4 @@
+"""``modelreg serve``: a scoring server that follows a stage or alias (docs/serving.md).
+
+Needs the ``serve`` extra (Starlette, uvicorn, pandas, numpy, prometheus-client).
+"""
