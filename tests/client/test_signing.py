@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
 import modelreg
@@ -24,26 +24,7 @@ from modelreg.cli.main import main
 from modelreg.config import Settings
 from modelreg.db.session import make_engine, transaction
 from modelreg.db.tables import AuditEvent, VersionFile, VersionSignature
-
-
-def make_key(folder: Path, name: str) -> tuple[Path, Path]:
-    """A P-256 key pair as PEM files: (private, public)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = folder / f"{name}.pem"
-    public = folder / f"{name}.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
+from signing_keys import make_key
 
 
 @pytest.fixture

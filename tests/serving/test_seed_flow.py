@@ -5,7 +5,6 @@ among the deployments."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,8 @@ import pytest
 from serving_harness import Clients, ServeProcess, serving, wait_for
 
 import modelreg
+from signing_keys import make_key
 
-needs_flavors = pytest.mark.skipif(
-    importlib.util.find_spec("modelreg.flavors") is None,
-    reason="modelreg.flavors (register(model=...), open_version) is not merged yet",
-)
 COLUMNS = ["tenure", "spend"]
 
 
@@ -40,7 +36,6 @@ def predictions(url: str) -> tuple[str, list[int]]:
     return answer.headers["modelreg-version"], answer.json()["predictions"]
 
 
-@needs_flavors
 def test_train_register_serve_promote_under_load_and_survive_a_broken_version(
     reg: modelreg.Registry, registry_url: str, tmp_path: Path
 ) -> None:
@@ -109,3 +104,33 @@ def test_the_command_serves_an_object_with_the_real_loader(
     finally:
         # uvicorn re-raises SIGTERM after its graceful stop: a single process ends by it.
         assert serve.stop() in (0, -15), serve.output()
+
+
+def test_with_require_signature_only_a_version_signed_by_a_trusted_key_is_served(
+    reg: modelreg.Registry, registry_url: str, tmp_path: Path
+) -> None:
+    model, example = trained(False)
+    reg.register("churn", model=model, input_example=example)
+    reg.promote("churn", 1, to="production")
+    with serving(registry_url, "churn/production", loader=None, require_signature=True) as srv:
+        refused = wait_for("the load refused", lambda: httpx.get(srv.url + "/version").json())
+        wait_for(
+            "the refusal reported",
+            lambda: "sign" in httpx.get(srv.url + "/version").json().get("last_error", ""),
+        )
+        assert httpx.post(srv.url + "/invocations", json=BODY).status_code == 503, refused
+    private, public = make_key(tmp_path, "ci")
+    reg.add_trusted_key("ci", public)
+    reg.sign("churn:1", key=private)
+    with serving(registry_url, "churn/production", loader=None, require_signature=True) as srv:
+        assert wait_for("the signed version served", lambda: _served(srv.url)) == (
+            "churn:1",
+            [1, 0],
+        )
+
+
+def _served(url: str) -> tuple[str, list[int]] | None:
+    answer = httpx.post(url + "/invocations", json=BODY)
+    if answer.status_code != 200:
+        return None
+    return answer.headers["modelreg-version"], answer.json()["predictions"]

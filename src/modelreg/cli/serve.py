@@ -57,6 +57,11 @@ def _multiprocess_metrics(workers: int) -> Iterator[None]:
     help="Load pickle-family files even without a clean safety scan (runs their code).",
 )
 @click.option(
+    "--require-signature",
+    is_flag=True,
+    help="Load a version only when its files match a signature by a trusted key (modelreg keys).",
+)
+@click.option(
     "--guard",
     metavar="EXPR",
     help="Roll REF back when a swapped-in version fails: 'error_rate > 0.05 over 60s'.",
@@ -94,6 +99,7 @@ def serve(
     port: int,
     workers: int,
     trust: bool,
+    require_signature: bool,
     guard: str | None,
     max_body: int,
     no_report: bool,
@@ -129,10 +135,16 @@ def serve(
         registry=obj.registry.uri,
         address=advertised(host, port),
         trust=trust,
+        require_signature=require_signature,
         guard=guard,
         max_body=max_body << 20,
         report=not no_report,
-        info={"workers": workers, "guard": guard or "", "trust": trust},
+        info={
+            "workers": workers,
+            "guard": guard or "",
+            "trust": trust,
+            "require_signature": require_signature,
+        },
     )
     if loader:
         config.loader = loader

@@ -56,6 +56,7 @@ class ServeConfig:
     registry: str = ""  # folder or URL; "" for MODELREG_URI / MODELREG_HOME
     address: str = ""
     trust: bool = False
+    require_signature: bool = False
     guard: str | None = None
     loader: str = DEFAULT_LOADER
     max_body: int = MAX_BODY
@@ -94,6 +95,7 @@ def assemble(registry: Any, config: ServeConfig, loader: Loader | None = None) -
         config.ref,
         loader=loader or load_loader(config.loader),
         trust=config.trust,
+        require_signature=config.require_signature,
         events=config.events,
     )
     metrics = Metrics(follower.name)

@@ -55,7 +55,7 @@ class Servable(Protocol):
 
 
 Loader = Callable[..., Servable]
-"""``loader(registry, "NAME:V", trust=bool) -> Servable``."""
+"""``loader(registry, "NAME:V", trust=bool[, require_signature=True]) -> Servable``."""
 
 
 def now_iso() -> str:
@@ -82,6 +82,7 @@ class Follower:
         *,
         loader: Loader,
         trust: bool = False,
+        require_signature: bool = False,
         retry: float = RETRY_FAILED,
         events: bool = True,
     ) -> None:
@@ -91,6 +92,8 @@ class Follower:
         self.name = self.ref.name
         self.loader = loader
         self.trust = trust
+        # Passed only when asked for, so a loader without the keyword keeps working.
+        self.options: dict[str, bool] = {"require_signature": True} if require_signature else {}
         self.retry = retry
         self.follows = self.ref.version is None
         self.use_events = events and self.follows
@@ -138,7 +141,7 @@ class Follower:
         started = time.monotonic()
         pinned = f"{self.name}:{number}"
         try:
-            model = self.loader(self.registry, pinned, trust=self.trust)
+            model = self.loader(self.registry, pinned, trust=self.trust, **self.options)
             model.warm()
         except Exception as exc:
             self._failed[number] = time.monotonic()
