@@ -134,33 +134,18 @@ def version_of(port: int) -> int | None:
         conn.close()
 
 
-def register_versions(reg: modelreg.Registry, count: int, tmp: Path) -> str:
-    """``count`` versions of ``bench``; the loader ``modelreg serve`` needs for them."""
-    try:
-        import modelreg.flavors  # noqa: F401 - registered as objects when flavors exist
-    except ImportError:
-        flavors = False
-    else:
-        flavors = True
-    import joblib
-
+def register_versions(reg: modelreg.Registry, count: int) -> None:
+    """``count`` versions of ``bench``, registered as scikit-learn objects (the sklearn flavor)."""
     for seed in range(1, count + 1):
         model, frame = train(seed)
-        if flavors:
-            reg.register("bench", model=model, input_example=frame.head(2))
-        else:
-            path = tmp / f"v{seed}" / "model.joblib"
-            path.parent.mkdir()
-            joblib.dump(model, path)
-            reg.register("bench", path, capture=False)
-    return "" if flavors else "_serve_sklearn:load"
+        reg.register("bench", model=model, input_example=frame.head(2))
 
 
-def serve_command(registry: str, loader: str, *extra: str) -> Any:
+def serve_command(registry: str, *extra: str) -> Any:
     def command(port: int) -> list[str]:
         args = [MODELREG, "--registry", registry, "serve", "models:/bench/production"]
         args += ["--port", str(port), "--no-report", "--log-level", "warning", "--trust"]
-        return args + ([f"--loader={loader}"] if loader else []) + list(extra)
+        return args + list(extra)
 
     return command
 
@@ -225,12 +210,12 @@ def main() -> int:
             log=tmp / "registry.log",
         )
         with registry, modelreg.Registry(registry.url) as reg:
-            loader = register_versions(reg, args.promotions + 1, tmp)
+            register_versions(reg, args.promotions + 1)
             reg.promote("bench", 1, "production", reason="bench")
             env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
             serve = ServerProcess(
                 "modelreg serve",
-                serve_command(registry.url, loader),
+                serve_command(registry.url),
                 ready_path="/ping",
                 log=tmp / "serve.log",
                 env=env,
