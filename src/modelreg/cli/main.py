@@ -19,6 +19,7 @@ from modelreg.cli import (
     versions,
     webhooks,
 )
+from modelreg.cli.backup import backup, restore
 from modelreg.cli.db import db
 from modelreg.cli.deliver import deliver
 from modelreg.cli.fsck import fsck
@@ -84,6 +85,8 @@ for command in (
     events.events,
     insight.gc,
     fsck,
+    backup,
+    restore,
     admin.users,
     admin.tokens,
     admin.grant,
