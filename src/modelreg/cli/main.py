@@ -20,6 +20,7 @@ from modelreg.cli import (
     webhooks,
 )
 from modelreg.cli.backup import backup, restore
+from modelreg.cli.bundles import export, import_bundle
 from modelreg.cli.db import db
 from modelreg.cli.deliver import deliver
 from modelreg.cli.fsck import fsck
@@ -87,6 +88,7 @@ for command in (
     fsck,
     backup,
     restore,
+    export,
     admin.users,
     admin.tokens,
     admin.grant,
@@ -99,6 +101,7 @@ for command in (
     deliver,
 ):
     cli.add_command(command)
+imports.import_group.add_command(import_bundle)
 
 
 def main(argv: list[str] | None = None) -> int:
