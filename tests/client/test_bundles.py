@@ -225,3 +225,22 @@ def test_back_into_its_own_registry_it_is_already_there(tmp_path):
         summary = reg.import_bundle(tmp_path / "x.tar")
         assert summary.totals()["versions_present"] == 1
         assert [v.version for v in reg.list_versions("fraud")] == [1]
+
+
+def test_an_object_keeps_its_flavor_and_signature(tmp_path):
+    pytest.importorskip("sklearn", reason="the sklearn flavor needs scikit-learn")
+    pd = pytest.importorskip("pandas", reason="input examples are DataFrames")
+    from sklearn.linear_model import LogisticRegression
+
+    x = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    fitted = LogisticRegression().fit(x, [0, 0, 1, 1])
+    with modelreg.Registry(tmp_path / "dev") as dev:
+        was = dev.register("clf", model=fitted, input_example=x.head(2))
+        dev.export("clf:1", tmp_path / "clf.tar")
+    with modelreg.Registry(tmp_path / "prod") as prod:
+        prod.import_bundle(tmp_path / "clf.tar")
+        got = prod.get_version("clf:1")
+        assert got.flavor == was.flavor
+        assert got.signature == was.signature
+        assert got.environment == was.environment
+        assert list(prod.load("clf:1").predict(x)) == list(fitted.predict(x))
