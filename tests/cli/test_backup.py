@@ -50,14 +50,15 @@ def seeded(home: Path, tmp_path: Path) -> Path:
     return home
 
 
-def test_backup_while_registering_restores_clean(seeded: Path, tmp_path: Path):
+def test_backup_while_registering_restores_clean(seeded: Path, tmp_path: Path, live_server):
+    # The writer registers through a running server, as users do while the backup runs.
     stop = threading.Event()
     registered: list[int] = []
     errors: list[BaseException] = []
 
     def writer() -> None:
         try:
-            with modelreg.Registry(seeded) as reg:
+            with modelreg.Registry(live_server.url) as reg:
                 while not stop.is_set() or len(registered) < 3:
                     n = len(registered)
                     path = write_file(tmp_path / "w" / str(n), f"w{n}.bin")

@@ -244,3 +244,22 @@ def test_an_object_keeps_its_flavor_and_signature(tmp_path):
         assert got.signature == was.signature
         assert got.environment == was.environment
         assert list(prod.load("clf:1").predict(x)) == list(fitted.predict(x))
+
+
+def test_import_through_a_server(tmp_path, sqlite_db_url):
+    from registry_folders import LiveServer
+
+    home = tmp_path / "served"
+    home.mkdir()
+    (home / "modelreg.toml").write_text(f'db = "{sqlite_db_url}"\n')
+    with modelreg.Registry(tmp_path / "dev") as dev:
+        dev.register("fraud", write_file(tmp_path / "s", "x.bin"), capture=False)
+        dev.register("fraud", write_file(tmp_path / "s", "y.bin"), capture=False)
+        dev.export(["fraud:2"], tmp_path / "x.tar")
+    with LiveServer(home) as server, modelreg.Registry(server.url) as remote:
+        first = remote.import_bundle(tmp_path / "x.tar")
+        assert first.totals()["versions_imported"] == 1
+        assert remote.get_version("fraud:2").lineage["imported_from"].endswith("/versions/2")
+        again = remote.import_bundle(tmp_path / "x.tar")
+        assert again.totals()["versions_present"] == 1
+        assert [v.version for v in remote.list_versions("fraud")] == [2]
