@@ -170,6 +170,21 @@ def symlink() -> tarfile.TarInfo:
     return info
 
 
+def hardlink() -> tarfile.TarInfo:
+    info = tarfile.TarInfo("files/0/again")
+    info.type, info.linkname = tarfile.LNKTYPE, "modelreg-bundle.json"
+    return info
+
+
+def malformed(items):
+    import hashlib
+
+    data = json.dumps({"format": "modelreg-bundle", "format_version": 1, "versions": [{}]})
+    digest = hashlib.sha256(data.encode()).hexdigest().encode()
+    replaced = {"modelreg-bundle.json": data.encode(), "modelreg-bundle.sha256": digest}
+    return [(info, replaced.get(info.name, content)) for info, content in items]
+
+
 def named(name: str) -> tarfile.TarInfo:
     return tarfile.TarInfo(name)
 
@@ -180,12 +195,26 @@ def named(name: str) -> tarfile.TarInfo:
         (extra(named("../escape"), b"x"), "leaves the bundle"),
         (extra(named("/abs"), b"x"), "leaves the bundle"),
         (extra(symlink()), "is a symlink"),
+        (extra(hardlink()), "is a hard link"),
+        (extra(named("files/0/a/../../../x"), b"x"), "leaves the bundle"),
+        (malformed, "does not list versions and files"),
         (extra(named("elsewhere.txt"), b"x"), "not part of a bundle"),
         (extra(named("files/0/unlisted.bin"), b"x"), "not in its manifest"),
         (flip_file, "not 20"),
         (flip_manifest, "its manifest hashes to"),
     ],
-    ids=["traversal", "absolute", "symlink", "stray", "extra-file", "wrong-digest", "manifest"],
+    ids=[
+        "traversal",
+        "absolute",
+        "symlink",
+        "hardlink",
+        "inner-traversal",
+        "malformed-manifest",
+        "stray",
+        "extra-file",
+        "wrong-digest",
+        "manifest",
+    ],
 )
 def test_a_bad_bundle_is_refused_and_changes_nothing(good, tmp_path, change, message):
     bad = rewrite(good, tmp_path / "bad.tar", change)

@@ -137,10 +137,10 @@ def _verified(path: Path, dest: Path, got: dict[str, tuple[int, str]]) -> dict[s
         raise _bad(path, "its manifest is not a modelreg bundle's")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise _bad(path, f"it is bundle format {manifest.get('format_version')}")
-    expected: dict[str, tuple[int, str]] = {}
-    for i, entry in enumerate(manifest.get("versions") or []):
-        for item in entry["version"]["files"]:
-            expected[f"{FILES}/{i}/{item['path']}"] = (int(item["size"]), str(item["sha256"]))
+    try:
+        expected = _expected(manifest)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise _bad(path, "its manifest does not list versions and files as a bundle does") from None
     files = {k: v for k, v in got.items() if k not in (MANIFEST, DIGEST)}
     if missing := sorted(set(expected) - set(files)):
         raise _bad(path, f"{len(missing)} file(s) are missing, e.g. {missing[0]}")
@@ -154,6 +154,16 @@ def _verified(path: Path, dest: Path, got: dict[str, tuple[int, str]]) -> dict[s
                 f"not {size} bytes hashing to {digest}",
             )
     return manifest
+
+
+def _expected(manifest: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    expected: dict[str, tuple[int, str]] = {}
+    for i, entry in enumerate(manifest["versions"]):
+        record = entry["version"]
+        str(record["name"]), int(record["version"])
+        for item in record["files"]:
+            expected[f"{FILES}/{i}/{item['path']}"] = (int(item["size"]), str(item["sha256"]))
+    return expected
 
 
 def version_folder(dest: Path, index: int) -> Path:

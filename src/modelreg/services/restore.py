@@ -41,7 +41,10 @@ from modelreg.storage.local import LocalBlobStore
 def check_backup(folder: Path, *, actor: Actor, jobs: int) -> dict[str, Any]:
     """Check the backup in ``folder`` as ``fsck`` would; raises ``IntegrityFailure`` if damaged."""
     manifest = read_manifest(folder)
-    database = folder / str(manifest["database"]["file"])
+    name = str(manifest["database"]["file"])
+    if "/" in name or name.startswith("."):
+        _damaged(folder, f"its manifest names {name!r} as the snapshot, not a file in it")
+    database = folder / name
     if not database.is_file():
         _damaged(folder, f"its database snapshot {database.name} is missing")
     if (actual := file_sha256(database)) != manifest["database"]["sha256"]:
