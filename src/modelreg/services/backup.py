@@ -106,15 +106,18 @@ def backup(
         "folder": str(folder),
         "database": name,
         "schema_revision": revision,
-        "models": counts.get("models", 0),
-        "versions": counts.get("model_versions", 0),
-        "audit_events": counts.get("audit_events", 0),
+        **_summary(counts),
         "blobs": len(blobs),
         "blobs_copied": copied,
         "bytes_copied": copied_bytes,
         "blobs_already_there": len(blobs) - copied - len(problems),
         "problems": problems,
     }
+
+
+def _summary(counts: dict[str, int]) -> dict[str, int]:
+    keys = {"models": "models", "versions": "model_versions", "audit_events": "audit_events"}
+    return {key: counts.get(table, 0) for key, table in keys.items()}
 
 
 def _prepare(folder: Path) -> str | None:
