@@ -188,7 +188,7 @@ def needs_outside(env: dict[str, str], args: list[str], line: str) -> bool:
         or args[:1] == ["serve"]  # serves until stopped
         or (args[:1] == ["deliver"] and "--once" not in args)  # runs until stopped
         or (args[:1] == ["events"] and "--follow" in args)  # so does this
-        or args[:1] == ["import"]
+        or args[:2] == ["import", "mlflow"]  # an MLflow server
         or (args[:1] == ["--registry"] and args[1].startswith("http"))
     )
 

@@ -20,6 +20,8 @@ from modelreg.cli import (
     versions,
     webhooks,
 )
+from modelreg.cli.backup import backup, restore
+from modelreg.cli.bundles import export, import_bundle
 from modelreg.cli.db import db
 from modelreg.cli.deliver import deliver
 from modelreg.cli.fsck import fsck
@@ -88,6 +90,9 @@ for command in (
     insight.gc,
     fsck,
     scan,
+    backup,
+    restore,
+    export,
     admin.users,
     admin.tokens,
     admin.grant,
@@ -104,6 +109,7 @@ for command in (
     deliver,
 ):
     cli.add_command(command)
+imports.import_group.add_command(import_bundle)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from modelreg.names import (
 
 # Annotations only: the backends build the results, so `import` of the client stays light.
 if TYPE_CHECKING:
+    from modelreg.client._import_summary import ImportSummary
     from modelreg.types import (
         AuditAnchor,
         AuditEvent,
@@ -546,6 +547,33 @@ class Registry(Notifications, Deployments, Signing):
     def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> GcReport:
         """Remove blobs no version references (older than ``grace_seconds``)."""
         return self.backend.gc(grace_seconds, dry_run)
+
+    # -- bundles (client/bundles.py) -----------------------------------------------------
+
+    def export(self, refs: str | Sequence[str], path: Pathish) -> dict[str, Any]:
+        """Write the versions ``refs`` name, files and records, into the bundle ``path``.
+
+        Answers the bundle's manifest. ``import_bundle`` on another registry reads it back.
+        """
+        from modelreg.client.bundles import export
+
+        return export(self, [refs] if isinstance(refs, str) else list(refs), Path(path))
+
+    def import_bundle(self, path: Pathish, *, max_bytes: int | None = None) -> ImportSummary:
+        """Register the versions of the bundle at ``path`` here, once every byte is verified.
+
+        Admin only. Importing the same bundle again changes nothing; a number taken here is
+        mapped to the next one (``ImportSummary`` lists each version's ``number_here``).
+
+        Raises:
+            InvalidInput: a bundle that is damaged, truncated, oversize (``max_bytes``) or
+                holds links or paths leaving it; nothing is imported.
+        """
+        from modelreg.client import _bundle_tar
+        from modelreg.client.bundles import import_bundle
+
+        limit = _bundle_tar.DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+        return import_bundle(self, Path(path), max_bytes=limit)
 
     # -- identity ------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ class VersionResult:
     reason: str = ""
     conflict: bool = False
     notes: list[str] = field(default_factory=list)
+    # The number it has here, when that differs or may (bundle imports map taken numbers).
+    number_here: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape."""
