@@ -16,6 +16,7 @@ import pytest
 import modelreg
 from modelreg.errors import InvalidInput
 from server_process import run_cli
+from signing_keys import make_key
 
 
 def write_file(folder: Path, name: str, size: int = 3000) -> Path:
@@ -292,3 +293,29 @@ def test_import_through_a_server(tmp_path, sqlite_db_url):
         again = remote.import_bundle(tmp_path / "x.tar")
         assert again.totals()["versions_present"] == 1
         assert [v.version for v in remote.list_versions("fraud")] == [2]
+
+
+def test_signatures_travel_and_count_where_their_key_is_trusted(source, tmp_path):
+    private, public = make_key(tmp_path, "ci")
+    source.add_trusted_key("ci", public)
+    source.sign("fraud:1", key=private)
+    bundle = tmp_path / "signed.tar"
+    source.export(["fraud:1"], bundle)
+
+    trusting = modelreg.Registry(tmp_path / "trusting")
+    trusting.add_trusted_key("ci", public)
+    trusting.import_bundle(bundle)
+    here = trusting.get_version("fraud:1")
+    assert here.signed
+    assert len(here.signatures) == 1
+    assert trusting.verify("fraud:1").verified
+    trusting.close()
+
+    # A registry that does not trust the key keeps the version and says why it is unsigned.
+    other = modelreg.Registry(tmp_path / "other")
+    summary = other.import_bundle(bundle)
+    (result,) = summary.models[0].versions
+    assert result.status == "imported"
+    assert any("signature not stored" in note for note in result.notes), result.notes
+    assert not other.get_version("fraud:1").signed
+    other.close()

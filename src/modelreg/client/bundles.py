@@ -58,6 +58,11 @@ def export(registry: Registry, refs: list[str], target: Path) -> dict[str, Any]:
             registry.download(f"{version.name}:{version.version}", folder)
             folders.append(folder)
             record = version.to_dict()
+            if version.signatures:
+                # The bundles themselves (a version's record lists signatures without them):
+                # the importing registry checks each against its own trusted keys.
+                stored = registry.signatures(f"{version.name}:{version.version}")
+                record["signature_bundles"] = [s.bundle for s in stored if s.bundle]
             entries.append({"ref": f"{version.name}:{version.version}", "version": record})
         manifest = {
             "format": bundle_tar.FORMAT,
@@ -94,6 +99,21 @@ class _Importer:
         self.source = source
         self.mapping: dict[str, int] = {}  # "name:n" in the bundle → number here
 
+    def _sign(self, record: dict[str, Any], name: str, out: VersionResult) -> None:
+        """Store the bundle's signatures that verify here (this registry's trusted keys)."""
+        bundles = record.get("signature_bundles") or []
+        if not isinstance(bundles, list) or record.get("signatures") and not bundles:
+            out.notes.append("the bundle lists signatures without their bundles: none stored")
+            return
+        for bundle in bundles:
+            if not isinstance(bundle, str):
+                out.notes.append("a signature that is not a bundle was skipped")
+                continue
+            try:
+                self.registry.backend.add_signature(name, int(out.number_here or 0), bundle, None)
+            except RegistryError as exc:
+                out.notes.append(f"a signature not stored: {exc.message}")
+
     def origin(self, name: str, number: int) -> str:
         return f"{self.source}#/models/{quote(name, safe='')}/versions/{number}"
 
@@ -117,9 +137,7 @@ class _Importer:
             else:
                 out.number_here = self._register(record, folder, origin, out)
                 out.status = "imported"
-                if signed := record.get("signatures"):
-                    # Storing them needs the signing API (checked against trusted keys here).
-                    out.notes.append(f"{len(signed)} signature(s) in the bundle not stored")
+                self._sign(record, name, out)
             self.mapping[f"{name}:{number}"] = out.number_here
             if out.number_here != number:
                 out.notes.append(f"numbered {out.number_here} here: {number} was taken")
