@@ -178,7 +178,7 @@ def test_gc_removes_unreferenced_blobs_from_the_bucket(s3_artifacts, tmp_path, f
         assert not store.exists(stray)
         kept = [d for d, _ in store.iter_blobs()]
         assert sorted(kept) == sorted(f.sha256 for f in version.files)
-        assert reg.download("fraud/1", tmp_path / "out")
+        assert reg.download("fraud:1", tmp_path / "out")
 
 
 def test_an_unreachable_endpoint_is_a_storage_failure(monkeypatch, tmp_path, files):

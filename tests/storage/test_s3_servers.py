@@ -1,0 +1,120 @@
+"""`modelreg server --artifacts s3://…` as real processes, on moto's S3 server over loopback.
+
+One server on SQLite: every door (REST, the MLflow artifacts route) stores its bytes in the
+bucket and reads them back verified. Two servers on one PostgreSQL and one bucket: 20 clients
+spread over both get contiguous version numbers, a promotion on one is what the other
+resolves at once, and blobs uploaded through one download through the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+import modelreg
+from modelreg.storage.s3 import S3BlobStore, parse_s3_url
+from registry_folders import fresh_pg_database
+from server_process import ServerProcess, run_cli
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 20
+
+
+def bucket_digests(s3_artifacts: str) -> set[str]:
+    bucket, prefix = parse_s3_url(s3_artifacts)
+    return {digest for digest, _ in S3BlobStore(bucket, prefix).iter_blobs()}
+
+
+def test_one_server_stores_every_door_in_the_bucket(
+    tmp_path: Path, sqlite_db_url: str, s3_artifacts: str, files: Path
+) -> None:
+    home = tmp_path / "registry"
+    home.mkdir()
+    shutil.copyfile(sqlite_db_url.removeprefix("sqlite:///"), home / "registry.db")
+    big = files / "weights.bin"
+    big.write_bytes(os.urandom(17 * 1024 * 1024 + 3))  # above one part: a multipart upload
+    with ServerProcess(home, "--artifacts", s3_artifacts) as server:
+        with modelreg.Registry(server.url) as reg:
+            version = reg.register("fraud", files, capture=False)
+            assert {f.sha256 for f in version.files} == bucket_digests(s3_artifacts)
+            out = reg.download("fraud:1", tmp_path / "out")
+            assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in out) == sorted(
+                f.path for f in version.files
+            )
+            assert (tmp_path / "out" / "weights.bin").read_bytes() == big.read_bytes()
+
+        with httpx.Client(base_url=server.url) as http:
+            run = http.post("/api/2.0/mlflow/runs/create", json={"experiment_id": "0"})
+            root = run.json()["run"]["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/")
+            art = f"/api/2.0/mlflow-artifacts/artifacts/{root}/model/model.bin"
+            data = os.urandom(100_000)
+            assert http.put(art, content=data).status_code == 200
+            assert hashlib.sha256(data).hexdigest() in bucket_digests(s3_artifacts)
+            answer = http.get(art)
+            assert answer.status_code == 200
+            assert answer.content == data
+    # The folder's own settings never named the bucket: nothing was written beside the db.
+    assert not (home / "blobs" / "sha256").exists()
+
+
+def test_two_servers_on_one_postgresql_and_one_bucket(
+    tmp_path: Path, pg_server, s3_artifacts: str
+) -> None:
+    home = tmp_path / "registry"
+    home.mkdir()
+    url = fresh_pg_database(pg_server)
+    (home / "modelreg.toml").write_text(f'db = "{url}"\nartifacts = "{s3_artifacts}"\n')
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shared = inputs / "shared.bin"
+    shared.write_bytes(os.urandom(300_000))
+    own = []
+    for i in range(CLIENTS):
+        path = inputs / f"own-{i}.bin"
+        path.write_bytes(os.urandom(1000 + i))
+        own.append(path)
+
+    a = ServerProcess(home, log=tmp_path / "a.log").start()
+    b = ServerProcess(home, log=tmp_path / "b.log").start()
+    try:
+        servers = [a, b]
+
+        def register(i: int) -> int:
+            with modelreg.Registry(servers[i % 2].url) as reg:
+                return reg.register("fraud", [shared, own[i]], capture=False).version
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            numbers = sorted(pool.map(register, range(CLIENTS)))
+        assert numbers == list(range(1, CLIENTS + 1))
+
+        with modelreg.Registry(a.url) as on_a, modelreg.Registry(b.url) as on_b:
+            for n in (3, 7, 12):
+                on_a.promote("fraud", n, "staging", reason=f"try {n}")
+                assert on_b.get_version("fraud/staging").version == n
+                on_b.promote("fraud", n + 1, "staging", reason=f"try {n + 1}")
+                assert on_a.get_version("fraud/staging").version == n + 1
+            # Version 2 went in through b (even i), version 1 through a: each downloads
+            # through the other.
+            for reg, number in ((on_a, 2), (on_b, 1)):
+                target = tmp_path / f"out-{number}"
+                reg.download(f"fraud:{number}", target)
+                assert (target / "shared.bin").read_bytes() == shared.read_bytes()
+                version = reg.get_version(f"fraud:{number}")
+                own_file = next(f for f in version.files if f.path.startswith("own-"))
+                assert (target / own_file.path).read_bytes() == (
+                    inputs / own_file.path
+                ).read_bytes()
+            assert on_b.verify_audit()["ok"] is True
+        assert len(bucket_digests(s3_artifacts)) == CLIENTS + 1  # shared stored once
+    finally:
+        a.stop()
+        b.stop()
+    result = run_cli("--registry", str(home), "fsck", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
