@@ -79,11 +79,11 @@ class MotoServer:
                 proc.kill()
                 proc.wait(timeout=30)
 
-    def new_bucket(self) -> str:
-        """A fresh, empty bucket's name."""
+    def new_bucket(self, name: str = "") -> str:
+        """A fresh, empty bucket (named ``name``, else at random); its name."""
         import boto3
 
-        name = f"modelreg-{uuid.uuid4().hex[:16]}"
+        name = name or f"modelreg-{uuid.uuid4().hex[:16]}"
         client = boto3.session.Session().client(
             "s3",
             endpoint_url=self.url,

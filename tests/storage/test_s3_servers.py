@@ -3,7 +3,8 @@
 One server on SQLite: every door (REST, the MLflow artifacts route) stores its bytes in the
 bucket and reads them back verified. Two servers on one PostgreSQL and one bucket: 20 clients
 spread over both get contiguous version numbers, a promotion on one is what the other
-resolves at once, and blobs uploaded through one download through the other.
+resolves at once, and blobs uploaded through one download through the other. And a server
+whose bucket goes away answers ``storage_failure`` and recovers by itself.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import httpx
 import pytest
 
 import modelreg
+from modelreg.errors import StorageFailure
 from modelreg.storage.s3 import S3BlobStore, parse_s3_url
 from registry_folders import fresh_pg_database
-from server_process import ServerProcess, run_cli
+from s3_endpoint import MotoServer
+from server_process import ServerProcess, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -118,3 +121,41 @@ def test_two_servers_on_one_postgresql_and_one_bucket(
         b.stop()
     result = run_cli("--registry", str(home), "fsck", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_server_outlives_an_outage_of_its_bucket(
+    tmp_path: Path, sqlite_db_url: str, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint down: 503 storage_failure, nothing made; back up: no restart needed."""
+    moto = MotoServer(tmp_path / "moto.log")
+    moto.port = free_port()
+    for key, value in moto.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    home = tmp_path / "registry"
+    home.mkdir()
+    shutil.copyfile(sqlite_db_url.removeprefix("sqlite:///"), home / "registry.db")
+    # The store is down when the server starts: it starts all the same.
+    server = ServerProcess(
+        home, "--artifacts", "s3://outage-bucket/registry", ready_path="/healthz"
+    )
+    with server:
+        ready = httpx.get(server.url + "/readyz")
+        assert (ready.status_code, ready.json()["problems"]) == (503, ["artifacts: StorageFailure"])
+        with modelreg.Registry(server.url) as reg:
+            with pytest.raises(StorageFailure, match="s3://outage-bucket/registry"):
+                reg.register("fraud", files, capture=False)
+            assert reg.list_models().items == []
+            moto.start()
+            try:
+                moto.new_bucket("outage-bucket")
+                assert httpx.get(server.url + "/readyz").status_code == 200
+                assert reg.register("fraud", files, capture=False).version == 1
+                moto.stop()
+                with pytest.raises(StorageFailure):
+                    reg.download("fraud:1", tmp_path / "lost")
+                with pytest.raises(StorageFailure):
+                    reg.register("fraud", [files / "model.pkl"], capture=False)
+                assert reg.get_model("fraud").latest_version == 1
+            finally:
+                moto.stop()
