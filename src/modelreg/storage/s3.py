@@ -32,6 +32,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, NoReturn, cast
 
 from modelreg.errors import BlobNotFound, DigestMismatch, InvalidInput, StorageFailure
@@ -44,34 +45,16 @@ from modelreg.storage.base import (
     check_digest,
 )
 from modelreg.storage.local import _owner_prefix, _writer_alive
+from modelreg.storage.s3_client import ObjectReader, make_client, parse_s3_url
 
 PART_SIZE = 16 * 1024 * 1024
 """Bytes per multipart part (and the most an upload holds in memory). 16 MiB × S3's 10,000
 parts allows blobs of 160 GiB, above the server's default upload limit."""
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (all but the last)
-_COPY_IN_ONE = 4 * 1024**3  # CopyObject takes up to 5 GiB; above, a multipart copy
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_COPY_IN_ONE = 512 * 1024**2  # above, a multipart copy of _COPY_PART parts
+_COPY_PART = 128 * 1024**2
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-
-
-def parse_s3_url(location: str) -> tuple[str, str]:
-    """``s3://BUCKET[/PREFIX]`` as ``(bucket, prefix)``; the prefix has no outer slashes."""
-    rest = location.removeprefix("s3://")
-    bucket, _, prefix = rest.partition("/")
-    prefix = prefix.strip("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise InvalidInput(
-            f"invalid artifact store {location!r}: expected s3://BUCKET/PREFIX with a bucket "
-            "name of 3-63 lower-case letters, digits, dots and hyphens",
-            detail={"artifacts": location},
-        )
-    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
-        raise InvalidInput(
-            f"invalid artifact store {location!r}: the prefix has an empty, '.' or '..' part",
-            detail={"artifacts": location},
-        )
-    return bucket, prefix
 
 
 class S3BlobStore:
@@ -91,7 +74,7 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.part_size = part_size
-        self._client = client if client is not None else _make_client()
+        self._client = client if client is not None else make_client()
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     @classmethod
@@ -185,7 +168,7 @@ class S3BlobStore:
                     Bucket=self.bucket, Key=final, Body=body, ChecksumSHA256=sha
                 )
             else:
-                self._copy(cast("str", temp), final, size)
+                self._copy(cast("str", temp), final)
         stored = self._head(final)
         if stored is None or int(stored["ContentLength"]) != size:
             raise StorageFailure(
@@ -195,17 +178,16 @@ class S3BlobStore:
             )
         return BlobInfo(digest, size, created=not existed)
 
-    def _copy(self, source: str, target: str, size: int) -> None:
-        """A server-side copy: one request up to 4 GiB, a parallel multipart copy above."""
+    def _copy(self, source: str, target: str) -> None:
+        """A server-side copy: one request for a small blob, parallel part copies above.
+
+        One ``CopyObject`` of several GiB can take a minute on S3; copied as 128 MiB parts,
+        eight at a time, it takes seconds (and ``CopyObject`` stops at 5 GiB anyway).
+        """
         from boto3.s3.transfer import TransferConfig
 
-        if size <= _COPY_IN_ONE:
-            self._client.copy_object(
-                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
-            )
-            return
         config = TransferConfig(
-            multipart_threshold=_COPY_IN_ONE, multipart_chunksize=512 * 1024**2, max_concurrency=8
+            multipart_threshold=_COPY_IN_ONE, multipart_chunksize=_COPY_PART, max_concurrency=8
         )
         self._client.copy(
             {"Bucket": self.bucket, "Key": source}, self.bucket, target, Config=config
@@ -240,7 +222,7 @@ class S3BlobStore:
                 if str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND:
                     raise self._not_found(digest) from None
                 raise
-        raw = _ObjectReader(self, answer["Body"], str(answer.get("ETag", "")))
+        raw = ObjectReader(self, answer["Body"], str(answer.get("ETag", "")))
         return cast("BinaryIO", io.BufferedReader(raw, buffer_size=CHUNK))
 
     def _not_found(self, digest: str) -> BlobNotFound:
@@ -333,13 +315,7 @@ class S3BlobStore:
             return False
         aside = self._key(f"damaged/{value}.{time.time_ns()}")
         with self.failures("set aside a blob in"):
-            source = {"Bucket": self.bucket, "Key": key}
-            if head.get("ETag"):
-                self._client.copy_object(
-                    Bucket=self.bucket, Key=aside, CopySource=source, CopySourceIfMatch=head["ETag"]
-                )
-            else:  # pragma: no cover - every S3 answer carries an ETag
-                self._client.copy_object(Bucket=self.bucket, Key=aside, CopySource=source)
+            self._copy(key, aside)
             self._client.delete_object(Bucket=self.bucket, Key=key)
         return True
 
@@ -357,25 +333,6 @@ def _abandoned(key: str, base: str, started: float, older_than: float) -> bool:
     return alive is False or (alive is None and started < older_than)
 
 
-def _make_client() -> Any:
-    """An S3 client from boto3's standard resolution, with bounded waits and retries."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise InvalidInput(
-            "an s3:// artifact store needs boto3: pip install 'modelreg[s3]'", detail={}
-        ) from None
-    config = Config(
-        connect_timeout=10,
-        read_timeout=120,
-        retries={"mode": "standard"},
-        # Uploads and downloads of several requests run at once, each in its own thread.
-        max_pool_connections=32,
-    )
-    return boto3.session.Session().client("s3", config=config)
-
-
 class _S3Writer:
     """One upload: hashed as written, one part held; ``commit`` stores it only on a match."""
 
@@ -388,6 +345,8 @@ class _S3Writer:
         self._temp: str | None = None
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._sending: Future[dict[str, Any]] | None = None
         self._done = False
 
     def write(self, data: bytes) -> None:
@@ -402,13 +361,25 @@ class _S3Writer:
             self._send_part(part)
 
     def _send_part(self, part: bytes) -> None:
+        """Send ``part`` in the background; wait first for the one before it, if still going.
+
+        So the next part fills while this one travels, and at most two are in memory.
+        """
+        store = self._store
+        if self._upload_id is None:
+            self._temp = store._key(f"tmp/{_owner_prefix()}{uuid.uuid4().hex}")
+            with store.failures("write to"):
+                answer = store._client.create_multipart_upload(Bucket=store.bucket, Key=self._temp)
+            self._upload_id = answer["UploadId"]
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="modelreg-s3-part")
+        self._wait_for_parts()
+        number = len(self._parts) + 1
+        assert self._pool is not None
+        self._sending = self._pool.submit(self._upload_part, number, part)
+
+    def _upload_part(self, number: int, part: bytes) -> dict[str, Any]:
         store = self._store
         with store.failures("write to"):
-            if self._upload_id is None:
-                self._temp = store._key(f"tmp/{_owner_prefix()}{uuid.uuid4().hex}")
-                answer = store._client.create_multipart_upload(Bucket=store.bucket, Key=self._temp)
-                self._upload_id = answer["UploadId"]
-            number = len(self._parts) + 1
             answer = store._client.upload_part(
                 Bucket=store.bucket,
                 Key=self._temp,
@@ -416,7 +387,12 @@ class _S3Writer:
                 PartNumber=number,
                 Body=part,
             )
-        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def _wait_for_parts(self) -> None:
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            self._parts.append(sending.result())  # a failed part raises here
 
     def commit(self) -> BlobInfo:
         if self._done:
@@ -434,6 +410,7 @@ class _S3Writer:
             if self._buffer:
                 self._send_part(bytes(self._buffer))
                 self._buffer = bytearray()
+            self._wait_for_parts()
             with store.failures("write to"):
                 store._client.complete_multipart_upload(
                     Bucket=store.bucket,
@@ -449,6 +426,10 @@ class _S3Writer:
     def abort(self) -> None:
         self._done = True
         self._buffer = bytearray()
+        if self._pool is not None:
+            # A part still travelling would outlive the abort of its upload: let it land.
+            self._pool.shutdown(wait=True)
+            self._pool, self._sending = None, None
         store = self._store
         upload, self._upload_id = self._upload_id, None
         temp, self._temp = self._temp, None
@@ -459,39 +440,6 @@ class _S3Writer:
                 store._client.abort_multipart_upload(Bucket=store.bucket, Key=temp, UploadId=upload)
             elif temp is not None:
                 store._client.delete_object(Bucket=store.bucket, Key=temp)
-
-
-class _ObjectReader(io.RawIOBase):
-    """The body of a ``GetObject``, read as it is consumed; errors become ``StorageFailure``."""
-
-    def __init__(self, store: S3BlobStore, body: Any, etag: str) -> None:
-        self._store = store
-        self._body = body
-        self.etag = etag
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        try:
-            with self._store.failures("read"):
-                data = self._body.read(len(view))
-        except StorageFailure:
-            raise
-        except Exception as exc:  # urllib3's ProtocolError and kin: the connection broke
-            raise StorageFailure(
-                f"reading from the artifact store {self._store.url} broke off: {exc}",
-                detail={"store": self._store.url},
-            ) from None
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            with contextlib.suppress(Exception):
-                self._body.close()
-        super().close()
 
 
 __all__ = ["PART_SIZE", "S3BlobStore", "parse_s3_url"]
