@@ -104,8 +104,9 @@ def test_a_quarantined_copy_is_kept_and_reported_then_repaired(store):
     assert verify_blob(store, DIGEST) is True
 
 
-def test_a_copy_repaired_since_it_was_read_is_not_set_aside(tmp_path):
-    store = LocalBlobStore(tmp_path / "blobs")
+def test_a_copy_repaired_since_it_was_read_is_not_set_aside(store):
+    if isinstance(store, MemoryBlobStore):
+        pytest.skip("nothing repairs a memory store behind a reader")
     store.put(io.BytesIO(DATA))
     damage(store, flipped())
     with store.open(DIGEST) as stale:
