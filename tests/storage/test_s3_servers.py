@@ -1,9 +1,9 @@
 """`modelreg server --artifacts s3://…` as real processes, on moto's S3 server over loopback.
 
 One server on SQLite: every door (REST, the MLflow artifacts route) stores its bytes in the
-bucket and reads them back verified. Two servers on one PostgreSQL and one bucket: 20 clients
-spread over both get contiguous version numbers, a promotion on one is what the other
-resolves at once, and blobs uploaded through one download through the other. And a server
+bucket and reads them back verified. Two and three servers on one PostgreSQL and one bucket:
+20 clients spread over them get contiguous version numbers, a promotion on one is what the
+next resolves at once, and blobs uploaded through one download through another. And a server
 whose bucket goes away answers ``storage_failure`` and recovers by itself.
 """
 
@@ -67,8 +67,9 @@ def test_one_server_stores_every_door_in_the_bucket(
     assert not (home / "blobs" / "sha256").exists()
 
 
-def test_two_servers_on_one_postgresql_and_one_bucket(
-    tmp_path: Path, pg_server, s3_artifacts: str
+@pytest.mark.parametrize("count", [2, 3])
+def test_servers_on_one_postgresql_and_one_bucket(
+    tmp_path: Path, pg_server, s3_artifacts: str, count: int
 ) -> None:
     home = tmp_path / "registry"
     home.mkdir()
@@ -84,41 +85,43 @@ def test_two_servers_on_one_postgresql_and_one_bucket(
         path.write_bytes(os.urandom(1000 + i))
         own.append(path)
 
-    a = ServerProcess(home, log=tmp_path / "a.log").start()
-    b = ServerProcess(home, log=tmp_path / "b.log").start()
+    servers = [ServerProcess(home, log=tmp_path / f"server-{k}.log") for k in range(count)]
     try:
-        servers = [a, b]
+        for server in servers:
+            server.start()
 
-        def register(i: int) -> int:
-            with modelreg.Registry(servers[i % 2].url) as reg:
-                return reg.register("fraud", [shared, own[i]], capture=False).version
+        def register(i: int) -> tuple[int, int]:
+            """(version number, the server it went through) for client ``i``."""
+            with modelreg.Registry(servers[i % count].url) as reg:
+                version = reg.register("fraud", [shared, own[i]], capture=False)
+                return version.version, i % count
 
         with ThreadPoolExecutor(CLIENTS) as pool:
-            numbers = sorted(pool.map(register, range(CLIENTS)))
-        assert numbers == list(range(1, CLIENTS + 1))
+            made = dict(pool.map(register, range(CLIENTS)))
+        assert sorted(made) == list(range(1, CLIENTS + 1))
 
-        with modelreg.Registry(a.url) as on_a, modelreg.Registry(b.url) as on_b:
-            for n in (3, 7, 12):
-                on_a.promote("fraud", n, "staging", reason=f"try {n}")
-                assert on_b.get_version("fraud/staging").version == n
-                on_b.promote("fraud", n + 1, "staging", reason=f"try {n + 1}")
-                assert on_a.get_version("fraud/staging").version == n + 1
-            # Version 2 went in through b (even i), version 1 through a: each downloads
-            # through the other.
-            for reg, number in ((on_a, 2), (on_b, 1)):
+        regs = [modelreg.Registry(server.url) for server in servers]
+        try:
+            # A promotion through one server is what the next one resolves, at once.
+            for step, number in enumerate((3, 7, 12, 13, 19)):
+                regs[step % count].promote("fraud", number, "staging", reason=f"try {number}")
+                seen = regs[(step + 1) % count].get_version("fraud/staging")
+                assert seen.version == number
+            # Every version downloads, verified, through a server other than its uploader's.
+            for number, through in made.items():
+                reg = regs[(through + 1) % count]
                 target = tmp_path / f"out-{number}"
                 reg.download(f"fraud:{number}", target)
-                assert (target / "shared.bin").read_bytes() == shared.read_bytes()
-                version = reg.get_version(f"fraud:{number}")
-                own_file = next(f for f in version.files if f.path.startswith("own-"))
-                assert (target / own_file.path).read_bytes() == (
-                    inputs / own_file.path
-                ).read_bytes()
-            assert on_b.verify_audit()["ok"] is True
+                for file in reg.get_version(f"fraud:{number}").files:
+                    assert (target / file.path).read_bytes() == (inputs / file.path).read_bytes()
+            assert regs[-1].verify_audit()["ok"] is True
+        finally:
+            for reg in regs:
+                reg.close()
         assert len(bucket_digests(s3_artifacts)) == CLIENTS + 1  # shared stored once
     finally:
-        a.stop()
-        b.stop()
+        for server in servers:
+            server.stop()
     result = run_cli("--registry", str(home), "fsck", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
 
