@@ -10,10 +10,10 @@ How a blob is written, and why a bad upload never reaches its final key:
   key only once its digest is known (and matches the declared one), with ``ChecksumSHA256``
   so that a store which checks it (AWS S3 does) refuses bytes damaged on the way.
 * A larger blob is streamed part by part (one part sent while the next fills) into a
-  multipart upload under ``PREFIX/tmp/``; when the last part is in and the digest matches, the upload is
-  completed there and copied server-side to its final key (no bytes pass through modelreg
-  again), then the temporary object is deleted. On a mismatch or any failure the multipart
-  upload is aborted: nothing appears under ``PREFIX/sha256/``.
+  multipart upload under ``PREFIX/tmp/``; when the last part is in and the digest matches,
+  the upload is completed there and copied server-side to its final key (no bytes pass
+  through modelreg again), then the temporary object is deleted. On a mismatch or any
+  failure the multipart upload is aborted: nothing appears under ``PREFIX/sha256/``.
 
 The temporary key names its writer (host, process id and start time, as the local store's
 temp files do), so ``clean_temporary`` aborts the uploads of dead writers at once, never one a
