@@ -16,6 +16,7 @@ import modelreg
 from mlflow_env import require_mlflow_python
 from pg import PostgresServer, find_pg_bin
 from registry_folders import DATABASES, LiveServer, fresh_pg_database
+from s3_endpoint import MotoServer
 from server_process import use_test_deadlines
 
 use_test_deadlines()
@@ -170,6 +171,24 @@ def mlflow_python() -> Path:
     Made on first use when missing (.ci/run makes it before the tests).
     """
     return require_mlflow_python()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server, a real process on loopback, for the session (tests/s3_endpoint.py)."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_artifacts(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://BUCKET/PREFIX`` of a fresh bucket, with boto3 pointed at moto by AWS_* only."""
+    for key, value in moto_server.env().items():
+        monkeypatch.setenv(key, value)
+    return f"s3://{moto_server.new_bucket()}/registry"
 
 
 @pytest.fixture(autouse=True)

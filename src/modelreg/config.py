@@ -40,7 +40,8 @@ class Settings(BaseModel):
     Attributes:
         home: the registry folder.
         db: SQLAlchemy URL of the metadata database (default ``sqlite:///HOME/registry.db``).
-        artifacts: folder of the content-addressed blob store (default ``HOME/blobs``).
+        artifacts: the content-addressed blob store: a folder (default ``HOME/blobs``) or
+            ``s3://BUCKET/PREFIX`` (docs/operations.md, "S3-compatible storage").
         actor: the name recorded in the audit log (default: the OS user).
         public_url: the web UI's address as users reach it, for the links events carry.
     """

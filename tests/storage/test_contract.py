@@ -22,22 +22,30 @@ from modelreg.storage import check_digest, copy_verified
 from modelreg.storage.base import CHUNK, blob_key
 from modelreg.storage.local import LocalBlobStore
 from modelreg.storage.memory import MemoryBlobStore
+from modelreg.storage.s3 import MIN_PART_SIZE, S3BlobStore
 
-BACKENDS = ["local", "memory"]
+BACKENDS = ["local", "memory", "s3"]
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+Store = LocalBlobStore | MemoryBlobStore | S3BlobStore
+
+
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalBlobStore | MemoryBlobStore:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "local":
         return LocalBlobStore(tmp_path / "blobs")
+    if request.param == "s3":
+        # The smallest part S3 allows, so that the larger payloads go multipart.
+        bucket, prefix = request.getfixturevalue("s3_artifacts")[5:].split("/", 1)
+        return S3BlobStore(bucket, prefix, part_size=MIN_PART_SIZE)
     return MemoryBlobStore()
 
 
-def read_all(store: LocalBlobStore | MemoryBlobStore, digest: str) -> bytes:
+def read_all(store: Store, digest: str) -> bytes:
     with store.open(digest) as fh:
         return fh.read()
 
@@ -51,16 +59,18 @@ def read_or_refuse(store: LocalBlobStore, digest: str) -> bytes | None:
         return None
 
 
-def tamper(store: LocalBlobStore | MemoryBlobStore, digest: str, data: bytes) -> None:
+def tamper(store: Store, digest: str, data: bytes) -> None:
     if isinstance(store, LocalBlobStore):
         path = store.root / blob_key(digest)
         os.chmod(path, 0o644)
         path.write_bytes(data)
+    elif isinstance(store, S3BlobStore):
+        store._client.put_object(Bucket=store.bucket, Key=store.key(digest), Body=data)
     else:
         store.corrupt(digest, data)
 
 
-def verify(store: LocalBlobStore | MemoryBlobStore, digest: str, size: int, **kw) -> bytes:
+def verify(store: Store, digest: str, size: int, **kw) -> bytes:
     target = io.BytesIO()
     with store.open(digest) as source:
         copy_verified(source, target, sha256=digest, size=size, what="model.bin", **kw)

@@ -19,19 +19,29 @@ from modelreg.errors import BlobNotFound, IntegrityFailure
 from modelreg.storage.base import CHUNK, blob_key, verified_chunks, verify_blob
 from modelreg.storage.local import LocalBlobStore
 from modelreg.storage.memory import MemoryBlobStore
+from modelreg.storage.s3 import MIN_PART_SIZE, S3BlobStore
 
 DATA = os.urandom(2 * CHUNK + 5)
 DIGEST = hashlib.sha256(DATA).hexdigest()
 
 
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalBlobStore | MemoryBlobStore:
+Store = LocalBlobStore | MemoryBlobStore | S3BlobStore
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "s3":
+        bucket, prefix = request.getfixturevalue("s3_artifacts")[5:].split("/", 1)
+        return S3BlobStore(bucket, prefix, part_size=MIN_PART_SIZE)
     return LocalBlobStore(tmp_path / "blobs") if request.param == "local" else MemoryBlobStore()
 
 
-def damage(store: LocalBlobStore | MemoryBlobStore, data: bytes) -> None:
+def damage(store: Store, data: bytes) -> None:
     if isinstance(store, MemoryBlobStore):
         store.corrupt(DIGEST, data)
+        return
+    if isinstance(store, S3BlobStore):
+        store._client.put_object(Bucket=store.bucket, Key=store.key(DIGEST), Body=data)
         return
     path = store.root / blob_key(DIGEST)
     os.chmod(path, 0o644)
@@ -83,12 +93,20 @@ def test_a_quarantined_copy_is_kept_and_reported_then_repaired(store):
     if isinstance(store, LocalBlobStore):
         kept = list((store.root / "damaged").iterdir())
         assert [p.read_bytes() for p in kept] == [flipped()]
+    if isinstance(store, S3BlobStore):
+        [aside] = store._client.list_objects_v2(
+            Bucket=store.bucket, Prefix=f"{store.prefix}/damaged/"
+        )["Contents"]
+        assert aside["Key"].startswith(f"{store.prefix}/damaged/{DIGEST}.")
+        kept_bytes = store._client.get_object(Bucket=store.bucket, Key=aside["Key"])["Body"]
+        assert kept_bytes.read() == flipped()
     assert store.put(io.BytesIO(DATA)).created is True
     assert verify_blob(store, DIGEST) is True
 
 
-def test_a_copy_repaired_since_it_was_read_is_not_set_aside(tmp_path):
-    store = LocalBlobStore(tmp_path / "blobs")
+def test_a_copy_repaired_since_it_was_read_is_not_set_aside(store):
+    if isinstance(store, MemoryBlobStore):
+        pytest.skip("nothing repairs a memory store behind a reader")
     store.put(io.BytesIO(DATA))
     damage(store, flipped())
     with store.open(DIGEST) as stale:

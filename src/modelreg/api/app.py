@@ -50,7 +50,7 @@ from modelreg.config import Settings, os_user
 from modelreg.db.changes import ChangeFeed
 from modelreg.db.schema import ensure_schema
 from modelreg.db.session import make_engine
-from modelreg.errors import RegistryError
+from modelreg.errors import RegistryError, StorageFailure
 from modelreg.services.delivery.worker import DeliveryWorker
 from modelreg.services.scanning import gate as scan_gate
 from modelreg.services.scanning.worker import ScanWorker
@@ -285,7 +285,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Partial uploads of writers killed before this start (a crashed server, a killed
         # CLI) are dropped now, not after gc's grace; a live writer's are never touched.
-        with contextlib.suppress(OSError):  # an unreadable folder fails the first upload
+        # An unreadable folder or an unreachable bucket fails the first upload instead: the
+        # server starts, and works once the store is back.
+        with contextlib.suppress(OSError, StorageFailure):
             await anyio.to_thread.run_sync(
                 functools.partial(registry.store.clean_temporary, older_than=0)
             )

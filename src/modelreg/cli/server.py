@@ -55,7 +55,11 @@ def describe_access(*, users: int, allowed_hosts: list[str]) -> str:
     help="Server processes (each stateless; the database serialises writes).",
 )
 @click.option("--db", metavar="URL", help="Metadata database URL (default: the folder's SQLite).")
-@click.option("--artifacts", metavar="PATH", help="Artifact store (default: the folder's blobs/).")
+@click.option(
+    "--artifacts",
+    metavar="PATH|s3://BUCKET/PREFIX",
+    help="Artifact store: a folder (default: the registry's blobs/) or an S3 bucket.",
+)
 @click.option(
     "--allowed-hosts",
     metavar="NAMES",

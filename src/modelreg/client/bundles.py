@@ -102,7 +102,7 @@ class _Importer:
     def _sign(self, record: dict[str, Any], name: str, out: VersionResult) -> None:
         """Store the bundle's signatures that verify here (this registry's trusted keys)."""
         bundles = record.get("signature_bundles") or []
-        if not isinstance(bundles, list) or record.get("signatures") and not bundles:
+        if not isinstance(bundles, list) or (record.get("signatures") and not bundles):
             out.notes.append("the bundle lists signatures without their bundles: none stored")
             return
         for bundle in bundles:
