@@ -85,16 +85,20 @@ def _concrete(value: object) -> str:
     return SUBSTITUTION.sub(lambda m: "x" if "?" in m[0] else (m[2] or "x"), str(value))
 
 
-def environments() -> list[tuple[str, dict[str, str]]]:
+def environments() -> list[Any]:
     """Each modelreg service's environment, and the systemd units' environment file."""
     found = [
-        (f"compose {name}", {k: _concrete(v) for k, v in service["environment"].items()})
+        pytest.param(
+            f"compose {name}",
+            {k: _concrete(v) for k, v in service["environment"].items()},
+            id=f"compose-{name}",
+        )
         for name, service in services().items()
         if _is_modelreg(service)
     ]
     lines = (DEPLOY / "modelreg.env").read_text(encoding="utf-8").splitlines()
     pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
-    found.append(("deploy/modelreg.env", dict(pairs)))
+    found.append(pytest.param("deploy/modelreg.env", dict(pairs), id="modelreg.env"))
     return found
 
 
@@ -111,7 +115,7 @@ def test_each_modelreg_command_exists(shown):
     check(shown)
 
 
-@pytest.mark.parametrize(("where", "env"), environments(), ids=lambda x: str(x)[:30])
+@pytest.mark.parametrize(("where", "env"), environments())
 def test_modelreg_variables_are_settings_read_as_given(where, env, tmp_path, monkeypatch):
     mine = {k: v for k, v in env.items() if k.startswith("MODELREG_")}
     assert "MODELREG_DB" in mine, where
@@ -131,7 +135,7 @@ def test_modelreg_variables_are_settings_read_as_given(where, env, tmp_path, mon
     assert settings.db.startswith("postgresql+psycopg://")
 
 
-@pytest.mark.parametrize(("where", "env"), environments(), ids=lambda x: str(x)[:30])
+@pytest.mark.parametrize(("where", "env"), environments())
 def test_other_variables_are_boto3s_or_the_images(where, env, monkeypatch):
     import boto3  # the s3 extra
 
