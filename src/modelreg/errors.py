@@ -10,7 +10,8 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     │   ├── InvalidPath                 code=invalid_path
     │   ├── InvalidQuery                code=invalid_query       (.position)
     │   ├── DigestMismatch              code=digest_mismatch     (an upload's bytes != its digest)
-    │   └── SignatureInvalid            code=signature_invalid   (a signature does not verify)
+    │   ├── SignatureInvalid            code=signature_invalid   (a signature does not verify)
+    │   └── BodyTooLarge                code=body_too_large      (modelreg serve: over --max-body)
     ├── NotFound                        code=not_found           exit 2
     │   ├── ModelNotFound               code=model_not_found
     │   ├── VersionNotFound             code=version_not_found
@@ -30,6 +31,7 @@ remote client rebuilds the same class) and the CLI exit code of DESIGN.md §5::
     │                                                                   the manifest promised)
     ├── StorageFailure                  code=storage_failure     exit 1 (disk full, unwritable
     │                                                                   folder, store unreachable)
+    ├── ModelFailed                     code=model_error         exit 1 (the served model raised)
     ├── Unavailable                     code=unavailable         exit 7 (no answer from the server)
     │   └── ImportStopped               code=import_stopped      exit 1 (an import's source broke
     │                                                                   a bound or its time limit)
@@ -52,6 +54,7 @@ __all__ = [
     "ApprovalRequired",
     "BlobNotFound",
     "BodyTimeout",
+    "BodyTooLarge",
     "ConcurrentChange",
     "Conflict",
     "DigestMismatch",
@@ -63,6 +66,7 @@ __all__ = [
     "InvalidPath",
     "InvalidQuery",
     "InvalidReference",
+    "ModelFailed",
     "ModelNotFound",
     "NotFound",
     "Outcome",
@@ -151,6 +155,18 @@ class SignatureInvalid(InvalidInput):
     """A version signature does not verify: bad bundle, wrong key, or files that differ."""
 
     code = "signature_invalid"
+
+
+class BodyTooLarge(InvalidInput):
+    """A request body over the server's limit (``modelreg serve --max-body``)."""
+
+    code = "body_too_large"
+
+
+class ModelFailed(RegistryError):
+    """The served model raised while predicting (a 500 that the serve guard counts)."""
+
+    code = "model_error"
 
 
 class NotFound(RegistryError):

@@ -122,7 +122,10 @@ def test_an_estimator_skops_cannot_load_safely_is_written_with_joblib_and_refuse
     v = reg.register("custom", model=model)
     assert v.flavor is not None
     assert v.flavor["format"] == "joblib"
-    with pytest.raises(modelreg.UnsafeModel, match="not been scanned") as refused:
+    # The scanner finds the test's own class, which no allowlist knows: code to run on load.
+    assert v.scan is not None
+    assert v.scan["status"] == "unsafe"
+    with pytest.raises(modelreg.UnsafeModel, match="found code") as refused:
         reg.load("custom:1")
     assert refused.value.exit_code == 5
     assert refused.value.detail["format"] == "joblib"
@@ -130,19 +133,25 @@ def test_an_estimator_skops_cannot_load_safely_is_written_with_joblib_and_refuse
     assert list(loaded.predict(x)) == list(model.predict(x))
 
 
-def test_anything_else_is_pickled_and_loads_only_when_trusted(reg: modelreg.Registry) -> None:
+def test_anything_else_is_pickled_and_loads_when_scanned_clean_or_trusted(
+    reg: modelreg.Registry,
+) -> None:
     v = reg.register("rule", model={"threshold": 0.5})
     assert v.flavor is not None
     assert (v.flavor["name"], v.flavor["format"]) == ("pickle", "pickle")
     assert v.framework == "pickle"
-    with pytest.raises(modelreg.UnsafeModel):
-        modelreg.load("rule:1", registry=reg)
-    assert modelreg.load("rule:1", registry=reg, trust=True) == {"threshold": 0.5}
-    # A lambda needs cloudpickle, which the same rule covers.
-    assert reg.register("fn", model=lambda rows: [1] * len(rows)).flavor["format"] in (
-        "cloudpickle",
-        "pickle",
-    )
+    # Plain data names no global at all: the scan is clean, so it loads without trust.
+    assert v.scan is not None
+    assert v.scan["status"] == "clean"
+    assert modelreg.load("rule:1", registry=reg) == {"threshold": 0.5}
+    # A lambda needs cloudpickle: it rebuilds a function from code, which the scanner flags.
+    fn = reg.register("fn", model=lambda rows: [1] * len(rows))
+    assert fn.flavor is not None
+    assert fn.flavor["format"] in ("cloudpickle", "pickle")
+    assert fn.scan is not None
+    assert fn.scan["status"] == "unsafe"
+    with pytest.raises(modelreg.UnsafeModel, match="found code"):
+        reg.load("fn:1")
     assert reg.load("fn:1", trust=True)([1, 2]) == [1, 1]
 
 

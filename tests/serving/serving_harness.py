@@ -17,6 +17,7 @@ import httpx
 from serving_fakes import load
 
 import modelreg
+from modelreg.cli.serve import KEEP_ALIVE
 from modelreg.serving.app import ServeConfig, assemble, build_app
 from server_process import DEADLINE, MODELREG, ThreadedServer, free_port
 
@@ -32,7 +33,7 @@ def serving(url: str, ref: str, **options: Any) -> Iterator[ThreadedServer]:
     # Short long-polls: the registry server, stopped after this one, waits for them to end.
     parts.follower.event_wait = 1.0
     try:
-        with ThreadedServer(build_app(parts)) as server:
+        with ThreadedServer(build_app(parts), timeout_keep_alive=KEEP_ALIVE) as server:
             yield server
     finally:
         parts.follower.registry.close()

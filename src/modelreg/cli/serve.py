@@ -40,6 +40,9 @@ def _multiprocess_metrics(workers: int) -> Iterator[None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+KEEP_ALIVE = 75  # seconds; see the uvicorn.run call
+
+
 @click.command()
 @click.argument("ref")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -179,6 +182,9 @@ def serve(
             log_level=None,
             access_log=False,
             server_header=False,
-            timeout_keep_alive=5,
+            # Longer than a load balancer's idle timeout (60 s on the common ones): the server
+            # must never be the side that closes an idle connection, or a request sent on it
+            # at that moment fails ("connection reset"), which is a failed request.
+            timeout_keep_alive=KEEP_ALIVE,
             timeout_graceful_shutdown=30,
         )

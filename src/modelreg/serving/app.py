@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from modelreg.errors import InvalidInput, RegistryError
+from modelreg.errors import BodyTooLarge, InvalidInput, ModelFailed, RegistryError
 from modelreg.names import Ref
 from modelreg.serving.deploy import Reporter
 from modelreg.serving.follower import Follower, Live, Loader
@@ -34,18 +34,6 @@ log = logging.getLogger("modelreg.serve")
 ENV = "MODELREG_SERVE"  # the JSON ServeConfig handed to uvicorn's worker processes
 MAX_BODY = 32 << 20
 DEFAULT_LOADER = "modelreg.flavors:open_version"
-
-
-class BodyTooLarge(InvalidInput):
-    """The request body is over the server's limit."""
-
-    code = "body_too_large"
-
-
-class ModelFailed(RegistryError):
-    """The model raised while predicting (a 500, counted by the guard)."""
-
-    code = "model_error"
 
 
 @dataclass
