@@ -8,6 +8,7 @@ to its UI page.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,32 @@ def test_the_feed_hears_of_this_process_commits_once_they_are_done(home: Path) -
         feed.close()
         engine.dispose()
         reg.close()
+
+
+def test_a_ctrl_c_inside_the_feed_thread_start_leaves_close_working(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C landing in ``Thread.start`` (a CLI following events) must not break ``close``.
+
+    CI once saw ``close`` fail with "cannot join thread before it is started" and the CLI
+    exit 1 instead of 0.
+    """
+    modelreg.Registry(home).close()
+    engine = make_engine(_db_url(home))
+    feed = ChangeFeed(engine)
+
+    def interrupted(self: threading.Thread) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt), feed.watching():
+            pass
+    finally:
+        monkeypatch.undo()
+        feed.close()  # must not raise
+        engine.dispose()
+    assert feed.wait(0, timeout=0) is False  # closed: waits end at once
 
 
 @pytest.mark.parametrize(

@@ -82,10 +82,12 @@ class ChangeFeed:
             self._watchers += 1
             if self._thread is None and not self._closed:
                 target = self._listen if self._listens() else self._poll
-                self._thread = threading.Thread(
-                    target=target, name="modelreg-change-feed", daemon=True
-                )
-                self._thread.start()
+                thread = threading.Thread(target=target, name="modelreg-change-feed", daemon=True)
+                # Kept only once started: a Ctrl-C that lands inside ``start`` must not leave
+                # ``close`` a thread it cannot join (seen in CI as "cannot join thread before
+                # it is started" from a CLI following events).
+                thread.start()
+                self._thread = thread
             self._cond.notify_all()
         try:
             yield
@@ -106,7 +108,7 @@ class ChangeFeed:
             self._cond.notify_all()
             thread = self._thread
         self._remove()
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout=LISTEN_ROUND * 4)
 
     # -- sources -------------------------------------------------------------------------
