@@ -25,15 +25,18 @@ from typing import Any
 # --mlflow-version once 3.18.0 resolves.
 MLFLOW_VERSION = "3.17.2"
 DEFAULT_VENV = Path(__file__).resolve().parent / ".mlflow-venv"
+# MLflow reads and writes ``s3://`` artifact roots with boto3, which it does not install
+# itself: the S3 import tests and the S3 transfer benchmark run MLflow against moto.
+EXTRA_PACKAGES = ("boto3>=1.35,<2",)
 # MLflow 3 sends usage telemetry by default; runs on loopback send nothing anywhere.
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
 def installed_mlflow(python: Path) -> str | None:
-    """The mlflow version installed for ``python``, if any (without importing mlflow)."""
+    """The mlflow version installed for ``python`` beside boto3, if any (without importing)."""
     if not python.exists():
         return None
-    code = "import importlib.metadata as m; print(m.version('mlflow'))"
+    code = "import importlib.metadata as m; m.version('boto3'); print(m.version('mlflow'))"
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
     return done.stdout.strip() if done.returncode == 0 else None
 
@@ -54,7 +57,7 @@ def ensure_mlflow_venv(
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, f"mlflow=={version}"], check=True)
+    subprocess.run([*pip, f"mlflow=={version}", *EXTRA_PACKAGES], check=True)
     seconds = time.perf_counter() - started
     print(f"  installed in {seconds:.1f} s", file=sys.stderr)
     return python, {"path": str(venv), "created": True, "install_s": round(seconds, 1)}
