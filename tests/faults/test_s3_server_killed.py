@@ -17,8 +17,6 @@ import os
 import signal
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import pytest
 import modelreg
 from modelreg.storage.s3 import S3BlobStore, parse_s3_url
 from registry_folders import fresh_pg_database
+from s3_faults import MiB, held_body, multipart_uploads, parts, temp_keys, wait_for
 from server_process import DEADLINE, ServerProcess, run_cli
 
 pytestmark = [
@@ -36,43 +35,9 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="writers are told by /proc"),
 ]
 
-MiB = 1024 * 1024
 UPLOADS = 4
 SIZE = 40 * MiB + 17  # above the server's 16 MiB part: multipart
 HELD_AT = 20 * MiB  # bytes sent before a body waits for the kill
-
-
-def multipart_uploads(store: S3BlobStore) -> list[dict[str, Any]]:
-    answer = store._client.list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix)
-    return list(answer.get("Uploads", []))
-
-
-def parts(store: S3BlobStore, upload: dict[str, Any]) -> list[dict[str, Any]]:
-    answer = store._client.list_parts(
-        Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-    )
-    return list(answer.get("Parts", []))
-
-
-def temp_keys(store: S3BlobStore) -> list[str]:
-    answer = store._client.list_objects_v2(Bucket=store.bucket, Prefix=f"{store.prefix}/tmp/")
-    return [entry["Key"] for entry in answer.get("Contents", [])]
-
-
-def held_body(data: bytes, release: threading.Event) -> Iterator[bytes]:
-    """``data`` in 1 MiB pieces, pausing after ``HELD_AT`` bytes until ``release``."""
-    for start in range(0, len(data), MiB):
-        if start == HELD_AT:
-            release.wait(DEADLINE)
-        yield data[start : start + MiB]
-
-
-def wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def kill_mid_uploads(server: ServerProcess, store: S3BlobStore, sources: list[Path]) -> None:
@@ -83,7 +48,7 @@ def kill_mid_uploads(server: ServerProcess, store: S3BlobStore, sources: list[Pa
         data = path.read_bytes()
         url = f"{server.url}/api/v1/blobs/sha256:{hashlib.sha256(data).hexdigest()}"
         try:
-            return httpx.put(url, content=held_body(data, release)).status_code
+            return httpx.put(url, content=held_body(data, release, HELD_AT)).status_code
         except httpx.HTTPError as exc:
             return type(exc).__name__
 
