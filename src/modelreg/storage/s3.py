@@ -284,20 +284,25 @@ class S3BlobStore:
 
         A writer on this host that is alive is never touched; one that died goes at once;
         one of another host (or an unrecognised name) goes once started before ``older_than``.
+        A multipart copy (a blob above 512 MiB to its final key, a quarantine) uploads to its
+        target key itself: one whose process died leaves parts there, under a key that names
+        no writer, so those go by age too.
         """
         base = self._key("tmp/")
         removed = 0
-        with self.failures("clean"):
-            pages = self._client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, Prefix=base
-            )
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    if _abandoned(upload["Key"], base, upload["Initiated"].timestamp(), older_than):
-                        self._client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        removed += 1
+        for under in (base, self._key("sha256/"), self._key("damaged/")):
+            with self.failures("clean"):
+                pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                    Bucket=self.bucket, Prefix=under
+                )
+                for page in pages:
+                    for upload in page.get("Uploads", []):
+                        started = upload["Initiated"].timestamp()
+                        if _abandoned(upload["Key"], under, started, older_than):
+                            self._client.abort_multipart_upload(
+                                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                            )
+                            removed += 1
         for entry in self._list(base):
             if _abandoned(entry["Key"], base, entry["LastModified"].timestamp(), older_than):
                 with self.failures("clean"):
