@@ -165,6 +165,20 @@ def test_uploads_of_other_hosts_go_by_age(s3):
     assert keys(s3) == []
 
 
+def test_a_dead_multipart_copys_upload_goes_by_age_and_blobs_stay(s3):
+    """Regression: a multipart copy (a blob above 512 MiB, a quarantine) uploads to its target
+    key itself; one killed mid-way left its parts under the final key or ``damaged/``, where
+    nothing looked."""
+    kept = s3.put(io.BytesIO(b"a stored blob")).sha256
+    digest = hashlib.sha256(b"being copied").hexdigest()
+    for key in (s3.key(digest), f"{s3.prefix}/damaged/{digest}.1"):
+        s3._client.create_multipart_upload(Bucket=s3.bucket, Key=key)
+    assert s3.clean_temporary(older_than=0) == 0  # nothing names the writer: by age only
+    assert s3.clean_temporary(older_than=time.time() + 60) == 2
+    assert uploads(s3) == []
+    assert keys(s3) == [s3.key(kept)]
+
+
 def test_gc_removes_unreferenced_blobs_from_the_bucket(s3_artifacts, tmp_path, files):
     home = tmp_path / "registry"
     home.mkdir()

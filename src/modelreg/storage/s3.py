@@ -17,8 +17,11 @@ How a blob is written, and why a bad upload never reaches its final key:
 
 The temporary key names its writer (host, process id and start time, as the local store's
 temp files do), so ``clean_temporary`` aborts the uploads of dead writers at once, never one a
-live writer on this host owns, and those of other hosts by age only. Parts travel with the
-SDK's default transport checksum (CRC32), which the store verifies.
+live writer on this host owns, and those of other hosts by age only. An abort the bucket was
+out of reach for is remembered and retried once it answers again (after the next stored blob,
+and by ``clean_temporary``): a long-running server does not leave its failed uploads' parts in
+the bucket for as long as it lives. Parts travel with the SDK's default transport checksum
+(CRC32), which the store verifies.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import hashlib
 import hmac
 import io
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -76,6 +80,9 @@ class S3BlobStore:
         self.part_size = part_size
         self._client = client if client is not None else make_client()
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        # (temp key, upload id or None) of this process's aborts that failed: retried later.
+        self._unaborted: list[tuple[str, str | None]] = []
+        self._unaborted_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, location: str) -> S3BlobStore:
@@ -277,26 +284,62 @@ class S3BlobStore:
 
         A writer on this host that is alive is never touched; one that died goes at once;
         one of another host (or an unrecognised name) goes once started before ``older_than``.
+        A multipart copy (a blob above 512 MiB to its final key, a quarantine) uploads to its
+        target key itself: one whose process died leaves parts there, under a key that names
+        no writer, so those go by age too.
         """
         base = self._key("tmp/")
         removed = 0
-        with self.failures("clean"):
-            pages = self._client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, Prefix=base
-            )
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    if _abandoned(upload["Key"], base, upload["Initiated"].timestamp(), older_than):
-                        self._client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        removed += 1
+        for under in (base, self._key("sha256/"), self._key("damaged/")):
+            with self.failures("clean"):
+                pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                    Bucket=self.bucket, Prefix=under
+                )
+                for page in pages:
+                    for upload in page.get("Uploads", []):
+                        started = upload["Initiated"].timestamp()
+                        if _abandoned(upload["Key"], under, started, older_than):
+                            self._client.abort_multipart_upload(
+                                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                            )
+                            removed += 1
         for entry in self._list(base):
             if _abandoned(entry["Key"], base, entry["LastModified"].timestamp(), older_than):
                 with self.failures("clean"):
                     self._client.delete_object(Bucket=self.bucket, Key=entry["Key"])
                 removed += 1
-        return removed
+        return removed + self._retry_aborts()
+
+    def _drop_temporary(self, key: str, upload: str | None) -> None:
+        """Abort the multipart upload ``upload`` (None: delete the temp object ``key``).
+
+        When the bucket cannot be reached the pair is remembered for ``_retry_aborts``: the key
+        names this live process, so ``clean_temporary`` alone would never take it.
+        """
+        try:
+            with self.failures("clean"):
+                if upload is not None:
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload
+                    )
+                else:
+                    self._client.delete_object(Bucket=self.bucket, Key=key)
+        except StorageFailure as exc:
+            if exc.detail.get("error") != "NoSuchUpload":  # that one is gone already
+                with self._unaborted_lock:
+                    self._unaborted.append((key, upload))
+            raise
+
+    def _retry_aborts(self) -> int:
+        """Retry the aborts that failed earlier; how many went through now."""
+        with self._unaborted_lock:
+            pending, self._unaborted = self._unaborted, []
+        done = 0
+        for key, upload in pending:
+            with contextlib.suppress(StorageFailure):  # remembered again for the next try
+                self._drop_temporary(key, upload)
+                done += 1
+        return done
 
     def quarantine(self, digest: str, read: BinaryIO | None = None) -> bool:
         """Move the stored copy to ``PREFIX/damaged/<hex>.<time>``: kept, no longer served.
@@ -395,6 +438,12 @@ class _S3Writer:
             self._parts.append(sending.result())  # a failed part raises here
 
     def commit(self) -> BlobInfo:
+        info = self._commit()
+        if self._store._unaborted:  # the bucket answers again: what it did not take before
+            self._store._retry_aborts()
+        return info
+
+    def _commit(self) -> BlobInfo:
         if self._done:
             raise ValueError("commit of a finished blob writer")
         try:
@@ -433,13 +482,11 @@ class _S3Writer:
         store = self._store
         upload, self._upload_id = self._upload_id, None
         temp, self._temp = self._temp, None
-        # Best effort: what a failure here leaves, clean_temporary removes (the key names
-        # this process, so once it is gone the leftovers go at once).
-        with contextlib.suppress(StorageFailure), store.failures("clean"):
-            if upload is not None:
-                store._client.abort_multipart_upload(Bucket=store.bucket, Key=temp, UploadId=upload)
-            elif temp is not None:
-                store._client.delete_object(Bucket=store.bucket, Key=temp)
+        # Best effort: what a failure here leaves is retried while this process lives and
+        # removed by clean_temporary once it is gone (the key names this process).
+        if temp is not None:
+            with contextlib.suppress(StorageFailure):
+                store._drop_temporary(temp, upload)
 
 
 __all__ = ["PART_SIZE", "S3BlobStore", "parse_s3_url"]
