@@ -16,6 +16,7 @@ import httpx
 from modelreg.client._digest_cache import DigestCache, FileDigest, default_path
 from modelreg.client._files import LocalFile, write_verified
 from modelreg.client._http_deployments import HttpDeployments
+from modelreg.client._http_direct import HttpDirect, transfer_mode
 from modelreg.client._http_notify import HttpNotifications
 from modelreg.client._http_signing import HttpSigning
 from modelreg.digest import CHUNK, Progress
@@ -134,7 +135,7 @@ class _Stream:
         return piece[:size] if self._rest else piece
 
 
-class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
+class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning, HttpDirect):
     """Talks to a modelreg server; errors come back as the classes the server raised.
 
     Each answer's body is the JSON shape the typed result is built from (``from_dict``), as
@@ -153,6 +154,7 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
     def close(self) -> None:
         """Close connections."""
         self._http.close()
+        self._close_bucket()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -301,6 +303,8 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
                 if progress is not None:
                     progress(size)
                 return
+        if self._upload_direct(item.source, digest, size, progress):
+            return
         headers = {"content-type": "application/octet-stream", "content-length": str(size)}
         give_up = time.monotonic() + BUSY_PATIENCE
         while True:
@@ -363,7 +367,17 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
         return Page.from_dict(data, Version.from_dict)
 
     @contextlib.contextmanager
-    def _open_blob(self, entry: dict[str, Any]) -> Iterator[_Stream]:
+    def _open_blob(self, entry: dict[str, Any]) -> Iterator[Any]:
+        """The blob's bytes: from the bucket when direct, else through the server."""
+        with self._open_direct(entry) as direct:
+            if direct is not None:
+                yield direct
+                return
+        with self._open_proxied(entry) as proxied:
+            yield proxied
+
+    @contextlib.contextmanager
+    def _open_proxied(self, entry: dict[str, Any]) -> Iterator[_Stream]:
         blob = f"{API}/blobs/sha256:{entry['sha256']}"
         started = False
         try:
@@ -398,13 +412,19 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
     def download(self, ref: str, out_dir: Path, progress: Progress | None) -> list[Path]:
         """Stream a version's files into ``out_dir``, each verified against the manifest."""
         version = self._resolve(ref)
-        return write_verified(
-            version["files"],
-            out_dir,
-            self._open_blob,
-            label=f"{version['name']}:{version['version']}",
-            progress=progress,
-        )
+        label = f"{version['name']}:{version['version']}"
+        try:
+            return write_verified(
+                version["files"], out_dir, self._open_blob, label=label, progress=progress
+            )
+        except IntegrityFailure:
+            if transfer_mode() == "proxy" or not self._direct_offer:
+                raise
+            # Bytes read from the bucket did not verify: read them through the server, which
+            # checks its copy as it sends (and sets a damaged one aside).
+            return write_verified(
+                version["files"], out_dir, self._open_proxied, label=label, progress=progress
+            )
 
     def get_version_at(self, ref: str, at: str) -> Version:
         """The version that held a stage or alias reference at moment ``at``."""
