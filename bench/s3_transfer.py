@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from _common import ServerProcess, stderr, write_random_file
 from mlflow_venv import MLFLOW_ENV, ensure_mlflow_venv
 
@@ -115,6 +116,9 @@ class Bench:
         os.environ["MODELREG_TRANSFER"] = mode
         out = self.tmp / "out"
         with Registry(server.url) as reg:
+            # The server answers a proxied upload once its copy to the final key is done,
+            # which takes moto a minute or more for 1 GiB: wait for it.
+            reg.backend._http.timeout = httpx.Timeout(900.0)  # type: ignore[attr-defined]
             started = time.perf_counter()
             version = reg.register(f"big-{mode}", path, capture=False)
             up = time.perf_counter() - started

@@ -20,7 +20,7 @@ import pytest
 
 import modelreg
 from modelreg.config import Settings
-from modelreg.errors import Unavailable
+from modelreg.errors import IntegrityFailure, InvalidInput, Unavailable
 from modelreg.storage.s3 import S3BlobStore, parse_s3_url
 from s3_endpoint import MotoServer
 from server_process import ThreadedServer, free_port
@@ -273,3 +273,37 @@ def test_authorisation_is_the_proxied_routes(
         parts = f"{start}/{up}/parts"
         assert teams["cy"].post(parts, json={"numbers": [1]}).status_code == 404
         assert re.search(r"/tmp/direct/", teams["ann"].post(parts, json={"numbers": [1]}).text)
+
+
+def test_bytes_that_do_not_verify_are_read_again_through_the_server(
+    server: ThreadedServer,
+    big: Path,
+    tmp_path: Path,
+    s3_artifacts: str,
+) -> None:
+    with modelreg.Registry(server.url) as reg:
+        version = reg.register("fraud", big, capture=False)
+    digest = version.files[0].sha256
+    store = store_of(s3_artifacts)
+    damaged = bytearray(big.read_bytes())
+    damaged[-1] ^= 0x01
+    store._client.put_object(Bucket=store.bucket, Key=store.key(digest), Body=bytes(damaged))
+    with modelreg.Registry(server.url) as reg, pytest.raises(IntegrityFailure):
+        reg.download("fraud:1", tmp_path / "out")
+    # The server's own read found the damage and set the copy aside; nothing was written.
+    assert not store.exists(digest)
+    assert store.quarantined(digest)
+    assert not (tmp_path / "out" / "weights.bin").exists()
+
+
+def test_an_unknown_transfer_mode_is_refused(
+    server: ThreadedServer, big: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELREG_TRANSFER", "fast")
+    with (
+        modelreg.Registry(server.url) as reg,
+        pytest.raises(InvalidInput, match="MODELREG_TRANSFER"),
+    ):
+        reg.register("fraud", big, capture=False)
+    with modelreg.Registry(server.url) as reg:
+        assert reg.list_models().items == []

@@ -65,6 +65,15 @@ DEFAULT_SCOPE = "*"
 BUSY_PATIENCE = 600.0
 
 
+def _after_body(size: int) -> httpx.Timeout:
+    """Timeouts of an upload: the answer comes once the store holds the blob.
+
+    On S3 that includes a server-side copy to the final key, which for a large blob can take
+    longer than a minute (moto: about 90 s per GiB on a busy machine): wait by size.
+    """
+    return httpx.Timeout(60.0, read=max(60.0, size / 5e6))
+
+
 def _model_path(name: str) -> str:
     # Validated first, so a name can never smuggle "..", "?" or "#" into the URL.
     return f"{API}/models/{quote(validate_model_name(name), safe='/')}"
@@ -314,6 +323,7 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning, HttpDirect):
                     blob,
                     content=_Body(item.source, progress),
                     headers=headers,
+                    timeout=_after_body(size),
                 )
                 return
             except TooManyUploads as exc:
