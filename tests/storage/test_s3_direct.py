@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -307,3 +308,22 @@ def test_an_unknown_transfer_mode_is_refused(
         reg.register("fraud", big, capture=False)
     with modelreg.Registry(server.url) as reg:
         assert reg.list_models().items == []
+
+
+def test_unfinished_uploads_outlive_a_restart_and_go_with_gc(
+    server: ThreadedServer, s3_artifacts: str
+) -> None:
+    blob = f"{server.url}{API}/blobs/sha256:{'ef' * 32}/uploads"
+    with httpx.Client(timeout=60) as http:
+        assert http.post(blob, json={"size": 9}).status_code == 200
+    store = store_of(s3_artifacts)
+
+    def unfinished() -> int:
+        return len(store._client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []))
+
+    # Start-up cleaning (older_than=0) leaves it: a client may resume it from anywhere.
+    assert store.clean_temporary(older_than=0) == 0
+    assert unfinished() == 1
+    # gc past its grace aborts it.
+    assert store.clean_temporary(older_than=time.time() + 1) == 1
+    assert unfinished() == 0
