@@ -69,8 +69,8 @@ class Bench:
             server.stop()
         self.moto.stop()
 
-    def modelreg_server(self) -> ServerProcess:
-        home = self.tmp / "modelreg"
+    def modelreg_server(self, name: str) -> ServerProcess:
+        home = self.tmp / name.replace(" ", "-")
         home.mkdir()
         artifacts = f"s3://{self.moto.new_bucket()}/registry"
 
@@ -80,7 +80,7 @@ class Bench:
             return cmd
 
         server = ServerProcess(
-            "modelreg", command, ready_path="/readyz", log=self.tmp / "modelreg.log", env=self.env
+            "modelreg", command, ready_path="/readyz", log=home / "server.log", env=self.env
         )
         return server.start()
 
@@ -112,7 +112,8 @@ class Bench:
         return self.mlflow_run(name, path, digest)
 
     def modelreg_run(self, mode: str, path: Path, digest: str) -> dict[str, Any]:
-        server = self.servers["modelreg"]
+        # A server (and bucket) per mode: the same file uploaded twice to one would be a no-op.
+        server = self.servers[f"modelreg {'direct' if mode == 'direct' else 'proxied'}"]
         os.environ["MODELREG_TRANSFER"] = mode
         out = self.tmp / "out"
         with Registry(server.url) as reg:
@@ -175,7 +176,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {s: [] for s in systems}
     load_before = os.getloadavg()
     try:
-        bench.servers["modelreg"] = bench.modelreg_server()
+        for name in ("modelreg proxied", "modelreg direct"):
+            bench.servers[name] = bench.modelreg_server(name)
         if not args.skip_mlflow:
             bench.mlflow_python = ensure_mlflow_venv()[0]
             for name in ("MLflow proxied", "MLflow direct"):
