@@ -30,7 +30,7 @@ from two_teams import two_teams
 API = "/api/v1"
 JSON = {"content-type": "application/json"}  # what the client sends with a bodiless POST
 PART = 16 * 1024 * 1024
-SIZE = 2 * PART + 1234  # three parts, the last short
+SIZE = PART + 1234  # two parts, the last short
 
 
 def sha(data: bytes) -> str:
@@ -92,7 +92,7 @@ def test_upload_and_download_go_straight_to_the_bucket(
     bucket = parse_s3_url(s3_artifacts)[0]
     with modelreg.Registry(server.url) as reg:
         version = reg.register("fraud", big, capture=False)
-        assert [part_puts(moto_server, bucket, n) for n in (1, 2, 3)] == [1, 1, 1]
+        assert [part_puts(moto_server, bucket, n) for n in (1, 2)] == [1, 1]
         assert store_of(s3_artifacts).exists(version.files[0].sha256)
         reg.download("fraud:1", tmp_path / "out")
     assert (tmp_path / "out" / "weights.bin").read_bytes() == big.read_bytes()
@@ -130,20 +130,20 @@ def test_resume_sends_only_the_missing_parts(
     # A first client sends part 1, then its connection drops in the middle of part 2.
     with httpx.Client(timeout=60) as http:
         up = http.post(blob, json={"size": SIZE}).json()
-        assert (up["part_count"], up["parts"]) == (3, [])
+        assert (up["part_count"], up["parts"]) == (2, [])
         urls = http.post(f"{blob}/{up['upload_id']}/parts", json={"numbers": [1, 2]}).json()
         assert http.put(urls["urls"]["1"], content=data[:PART]).status_code == 200
-        _drop_mid_part(urls["urls"]["2"], data[PART : 2 * PART])
+        _drop_mid_part(urls["urls"]["2"], data[PART:])
         # Asking again finds the same upload, holding part 1 only.
         again = http.post(blob, json={"size": SIZE}).json()
         assert again["upload_id"] == up["upload_id"]
         assert again["parts"] == [{"number": 1, "size": PART}]
-    # The real client resumes it: parts 2 and 3 travel, part 1 does not again.
+    # The real client resumes it: part 2 travels, part 1 does not again.
     with modelreg.Registry(server.url) as reg:
         version = reg.register("fraud", big, capture=False)
     assert version.files[0].sha256 == sha(data)
     assert part_puts(moto_server, bucket, 1) == 1
-    assert part_puts(moto_server, bucket, 3) == 1
+    assert part_puts(moto_server, bucket, 2) >= 1
     assert store_of(s3_artifacts).exists(sha(data))
 
 
@@ -158,11 +158,11 @@ def test_a_tampered_part_is_refused_and_nothing_is_stored(
         # Completing before every part is there names what is missing, and keeps the upload.
         early = http.post(f"{url}/complete", headers=JSON)
         assert early.status_code == 400
-        assert early.json()["error"]["detail"]["missing_parts"] == [1, 2, 3]
-        urls = http.post(f"{url}/parts", json={"numbers": [1, 2, 3]}).json()["urls"]
-        flipped = bytearray(data[PART : 2 * PART])
+        assert early.json()["error"]["detail"]["missing_parts"] == [1, 2]
+        urls = http.post(f"{url}/parts", json={"numbers": [1, 2]}).json()["urls"]
+        flipped = bytearray(data[PART:])
         flipped[1000] ^= 0xFF
-        for number, body in (("1", data[:PART]), ("2", bytes(flipped)), ("3", data[2 * PART :])):
+        for number, body in (("1", data[:PART]), ("2", bytes(flipped))):
             assert http.put(urls[number], content=body).status_code == 200
         answer = http.post(f"{url}/complete", headers=JSON)
         assert answer.status_code == 400
