@@ -57,6 +57,12 @@ class Settings(BaseModel):
     max_json_bytes: int = Field(default=16 * 2**20, gt=0)
     body_idle_timeout: float = Field(default=30.0, gt=0)
     max_uploads_per_principal: int = Field(default=8, gt=0)
+    # Direct transfers (docs/operations.md): with a store that can presign (S3), clients move
+    # bytes to and from the bucket themselves through URLs valid this many seconds.
+    direct_transfers: bool = True
+    presign_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    # The bucket's address as clients reach it, when it differs from the server's own.
+    presign_endpoint: str = Field(default="", pattern=r"^(https?://[^\s/?#@]+/?)?$")
     allowed_hosts: list[str] = Field(default_factory=list)
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     secret_key: str = ""
@@ -97,6 +103,9 @@ class Settings(BaseModel):
             "max_json_bytes",
             "body_idle_timeout",
             "max_uploads_per_principal",
+            "direct_transfers",
+            "presign_seconds",
+            "presign_endpoint",
             "ui_session_hours",
             "secret_key",
             "webhook_allow_private",

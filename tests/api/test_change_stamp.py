@@ -204,7 +204,8 @@ async def test_every_write_route_moves_the_stamp_exactly_when_it_writes(
     await _walk_deployments(step)
     await _walk_scans(step)
     await _walk_mlflow(step)
-    missing = write_routes() - step.done
+    # Direct transfers need a store that presigns (S3): tests/storage/test_s3_direct.py.
+    missing = {r for r in write_routes() - step.done if "/uploads" not in r[1]}
     assert not missing, f"write routes this walk does not perform: {sorted(missing)}"
 
 

@@ -39,6 +39,7 @@ from modelreg.api.routes import (
     policies,
     scans,
     signatures,
+    transfers,
     versions,
     webhooks,
 )
@@ -349,6 +350,7 @@ def create_app(settings: Settings) -> FastAPI:
         signatures,
         models,
         blobs,
+        transfers,
         audit,
         events,
         admin,

@@ -16,6 +16,7 @@ import httpx
 from modelreg.client._digest_cache import DigestCache, FileDigest, default_path
 from modelreg.client._files import LocalFile, write_verified
 from modelreg.client._http_deployments import HttpDeployments
+from modelreg.client._http_direct import HttpDirect, transfer_mode
 from modelreg.client._http_notify import HttpNotifications
 from modelreg.client._http_signing import HttpSigning
 from modelreg.digest import CHUNK, Progress
@@ -62,6 +63,15 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_SCOPE = "*"
 # How long an upload keeps retrying while the server says the user has too many running.
 BUSY_PATIENCE = 600.0
+
+
+def _after_body(size: int) -> httpx.Timeout:
+    """Timeouts of an upload: the answer comes once the store holds the blob.
+
+    On S3 that includes a server-side copy to the final key, which for a large blob can take
+    longer than a minute (moto: about 90 s per GiB on a busy machine): wait by size.
+    """
+    return httpx.Timeout(60.0, read=max(60.0, size / 5e6))
 
 
 def _model_path(name: str) -> str:
@@ -134,7 +144,7 @@ class _Stream:
         return piece[:size] if self._rest else piece
 
 
-class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
+class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning, HttpDirect):
     """Talks to a modelreg server; errors come back as the classes the server raised.
 
     Each answer's body is the JSON shape the typed result is built from (``from_dict``), as
@@ -153,6 +163,7 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
     def close(self) -> None:
         """Close connections."""
         self._http.close()
+        self._close_bucket()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -301,6 +312,8 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
                 if progress is not None:
                     progress(size)
                 return
+        if self._upload_direct(item.source, digest, size, progress):
+            return
         headers = {"content-type": "application/octet-stream", "content-length": str(size)}
         give_up = time.monotonic() + BUSY_PATIENCE
         while True:
@@ -310,6 +323,7 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
                     blob,
                     content=_Body(item.source, progress),
                     headers=headers,
+                    timeout=_after_body(size),
                 )
                 return
             except TooManyUploads as exc:
@@ -363,7 +377,17 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
         return Page.from_dict(data, Version.from_dict)
 
     @contextlib.contextmanager
-    def _open_blob(self, entry: dict[str, Any]) -> Iterator[_Stream]:
+    def _open_blob(self, entry: dict[str, Any]) -> Iterator[Any]:
+        """The blob's bytes: from the bucket when direct, else through the server."""
+        with self._open_direct(entry) as direct:
+            if direct is not None:
+                yield direct
+                return
+        with self._open_proxied(entry) as proxied:
+            yield proxied
+
+    @contextlib.contextmanager
+    def _open_proxied(self, entry: dict[str, Any]) -> Iterator[_Stream]:
         blob = f"{API}/blobs/sha256:{entry['sha256']}"
         started = False
         try:
@@ -398,13 +422,19 @@ class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
     def download(self, ref: str, out_dir: Path, progress: Progress | None) -> list[Path]:
         """Stream a version's files into ``out_dir``, each verified against the manifest."""
         version = self._resolve(ref)
-        return write_verified(
-            version["files"],
-            out_dir,
-            self._open_blob,
-            label=f"{version['name']}:{version['version']}",
-            progress=progress,
-        )
+        label = f"{version['name']}:{version['version']}"
+        try:
+            return write_verified(
+                version["files"], out_dir, self._open_blob, label=label, progress=progress
+            )
+        except IntegrityFailure:
+            if transfer_mode() == "proxy" or not self._direct_offer:
+                raise
+            # Bytes read from the bucket did not verify: read them through the server, which
+            # checks its copy as it sends (and sets a damaged one aside).
+            return write_verified(
+                version["files"], out_dir, self._open_proxied, label=label, progress=progress
+            )
 
     def get_version_at(self, ref: str, at: str) -> Version:
         """The version that held a stage or alias reference at moment ``at``."""

@@ -31,8 +31,12 @@ def parse_s3_url(location: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def make_client() -> Any:
-    """An S3 client from boto3's standard resolution, with bounded waits and retries."""
+def make_client(endpoint: str | None = None) -> Any:
+    """An S3 client from boto3's standard resolution, with bounded waits and retries.
+
+    ``endpoint`` overrides the resolved endpoint (presigned URLs for clients that reach the
+    bucket at another address than the server does).
+    """
     try:
         import boto3
         from botocore.config import Config
@@ -46,8 +50,10 @@ def make_client() -> Any:
         retries={"mode": "standard"},
         # Uploads and downloads of several requests run at once, each in its own thread.
         max_pool_connections=32,
+        # Presigned URLs in SigV4, which every region takes (SigV2's are refused in most).
+        signature_version="s3v4",
     )
-    return boto3.session.Session().client("s3", config=config)
+    return boto3.session.Session().client("s3", config=config, endpoint_url=endpoint or None)
 
 
 class ObjectReader(io.RawIOBase):
