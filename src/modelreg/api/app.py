@@ -39,6 +39,7 @@ from modelreg.api.routes import (
     policies,
     scans,
     signatures,
+    sources,
     versions,
     webhooks,
 )
@@ -347,6 +348,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifecycle,
         policies,
         signatures,
+        sources,
         models,
         blobs,
         audit,

@@ -18,6 +18,7 @@ from modelreg.client._files import LocalFile, write_verified
 from modelreg.client._http_deployments import HttpDeployments
 from modelreg.client._http_notify import HttpNotifications
 from modelreg.client._http_signing import HttpSigning
+from modelreg.client._http_sources import HttpSources
 from modelreg.digest import CHUNK, Progress
 from modelreg.errors import (
     BlobNotFound,
@@ -134,7 +135,7 @@ class _Stream:
         return piece[:size] if self._rest else piece
 
 
-class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning):
+class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning, HttpSources):
     """Talks to a modelreg server; errors come back as the classes the server raised.
 
     Each answer's body is the JSON shape the typed result is built from (``from_dict``), as
