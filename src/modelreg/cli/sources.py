@@ -18,7 +18,7 @@ def sources() -> None:
 
     \b
     Example:
-      modelreg sources allow s3://mlflow-artifacts/prod
+      modelreg sources allow s3://mlflow-artifacts/staging
       modelreg sources list
     """
 

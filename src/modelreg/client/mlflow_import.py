@@ -344,7 +344,14 @@ class _Importer:
         if root is None and uri.startswith("s3://"):
             # The registry reads the objects again (its copy is by content, so nothing is
             # stored twice) and the digests are compared.
-            copied = {f["path"]: f for f in self._copy(uri)}
+            try:
+                copied = {f["path"]: f for f in self._copy(uri)}
+            except InvalidInput as exc:
+                raise Conflict(
+                    f"{name}:{number} says it was imported from {origin}, but MLflow keeps its "
+                    f"files at {uri}, which this registry may not read ({exc.message}): it "
+                    "cannot be checked, so it is not counted as imported"
+                ) from None
             version = self.registry.get_version(f"{name}:{number}")
             here = {f.path: (f.size, f.sha256) for f in version.files}
             sizes = {p: int(f["size"]) for p, f in copied.items()}
@@ -463,7 +470,7 @@ class _Importer:
         """A version whose files are in S3: the registry copies them with its own credentials.
 
         The objects never pass through this process; a source no admin allowed fails this
-        version with the registry's answer (``PermissionDenied``), not the whole import.
+        version with the registry's answer (``InvalidInput``), not the whole import.
         """
         number = out.version
         if present and number < max(present):
@@ -476,13 +483,7 @@ class _Importer:
             out.status = "planned"
             out.notes.append(f"the registry copies its files from {uri}")
             return out
-        try:
-            files = self._copy(uri)
-        except PermissionDenied as exc:
-            if exc.detail.get("reason") != "source_not_allowed":
-                raise
-            out.reason = exc.message
-            return out
+        files = self._copy(uri)  # a source not allowed: InvalidInput, this version fails
         out.files, out.bytes = len(files), sum(int(f["size"]) for f in files)
         run_id = str(entry.get("run_id") or "") or None
         metrics, params = self._run_data(run_id, out.notes)

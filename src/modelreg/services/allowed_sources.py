@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modelreg.db.tables import AllowedSource
-from modelreg.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, StorageFailure
+from modelreg.errors import AlreadyExists, InvalidInput, NotFound, StorageFailure
 from modelreg.paths import validate_manifest_path
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.audit import EventTag, record
@@ -149,12 +149,14 @@ def remove_source(session: Session, uri: str, *, actor: Actor) -> AllowedSource:
 
 
 def check_allowed(session: Session, uri: Any) -> S3Location:
-    """The location ``uri`` names, if an admin allowed it; else ``PermissionDenied``."""
+    """The location ``uri`` names, if an admin allowed it; else ``InvalidInput``."""
     location = parse_source(uri)
     for row in session.scalars(select(AllowedSource)):
         if parse_source(row.uri).covers(location):
             return location
-    raise PermissionDenied(
+    # InvalidInput, as the door has always answered a source it does not read (MLflow's
+    # INVALID_PARAMETER_VALUE), so clients see one kind of refusal for every bad source.
+    raise InvalidInput(
         f"source {location.uri} is not under an allowed source; an admin allows it with "
         f"`modelreg sources allow s3://{location.bucket}/PREFIX`",
         detail={"source": location.uri, "reason": "source_not_allowed"},
