@@ -16,6 +16,7 @@ changes size while it is read is refused. boto3 follows no redirect to another h
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +107,11 @@ def allow_source(session: Session, uri: str, *, actor: Actor) -> AllowedSource:
     """Allow copying from ``uri`` and everything under it (registry-wide admin; audited)."""
     actor.require(Permission.ADMIN)
     location = parse_source(uri)
+    if importlib.util.find_spec("boto3") is None:
+        raise InvalidInput(
+            "reading s3:// sources needs boto3 on the server: pip install 'modelreg[s3]'",
+            detail={"source": location.uri},
+        )
     if _row(session, location.uri) is not None:
         raise AlreadyExists(
             f"{location.uri} is already an allowed source", detail={"source": location.uri}
