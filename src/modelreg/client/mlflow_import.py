@@ -397,12 +397,7 @@ class _Importer:
         if root is None and uri.startswith("s3://"):
             return self._transfer_copied(name, entry, origin, out, present, uri)
         if root is None:
-            out.status = "skipped"
-            out.reason = (
-                f"its files are at {uri}, outside the MLflow server's artifact store; only "
-                "mlflow-artifacts:/ locations of --from, and s3:// locations under a source "
-                "an admin allowed (modelreg sources allow), are fetched"
-            )
+            out.status, out.reason = "skipped", _not_allowed(uri)
             return out
         files = self.source.files(root)
         out.files = len(files)
@@ -469,8 +464,8 @@ class _Importer:
     ) -> VersionResult:
         """A version whose files are in S3: the registry copies them with its own credentials.
 
-        The objects never pass through this process; a source no admin allowed fails this
-        version with the registry's answer (``InvalidInput``), not the whole import.
+        The objects never pass through this process. A version under no allowed source is
+        skipped, as one anywhere else outside the MLflow server is.
         """
         number = out.version
         if present and number < max(present):
@@ -483,7 +478,13 @@ class _Importer:
             out.status = "planned"
             out.notes.append(f"the registry copies its files from {uri}")
             return out
-        files = self._copy(uri)  # a source not allowed: InvalidInput, this version fails
+        try:
+            files = self._copy(uri)
+        except InvalidInput as exc:
+            if exc.detail.get("reason") != "source_not_allowed":
+                raise
+            out.status, out.reason = "skipped", _not_allowed(uri)
+            return out
         out.files, out.bytes = len(files), sum(int(f["size"]) for f in files)
         run_id = str(entry.get("run_id") or "") or None
         metrics, params = self._run_data(run_id, out.notes)
@@ -622,6 +623,14 @@ def _difference(
         if here[path][1] != digest(path):
             return f"{path!r} has other bytes here (its SHA-256 differs)"
     return ""
+
+
+def _not_allowed(uri: str) -> str:
+    return (
+        f"its files are at {uri}, outside the MLflow server's artifact store; only "
+        "mlflow-artifacts:/ locations of --from are fetched, and s3:// locations under a "
+        "source an admin allowed (modelreg sources allow)"
+    )
 
 
 def _without_credentials(uri: str) -> str:
