@@ -17,7 +17,9 @@ changes size while it is read is refused. boto3 follows no redirect to another h
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,10 +171,27 @@ def check_allowed(session: Session, uri: Any) -> S3Location:
     )
 
 
+_CLIENTS: dict[tuple[str, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+_AWS_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
+
+
 def _client() -> Any:
+    """One boto3 client per AWS setting (making one loads botocore's models: ~0.5 s)."""
     from modelreg.storage.s3_client import make_client
 
-    return make_client()
+    key = tuple(os.environ.get(name, "") for name in _AWS_VARIABLES)
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = make_client()  # boto3 clients are safe to share between threads
+        return _CLIENTS[key]
 
 
 def _failure(location: S3Location, exc: Exception) -> StorageFailure:
