@@ -147,7 +147,7 @@ def mlflow(
         if dry_run:
             continue
         with contextlib.suppress(AlreadyExists):
-            obj.registry.backend.allow_source(uri)
+            obj.registry.allow_source(uri)
     limits = SourceLimits(max_pages=max_pages, max_seconds=max_seconds)
     with _Bar() as progress:
         summary = import_mlflow(

@@ -38,7 +38,7 @@ def sources_allow(obj: Ctx, uri: str, as_json: bool) -> None:
     Example:
       modelreg sources allow s3://mlflow-artifacts/prod
     """
-    row = obj.registry.backend.allow_source(uri)
+    row = obj.registry.allow_source(uri)
     if as_json:
         emit(row)
     else:
@@ -55,7 +55,7 @@ def sources_list(obj: Ctx, as_json: bool) -> None:
     Example:
       modelreg sources list --json
     """
-    rows = obj.registry.backend.list_sources()
+    rows = obj.registry.allowed_sources()
     if as_json:
         emit({"items": rows})
         return
@@ -77,7 +77,7 @@ def sources_remove(obj: Ctx, uri: str, as_json: bool) -> None:
     Example:
       modelreg sources remove s3://mlflow-artifacts/prod
     """
-    row = obj.registry.backend.remove_source(uri)
+    row = obj.registry.remove_source(uri)
     if as_json:
         emit(row)
     else:
