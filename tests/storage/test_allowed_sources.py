@@ -120,3 +120,10 @@ def test_locations_cover_on_path_boundaries():
     assert not allowed.covers(S3Location("bucket", "a"))
     assert not allowed.covers(S3Location("bucket2", "a/b/c"))
     assert parse_source("s3://bucket").covers(S3Location("bucket", "x/y"))
+
+
+def test_a_missing_bucket_fails_the_request_and_not_the_storage(backend, bucket):
+    backend.allow_source(f"s3://{bucket}-gone")
+    with pytest.raises(errors.InvalidInput, match="S3 answered 404") as caught:
+        backend.copy_source(f"s3://{bucket}-gone/x")
+    assert caught.value.detail["reason"] == "source_unreadable"

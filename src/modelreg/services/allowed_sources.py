@@ -194,7 +194,19 @@ def _client() -> Any:
         return _CLIENTS[key]
 
 
-def _failure(location: S3Location, exc: Exception) -> StorageFailure:
+def _failure(location: S3Location, exc: Exception) -> InvalidInput | StorageFailure:
+    """The error for a failed read of the source.
+
+    S3's refusal (4xx: no such bucket, access denied) fails the one request; anything else
+    (5xx, no connection) is the storage being down (``storage_failure``).
+    """
+    status = _status(exc)
+    if status is not None and 400 <= status < 500:
+        return InvalidInput(
+            f"cannot read the source {location.uri}: S3 answered {status} ({exc}); check the "
+            "bucket and the server's credentials for it",
+            detail={"source": location.uri, "status": status, "reason": "source_unreadable"},
+        )
     return StorageFailure(
         f"cannot read the source {location.uri}: {exc}", detail={"source": location.uri}
     )
