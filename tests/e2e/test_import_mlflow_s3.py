@@ -154,7 +154,7 @@ class TestImport:
         assert code == 0
         assert _version(summary)["status"] == "skipped"
 
-    def test_the_door_copies_only_an_allowed_source(self, mlflow_s3, tmp_path):
+    def test_the_door_and_an_import_over_http_copy_an_allowed_source(self, mlflow_s3, tmp_path):
         home = tmp_path / "reg"
         with ServerProcess(home) as proc:
             door = f"{proc.url}/api/2.0/mlflow"
@@ -173,9 +173,16 @@ class TestImport:
                 assert answer.status_code == 200, answer.text
                 outside = {"name": "door", "source": f"s3://{mlflow_s3.bucket}/other/x"}
                 assert http.post(f"{door}/model-versions/create", json=outside).status_code == 400
+            # The import against a server: the server copies, the client only names the URI.
+            code, summary, err = import_json(proc.url, mlflow_s3.url)
+            assert code == 0, (summary, err)
+            assert _version(summary)["status"] == "imported"
             with modelreg.Registry(proc.url) as reg:
                 got = reg.get_version("door:1")
+                imported = reg.get_version("fraud:1")
         assert {f.path: f.sha256 for f in got.files} == mlflow_s3.objects()
+        assert {f.path: f.sha256 for f in imported.files} == mlflow_s3.objects()
+        assert imported.lineage["imported_from"].startswith(mlflow_s3.url)
 
 
 class TestAllowlist:
