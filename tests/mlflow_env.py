@@ -184,9 +184,20 @@ class MlflowServer:
     stopping it also reaches the workers uvicorn starts.
     """
 
-    def __init__(self, python: Path, folder: Path) -> None:
+    def __init__(
+        self,
+        python: Path,
+        folder: Path,
+        *,
+        artifact_root: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``artifact_root`` (e.g. ``s3://BUCKET/PREFIX``): clients write there themselves
+        (``--default-artifact-root``, no served artifacts); ``env`` goes to the server."""
         self.python = python
         self.folder = folder
+        self.artifact_root = artifact_root
+        self.env = dict(env or {})
         self.log = folder / "mlflow-server.log"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -207,7 +218,11 @@ class MlflowServer:
                 "--backend-store-uri",
                 f"sqlite:///{self.folder / 'mlflow.db'}",
             ]
-            cmd += ["--artifacts-destination", str(self.folder / "artifacts"), "--serve-artifacts"]
+            if self.artifact_root:
+                cmd += ["--default-artifact-root", self.artifact_root, "--no-serve-artifacts"]
+            else:
+                artifacts = str(self.folder / "artifacts")
+                cmd += ["--artifacts-destination", artifacts, "--serve-artifacts"]
             cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
             with self.log.open("wb") as out:
                 self.proc = subprocess.Popen(
@@ -216,7 +231,7 @@ class MlflowServer:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env=mlflow_env(self.url),
+                    env=mlflow_env(self.url, self.env),
                     start_new_session=True,
                 )
             if self._wait_ready(timeout):

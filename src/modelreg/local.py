@@ -28,6 +28,7 @@ from modelreg.services.actor import Actor
 from modelreg.services.scanning import gate as scan_gate
 from modelreg.services.usecases import admin, catalog, governance, notify, scans, signing
 from modelreg.services.usecases import deployments as serving
+from modelreg.services.usecases import sources as source_cases
 from modelreg.services.usecases.events import event_page
 from modelreg.storage import BlobStore, open_blob_store
 from modelreg.storage.base import verify_blob
@@ -155,6 +156,11 @@ class LocalBackend:
                     f"cannot read {item.source}: {exc.strerror}", detail={"path": str(item.source)}
                 ) from None
             specs.append(versions.FileSpec(item.path, info.sha256, info.size))
+        return self._register_specs(name, specs, meta)
+
+    def _register_specs(
+        self, name: str, specs: list[versions.FileSpec], meta: dict[str, Any]
+    ) -> Version:
         spec = registration.RegistrationSpec(
             name=name,
             files=specs,
@@ -494,6 +500,32 @@ class LocalBackend:
     def revoke_trusted_key(self, name: str, reason: str) -> TrustedKey:
         """Revoke a trusted key."""
         return TrustedKey.from_dict(signing.revoke_key(self, self.actor, name, reason))
+
+    # -- allowed sources -----------------------------------------------------------------
+
+    def allow_source(self, uri: str) -> dict[str, Any]:
+        """Allow copying from an S3 bucket or prefix (local admin authority)."""
+        return source_cases.allow_source(self, self.actor, uri)
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        """Every allowed source."""
+        return source_cases.list_sources(self, self.actor)
+
+    def remove_source(self, uri: str) -> dict[str, Any]:
+        """Stop allowing a source."""
+        return source_cases.remove_source(self, self.actor, uri)
+
+    def copy_source(self, uri: str) -> dict[str, Any]:
+        """Copy the objects of an allowed source into the store: ``{uri, files}``."""
+        limit = self.settings.max_upload_bytes
+        return source_cases.copy_source(self, self.actor, uri, max_bytes=limit)
+
+    def register_stored(
+        self, name: str, files: list[dict[str, Any]], meta: dict[str, Any]
+    ) -> Version:
+        """Register a version whose blobs are stored already (``copy_source``'s manifest)."""
+        specs = [versions.FileSpec(f["path"], f["sha256"], int(f["size"])) for f in files]
+        return self._register_specs(name, specs, meta)
 
     # -- deployments -----------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ NOUNS = {
     "deliveries": "delivery",
     "signatures": "signature",
     "keys": "key",
+    "sources": "source",
     "deployments": "deployment",
 }
 # One REST operation serving several verbs, each writing its own action.

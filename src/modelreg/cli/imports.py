@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ import click
 
 from modelreg.cli.output import Ctx, emit, json_option
 from modelreg.client._mlflow_source import SourceLimits
+from modelreg.errors import AlreadyExists
 
 DEFAULT_LIMITS = SourceLimits()
 WORDS = {
@@ -79,6 +81,14 @@ def import_group() -> None:
     metavar="N",
     help="Pages one MLflow listing may have (100 models or 200 versions a page).",
 )
+@click.option(
+    "--allow-source",
+    "allow",
+    multiple=True,
+    metavar="s3://BUCKET[/PREFIX]",
+    help="Allow the registry to copy versions whose files are under this S3 location, with "
+    "its own credentials (admin; audited; the same as `modelreg sources allow`). Repeatable.",
+)
 @json_option
 @click.pass_obj
 def mlflow(
@@ -89,6 +99,7 @@ def mlflow(
     keep_stages: bool,
     max_seconds: float,
     max_pages: int,
+    allow: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Copy an MLflow server's registered models, versions and files into this registry.
@@ -109,18 +120,21 @@ def mlflow(
     Running it again imports only what is missing: a run that was interrupted is finished by
     running it again. Nothing already in the registry is overwritten, and a version here that
     claims to be a copy counts as one only if its files (paths, sizes, SHA-256) are MLflow's;
-    checking reads those files from MLflow again. Only files in the MLflow server's own
-    artifact store (mlflow-artifacts:/) are fetched; versions stored elsewhere (s3://,
-    file://…) are skipped with the reason. The MLflow server is not trusted: no redirects are
-    followed, a file is read only up to the size its listing gives, answers and listings are
-    bounded (--max-pages), and so is the whole run (--max-time). Against a server, keeping
-    numbers and stages needs an admin token.
+    checking reads those files from MLflow again. Files in the MLflow server's own artifact
+    store (mlflow-artifacts:/) are fetched from it; files in S3 (s3://) are copied by the
+    registry itself, with its own AWS credentials, when they lie under a source an admin
+    allowed (--allow-source, or `modelreg sources allow`), and fail the version otherwise;
+    versions stored elsewhere (file://…) are skipped with the reason. The MLflow server is
+    not trusted: no redirects are followed, a file is read only up to the size its listing
+    gives, answers and listings are bounded (--max-pages), and so is the whole run
+    (--max-time). Against a server, keeping numbers and stages needs an admin token.
 
     \b
     Example:
       modelreg import mlflow --from http://127.0.0.1:5000 --dry-run
       modelreg import mlflow --from http://127.0.0.1:5000 --models 'fraud*'
       modelreg import mlflow --from http://127.0.0.1:5000 --keep-stages
+      modelreg import mlflow --from http://127.0.0.1:5000 --allow-source s3://mlflow/prod
       modelreg --registry http://modelreg:8080 import mlflow --from http://mlflow:5000 --json
 
     Exit codes: 0 everything imported or already here; 6 only conflicts with versions already
@@ -129,6 +143,11 @@ def mlflow(
     """
     from modelreg.client.mlflow_import import import_mlflow
 
+    for uri in allow:
+        if dry_run:
+            continue
+        with contextlib.suppress(AlreadyExists):
+            obj.registry.allow_source(uri)
     limits = SourceLimits(max_pages=max_pages, max_seconds=max_seconds)
     with _Bar() as progress:
         summary = import_mlflow(

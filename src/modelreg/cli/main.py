@@ -29,6 +29,7 @@ from modelreg.cli.output import Ctx, emit
 from modelreg.cli.scan import scan
 from modelreg.cli.serve import serve
 from modelreg.cli.server import server
+from modelreg.cli.sources import sources
 from modelreg.errors import PolicyViolation, RegistryError
 
 
@@ -101,6 +102,7 @@ for command in (
     signing.sign,
     signing.verify,
     signing.keys,
+    sources,
     deployments.deployments,
     imports.import_group,
     db,

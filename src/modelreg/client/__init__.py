@@ -544,6 +544,18 @@ class Registry(Notifications, Deployments, Signing):
         """Rescan every version (admin): ``[{name, version, status, before, changed}]``."""
         return self.backend.rescan_all(force)
 
+    def allow_source(self, uri: str) -> dict[str, Any]:
+        """Allow copying versions from ``s3://BUCKET[/PREFIX]`` (admin; audited)."""
+        return self.backend.allow_source(uri)
+
+    def allowed_sources(self) -> list[dict[str, Any]]:
+        """The S3 sources an admin allowed: ``uri``, ``added_by``, ``added_at`` (admin)."""
+        return self.backend.list_sources()
+
+    def remove_source(self, uri: str) -> dict[str, Any]:
+        """Stop allowing a source (admin; audited); versions copied from it stay."""
+        return self.backend.remove_source(uri)
+
     def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> GcReport:
         """Remove blobs no version references (older than ``grace_seconds``)."""
         return self.backend.gc(grace_seconds, dry_run)

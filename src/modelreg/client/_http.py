@@ -19,6 +19,7 @@ from modelreg.client._http_deployments import HttpDeployments
 from modelreg.client._http_direct import HttpDirect, transfer_mode
 from modelreg.client._http_notify import HttpNotifications
 from modelreg.client._http_signing import HttpSigning
+from modelreg.client._http_sources import HttpSources
 from modelreg.digest import CHUNK, Progress
 from modelreg.errors import (
     BlobNotFound,
@@ -144,7 +145,7 @@ class _Stream:
         return piece[:size] if self._rest else piece
 
 
-class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning, HttpDirect):
+class HttpBackend(HttpNotifications, HttpDeployments, HttpSigning, HttpSources, HttpDirect):
     """Talks to a modelreg server; errors come back as the classes the server raised.
 
     Each answer's body is the JSON shape the typed result is built from (``from_dict``), as

@@ -64,6 +64,7 @@ from modelreg.errors import (
 )
 from modelreg.names import (
     MAX_DESCRIPTION,
+    Stage,
     normalize_name,
     validate_alias,
     validate_key,
@@ -340,6 +341,28 @@ class _Importer:
             raise Conflict(f"{name}:{number} already exists here ({was})")
         uri = self.source.download_uri(name, number)
         root = self.source.artifact_root(uri)
+        if root is None and uri.startswith("s3://"):
+            # The registry reads the objects again (its copy is by content, so nothing is
+            # stored twice) and the digests are compared.
+            try:
+                copied = {f["path"]: f for f in self._copy(uri)}
+            except InvalidInput as exc:
+                raise Conflict(
+                    f"{name}:{number} says it was imported from {origin}, but MLflow keeps its "
+                    f"files at {uri}, which this registry may not read ({exc.message}): it "
+                    "cannot be checked, so it is not counted as imported"
+                ) from None
+            version = self.registry.get_version(f"{name}:{number}")
+            here = {f.path: (f.size, f.sha256) for f in version.files}
+            sizes = {p: int(f["size"]) for p, f in copied.items()}
+            why = _difference(here, sizes, lambda p: str(copied[p]["sha256"]))
+            if why:
+                raise Conflict(
+                    f"{name}:{number} says it was imported from {origin}, but its files are "
+                    f"not those at {uri} ({why}); it is not counted as imported"
+                )
+            out.status = "present"
+            return
         if root is None:
             raise Conflict(
                 f"{name}:{number} says it was imported from {origin}, but MLflow keeps its "
@@ -371,12 +394,10 @@ class _Importer:
         number = out.version
         uri = self.source.download_uri(name, number)
         root = self.source.artifact_root(uri)
+        if root is None and uri.startswith("s3://"):
+            return self._transfer_copied(name, entry, origin, out, present, uri)
         if root is None:
-            out.status = "skipped"
-            out.reason = (
-                f"its files are at {uri}, outside the MLflow server's artifact store; only "
-                "mlflow-artifacts:/ locations of --from are fetched"
-            )
+            out.status, out.reason = "skipped", _not_allowed(uri)
             return out
         files = self.source.files(root)
         out.files = len(files)
@@ -424,6 +445,71 @@ class _Importer:
                     raise
                 out.status, out.stage = "present", "none"
                 return out
+        out.status = "imported"
+        return out
+
+    def _copy(self, uri: str) -> list[dict[str, Any]]:
+        """The registry's copy of the objects at ``uri`` (an allowed ``s3://`` source)."""
+        files: list[dict[str, Any]] = self.registry.backend.copy_source(uri)["files"]
+        return files
+
+    def _transfer_copied(
+        self,
+        name: str,
+        entry: dict[str, Any],
+        origin: str,
+        out: VersionResult,
+        present: dict[int, str | None],
+        uri: str,
+    ) -> VersionResult:
+        """A version whose files are in S3: the registry copies them with its own credentials.
+
+        The objects never pass through this process. A version under no allowed source is
+        skipped, as one anywhere else outside the MLflow server is.
+        """
+        number = out.version
+        if present and number < max(present):
+            out.conflict = True
+            out.reason = (
+                f"{name} already has version {max(present)} here; numbers are only added above it"
+            )
+            return out
+        if self.dry_run:
+            out.status = "planned"
+            out.notes.append(f"the registry copies its files from {uri}")
+            return out
+        try:
+            files = self._copy(uri)
+        except InvalidInput as exc:
+            if exc.detail.get("reason") != "source_not_allowed":
+                raise
+            out.status, out.reason = "skipped", _not_allowed(uri)
+            return out
+        out.files, out.bytes = len(files), sum(int(f["size"]) for f in files)
+        run_id = str(entry.get("run_id") or "") or None
+        metrics, params = self._run_data(run_id, out.notes)
+        lineage = {
+            "run_id": run_id,
+            "source": _without_credentials(str(entry.get("source") or "")) or None,
+            "imported_from": origin,
+        }
+        meta = {
+            "metrics": metrics,
+            "params": params,
+            "tags": _clean_tags(_pairs(entry.get("tags")), out.notes, "tag"),
+            "description": str(entry.get("description") or ""),
+            "lineage": lineage,
+            "number": number,
+            "stage": Stage.parse(out.stage).value,
+        }
+        try:
+            self.registry.backend.register_stored(name, files, meta)
+        except Conflict:
+            got = {f["path"]: (int(f["size"]), str(f["sha256"])) for f in files}
+            if not self._is_copy(name, number, origin, got):
+                raise
+            out.status, out.stage = "present", "none"
+            return out
         out.status = "imported"
         return out
 
@@ -537,6 +623,14 @@ def _difference(
         if here[path][1] != digest(path):
             return f"{path!r} has other bytes here (its SHA-256 differs)"
     return ""
+
+
+def _not_allowed(uri: str) -> str:
+    return (
+        f"its files are at {uri}, outside the MLflow server's artifact store; only "
+        "mlflow-artifacts:/ locations of --from are fetched, and s3:// locations under a "
+        "source an admin allowed (modelreg sources allow)"
+    )
 
 
 def _without_credentials(uri: str) -> str:

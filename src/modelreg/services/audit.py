@@ -73,6 +73,8 @@ class EventTag(StrEnum):
     BLOB_GC = "registry:blob:gc"
     KEY_ADD = "registry:key:add"
     KEY_REVOKE = "registry:key:revoke"
+    SOURCE_ALLOW = "registry:source:allow"
+    SOURCE_REMOVE = "registry:source:remove"
     USER_CREATE = "auth:user:create"
     USER_DISABLE = "auth:user:disable"
     USER_ENABLE = "auth:user:enable"

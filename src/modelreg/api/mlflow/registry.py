@@ -42,7 +42,8 @@ from modelreg.services import (
 )
 from modelreg.services.actor import Actor, Permission
 from modelreg.services.registration import RegistrationSpec
-from modelreg.services.versions import Lineage
+from modelreg.services.usecases.sources import copy_source
+from modelreg.services.versions import FileSpec, Lineage
 
 router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"])
 _KEY_SPILL = re.compile(r"[^A-Za-z0-9_.:/-]")
@@ -277,8 +278,9 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
     """
     name = text(p, "name")
     source_uri = text(p, "source")
+    copied = _copied_source(registry, actor, source_uri)
     with registry.write() as session:
-        source = tracking.sources.resolve_source(
+        source = copied or tracking.sources.resolve_source(
             session, source_uri, actor=actor, model_id=p.get("model_id") or None
         )
         if not source.files:
@@ -316,6 +318,20 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
     if registry.scan_worker is not None and (version.scan or {}).get("status") == "pending":
         registry.scan_worker.wake()  # big files: scanned after the answer (docs/safety.md)
     return answer
+
+
+def _copied_source(registry: Registry, actor: Actor, uri: str) -> tracking.sources.Source | None:
+    """An ``s3://`` source under an allowed source, copied into the store; else ``None``.
+
+    The server reads it with its own credentials, only when an admin allowed the bucket and
+    prefix (``services.allowed_sources``); the version holds the copy, never the S3 object.
+    """
+    if not uri.lower().startswith("s3:"):
+        return None
+    copied = copy_source(registry, actor, uri, max_bytes=registry.settings.max_upload_bytes)
+    return tracking.sources.Source(
+        [FileSpec(f["path"], f["sha256"], f["size"]) for f in copied["files"]]
+    )
 
 
 def _framework(source: tracking.sources.Source) -> str | None:

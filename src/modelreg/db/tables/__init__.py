@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from modelreg.db.tables import tracking as tracking
 from modelreg.db.tables.access import (
+    AllowedSource,
     ApiToken,
     BlobPossession,
     Grant,
@@ -53,6 +54,7 @@ from modelreg.db.tables.serving import Deployment
 
 __all__ = [
     "Alias",
+    "AllowedSource",
     "ApiToken",
     "AuditEvent",
     "AuditHead",

@@ -132,3 +132,19 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     token: Mapped[ApiToken] = relationship(lazy="joined", innerjoin=True)
+
+
+class AllowedSource(Base):
+    """A bucket and prefix outside the registry whose objects may be copied in (admin setting).
+
+    ``modelreg import mlflow`` and the MLflow door read an ``s3://`` source only when it lies
+    under one of these (docs/operations.md, "Sources in S3"); removing the row ends that.
+    """
+
+    __tablename__ = "allowed_sources"
+
+    id: Mapped[uuid_pk]
+    # ``s3://BUCKET`` or ``s3://BUCKET/PREFIX``, normalised (no trailing slash).
+    uri: Mapped[str] = mapped_column(String(1100), unique=True)
+    added_by: Mapped[str] = mapped_column(String(128), default="")
+    added_at: Mapped[created_at]

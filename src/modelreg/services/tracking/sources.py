@@ -3,7 +3,8 @@
 SECURITY.md rule 1: a client never makes the server read a location of its choosing, so
 ``file://``, ``s3://``, ``http(s)://`` and every other scheme are refused, and the accepted
 ones (``runs:/``, ``models:/`` and ``mlflow-artifacts:/``) are looked up in modelreg's own
-tables.
+tables. The one exception is an admin's: an ``s3://`` source under a bucket and prefix an
+admin allowed is copied in by the door before it gets here (``services.allowed_sources``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _bad_source(source: Any, why: str) -> InvalidInput:
     return InvalidInput(
         f"source {source!r} is not allowed: {why}. modelreg registers only artifacts this "
         "server holds: runs:/RUN_ID/PATH, models:/MODEL_ID (a logged model), "
-        "models:/NAME/VERSION or mlflow-artifacts:/PATH",
+        "models:/NAME/VERSION or mlflow-artifacts:/PATH (or s3://… under a source an admin "
+        "allowed with `modelreg sources allow`)",
         detail={"source": source},
     )
 
