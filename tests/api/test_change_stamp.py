@@ -204,8 +204,11 @@ async def test_every_write_route_moves_the_stamp_exactly_when_it_writes(
     await _walk_deployments(step)
     await _walk_scans(step)
     await _walk_mlflow(step)
-    # Direct transfers need a store that presigns (S3): tests/storage/test_s3_direct.py.
-    missing = {r for r in write_routes() - step.done if "/uploads" not in r[1]}
+    await _walk_sources(step)
+    # Direct transfers need a store that presigns (S3): tests/storage/test_s3_direct.py; a
+    # copy from an allowed source needs a bucket: tests/storage/test_allowed_sources.py.
+    needs_s3 = ("/uploads", "/sources/copy")
+    missing = {r for r in write_routes() - step.done if not any(p in r[1] for p in needs_s3)}
     assert not missing, f"write routes this walk does not perform: {sorted(missing)}"
 
 
@@ -303,6 +306,12 @@ async def _walk_signing(step: Walk, folder: Path) -> None:
     await step("POST", sigs, f"{API}/models/m/versions/1/signatures", json=body)
     await step("POST", f"{API}/keys", json={"name": "ci", "public_key": public})
     await step("POST", f"{API}/keys/{{name}}/revoke", f"{API}/keys/ci/revoke", json={"reason": "r"})
+
+
+async def _walk_sources(step: Walk) -> None:
+    # An allowed source is a registry setting: allowing and removing it move the stamp.
+    await step("POST", f"{API}/sources", json={"uri": "s3://mlflow-artifacts/prod"})
+    await step("DELETE", f"{API}/sources", params={"uri": "s3://mlflow-artifacts/prod"})
 
 
 async def _walk_webhooks(step: Walk) -> None:
