@@ -3,17 +3,50 @@ class of bad input (nothing is predicted, the server keeps serving)."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from serving_fakes import write_model
 from serving_harness import serving, wait_for
+
+import modelreg
+from registry_folders import LiveServer
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[str]:
+    """A server answering ``churn:1`` (``x * 2``), shared by the module's tests.
+
+    Every test here only reads (scores, asks ``/version``): one registry and one serve process
+    for all of them instead of one each (the module took minutes of CI). The metrics test,
+    which counts requests, has its own.
+    """
+    base = tmp_path_factory.mktemp("protocol")
+    folder = base / "registry"
+    folder.mkdir()
+    shutil.copyfile(sqlite_template, base / "registry.db")
+    (folder / "modelreg.toml").write_text(f'db = "sqlite:///{base / "registry.db"}"\n')
+    with LiveServer(folder) as registry:
+        with modelreg.Registry(registry.url) as reg:
+            reg.register("churn", write_model(base / "model", 2.0, ""), capture=False)
+        with _serving_churn(registry.url) as served:
+            yield served
 
 
 @pytest.fixture
-def url(registry_url: str, add_version: Callable[..., int]) -> Iterator[str]:
-    """A server answering ``churn:1`` (``x * 2``)."""
+def fresh_url(registry_url: str, add_version: Callable[..., int]) -> Iterator[str]:
+    """A server of its own answering ``churn:1`` (``x * 2``): its counters start at zero."""
     add_version(factor=2.0)
+    with _serving_churn(registry_url) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _serving_churn(registry_url: str) -> Iterator[str]:
     with serving(registry_url, "churn:1", max_body=4096) as server:
         wait_for("churn:1 served", lambda: httpx.get(server.url + "/ping").status_code == 200)
         yield server.url
@@ -135,7 +168,8 @@ def test_a_missing_column_is_named(url: str) -> None:
     assert answer.json()["error"]["detail"] == {"column": "x"}
 
 
-def test_metrics_count_requests_errors_and_the_live_version(url: str) -> None:
+def test_metrics_count_requests_errors_and_the_live_version(fresh_url: str) -> None:
+    url = fresh_url
     score(url, {"inputs": {"x": [1.0]}})
     score(url, {"inputs": "x"})
     text = httpx.get(url + "/metrics").text
