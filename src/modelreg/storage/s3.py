@@ -299,16 +299,24 @@ class S3BlobStore:
                     for upload in page.get("Uploads", []):
                         started = upload["Initiated"].timestamp()
                         if _abandoned(upload["Key"], under, started, older_than):
-                            self._client.abort_multipart_upload(
-                                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                            )
-                            removed += 1
+                            removed += self._abort_listed(upload["Key"], upload["UploadId"])
         for entry in self._list(base):
             if _abandoned(entry["Key"], base, entry["LastModified"].timestamp(), older_than):
                 with self.failures("clean"):
                     self._client.delete_object(Bucket=self.bucket, Key=entry["Key"])
                 removed += 1
         return removed + self._retry_aborts()
+
+    def _abort_listed(self, key: str, upload: str) -> int:
+        """Abort an upload gc listed: 1, or 0 when its owner finished or dropped it since."""
+        try:
+            with self.failures("clean"):
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+        except StorageFailure as exc:
+            if exc.detail.get("error") != "NoSuchUpload":
+                raise
+            return 0  # a race with its owner, not a failure of the whole collection
+        return 1
 
     def _drop_temporary(self, key: str, upload: str | None) -> None:
         """Abort the multipart upload ``upload`` (None: delete the temp object ``key``).
