@@ -183,6 +183,8 @@ class S3BlobStore:
                 f"({size} bytes written, {stored and stored['ContentLength']} stored)",
                 detail={"store": self.url, "digest": digest},
             )
+        if self._unaborted:  # the bucket answers again: what it did not take before
+            self._retry_aborts()
         return BlobInfo(digest, size, created=not existed)
 
     def _copy(self, source: str, target: str) -> None:
@@ -446,12 +448,6 @@ class _S3Writer:
             self._parts.append(sending.result())  # a failed part raises here
 
     def commit(self) -> BlobInfo:
-        info = self._commit()
-        if self._store._unaborted:  # the bucket answers again: what it did not take before
-            self._store._retry_aborts()
-        return info
-
-    def _commit(self) -> BlobInfo:
         if self._done:
             raise ValueError("commit of a finished blob writer")
         try:
