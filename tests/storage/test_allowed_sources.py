@@ -17,8 +17,10 @@ from modelreg import errors
 from modelreg.config import Settings
 from modelreg.db.tables import Role
 from modelreg.local import LocalBackend
+from modelreg.services import models
 from modelreg.services.actor import Actor
-from modelreg.services.allowed_sources import S3Location, parse_source
+from modelreg.services.allowed_sources import S3Location, check_apart_from_store, parse_source
+from modelreg.services.usecases import sources as source_cases
 from s3_endpoint import MotoServer
 
 
@@ -107,9 +109,53 @@ def test_only_an_admin_sets_the_allowlist_and_a_viewer_cannot_copy(backend, buck
             backend.list_sources()
     backend.actor = Actor("root")
     backend.allow_source(f"s3://{bucket}/runs")
-    backend.actor = viewer
-    with pytest.raises(errors.PermissionDenied):
-        backend.copy_source(f"s3://{bucket}/runs/2")
+    # Copying for the import needs the admin role: the server reads with its own credentials.
+    for who in (viewer, contributor):
+        backend.actor = who
+        with pytest.raises(errors.PermissionDenied):
+            backend.copy_source(f"s3://{bucket}/runs/2")
+    assert list(backend.store.iter_blobs()) == []
+    backend.actor = Actor("root")
+    backend.copy_source(f"s3://{bucket}/runs/2")
+    copies = [e for e in backend.audit(None, 50, 0) if e.action == "registry:source:copy"]
+    assert [(e.actor, e.after) for e in copies] == [
+        ("root", {"uri": f"s3://{bucket}/runs/2", "files": 1, "bytes": 12})
+    ]
+
+
+def test_the_door_copies_only_for_who_may_register_the_model(backend, bucket):
+    """The MLflow door's copy checks the model named in the request before reading a byte."""
+    backend.allow_source(f"s3://{bucket}/runs")
+    backend.create_model("mine", "", {})
+    backend.create_model("theirs", "", {})
+    with backend.read() as session:
+        mine = models.find_model(session, "mine")
+        assert mine is not None
+    author = Actor("ann", superuser=False, grants={mine.id: Role.CONTRIBUTOR})
+    uri = f"s3://{bucket}/runs/2"
+    for model in ("theirs", "new-model"):
+        with pytest.raises(errors.PermissionDenied):
+            source_cases.copy_source(backend, author, uri, max_bytes=10**6, model=model)
+    assert list(backend.store.iter_blobs()) == []
+    copied = source_cases.copy_source(backend, author, uri, max_bytes=10**6, model="mine")
+    assert [f["path"] for f in copied["files"]] == ["model.pkl"]
+
+
+def test_the_registrys_own_store_is_never_a_source(tmp_path, bucket, s3_artifacts, monkeypatch):
+    """Copying out of the store would hand any caller every blob, whoever's model it is."""
+    monkeypatch.setenv("MODELREG_ARTIFACTS", s3_artifacts)  # s3://BUCKET/registry
+    backend = LocalBackend(Settings.for_home(tmp_path / "on-s3"))
+    try:
+        for uri in (f"s3://{bucket}", f"s3://{bucket}/registry", f"s3://{bucket}/registry/sha256"):
+            with pytest.raises(errors.InvalidInput, match="overlaps the registry's own store"):
+                backend.allow_source(uri)
+        backend.allow_source(f"s3://{bucket}/runs")  # beside the store: fine
+        # An allowlist written before the store moved is checked again at each copy.
+        with pytest.raises(errors.InvalidInput, match="overlaps") as caught:
+            check_apart_from_store(backend.store, parse_source(f"s3://{bucket}/registry/sha256"))
+        assert caught.value.detail["reason"] == "source_is_store"
+    finally:
+        backend.close()
 
 
 def test_locations_cover_on_path_boundaries():

@@ -227,3 +227,15 @@ def test_a_missing_bucket_says_so(moto_server, monkeypatch):
     store = open_blob_store("s3://no-such-bucket-here/registry")
     with pytest.raises(StorageFailure, match="does not exist"):
         store.put(io.BytesIO(b"x"))
+
+
+def test_an_upload_its_owner_finished_since_the_listing_does_not_fail_gc(s3_artifacts):
+    """gc lists, then aborts: an upload completed or dropped in between is no failure."""
+    bucket, prefix = parse_s3_url(s3_artifacts)
+    store = S3BlobStore(bucket, prefix)
+    key = store._key("tmp/direct/gone")
+    started = store._client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    store._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=started)
+    assert store._abort_listed(key, started) == 0
+    live = store._client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    assert store._abort_listed(key, live) == 1

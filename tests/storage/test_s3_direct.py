@@ -399,3 +399,29 @@ def test_a_download_cut_off_continues_where_it_stopped(
     assert (tmp_path / "out" / "weights.bin").read_bytes() == big.read_bytes()
     # Two GETs of the blob: the one cut off, and the rest of it asked with Range.
     assert len(moto_requests(moto_server, bucket, "GET", "/sha256/")) == 2
+
+
+def test_a_part_url_takes_only_that_parts_length(server: ThreadedServer, s3_artifacts: str) -> None:
+    """The part's length is signed: a caller cannot park more bytes than it declared.
+
+    S3 refuses a body whose length differs from a signed ``content-length`` (403); moto checks
+    no presigned signature, so what is checked here is that the length is signed.
+    """
+    data = b"x" * 10
+    blob = f"{server.url}{API}/blobs/sha256:{sha(data)}/uploads"
+    with httpx.Client(timeout=60) as http:
+        up = http.post(blob, json={"size": len(data)}).json()
+        url = f"{blob}/{up['upload_id']}"
+        signed = http.post(f"{url}/parts", json={"numbers": [1]}).json()["urls"]["1"]
+        assert "content-length" in httpx.URL(signed).params["X-Amz-SignedHeaders"].split(";")
+        assert httpx.URL(signed).params["X-Amz-Expires"] == "900"
+        assert http.put(signed, content=data).status_code == 200
+        assert http.post(f"{url}/complete", headers=JSON).status_code == 200
+    assert store_of(s3_artifacts).exists(sha(data))
+
+
+def test_gc_refuses_a_negative_grace(server: ThreadedServer) -> None:
+    """A negative grace would reach into the future: every live upload would look abandoned."""
+    answer = httpx.post(f"{server.url}{API}/gc", json={"grace_seconds": -1})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_input"

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 from modelreg.client._backend import Backend, Progress
 from modelreg.client._deployments import Deployments
 from modelreg.client._files import capture_environment, capture_git, collect_files
+from modelreg.client._identity import Identity
 from modelreg.client._notify import Notifications
+from modelreg.client._operations import Operations
+from modelreg.client._policies import PolicyRules
 from modelreg.client._signing import Signing
 from modelreg.errors import InvalidInput
 from modelreg.location import is_remote, resolve_uri
@@ -35,19 +38,12 @@ if TYPE_CHECKING:
         Comparison,
         Deleted,
         Event,
-        GcReport,
         HistoryEntry,
         LineageGraph,
         Model,
         Page,
-        Policies,
-        Policy,
-        PolicyApplyReport,
-        PolicyRule,
         Promotion,
         Rollback,
-        Token,
-        User,
         Version,
     )
 
@@ -60,7 +56,7 @@ def _kv(values: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(values or {})
 
 
-class Registry(Notifications, Deployments, Signing):
+class Registry(Notifications, Deployments, Signing, PolicyRules, Identity, Operations):
     """A model registry: the embedded default, a folder, or a server (``http://HOST:PORT``).
 
     Usage::
@@ -338,56 +334,6 @@ class Registry(Notifications, Deployments, Signing):
             name, stage, None if to is None else int(to), reason, _expected(expect_current)
         )
 
-    def get_policy(self, name: str = "*") -> Policy:
-        """The rules that govern model ``name`` (or ``*``, the registry default), by target.
-
-        Each rule says whether it is the model's own (``source: model``) or the default's.
-        """
-        return self.backend.get_policy(name)
-
-    def list_policies(self) -> Policies:
-        """Every written rule, by scope (``*`` and model names) and target."""
-        return self.backend.list_policies()
-
-    def set_policy_rule(
-        self,
-        name: str,
-        target: str,
-        *,
-        requires: Sequence[str] = (),
-        from_stages: Sequence[str] = (),
-        required_tags: Mapping[str, str | None] | None = None,
-        approvals: int = 0,
-        approver_role: str = "approver",
-        previous_to: str | None = None,
-    ) -> PolicyRule:
-        """Write the rule for moving versions of ``name`` (or ``*``) into ``target``.
-
-        ``target`` is a stage or ``@alias`` (a rule makes an alias protected). ``requires``
-        holds gates in the search language (``metrics.accuracy >= 0.85``).
-        """
-        rule = {
-            "requires": list(requires),
-            "from_stages": list(from_stages),
-            "required_tags": dict(required_tags or {}),
-            "approvals": approvals,
-            "approver_role": approver_role,
-            "previous_to": previous_to,
-        }
-        return self.backend.set_policy_rule(name, target, rule)
-
-    def delete_policy_rule(self, name: str, target: str) -> None:
-        """Remove the rule of ``name`` (or ``*``) for ``target``."""
-        self.backend.delete_policy_rule(name, target)
-
-    def apply_policies(self, scopes: Mapping[str, Mapping[str, Any]]) -> PolicyApplyReport:
-        """Make each listed scope's rules exactly as given, in one transaction (policy as code).
-
-        ``scopes`` maps ``*`` or a model name to ``{target: rule}``; scopes not listed are left
-        alone. Returns, per scope, the targets created, updated, deleted and unchanged.
-        """
-        return self.backend.apply_policies({k: dict(v) for k, v in scopes.items()})
-
     def set_tags(
         self, ref: str, tags: Mapping[str, str] | None = None, *, delete: Sequence[str] = ()
     ) -> Model | Version:
@@ -532,34 +478,6 @@ class Registry(Notifications, Deployments, Signing):
         """The audit log's head (``seq``, ``hash``, ``at``, ``anchor``), to keep elsewhere."""
         return self.backend.audit_anchor()
 
-    def scan(self, ref: str, *, force: bool = False) -> dict[str, Any]:
-        """Rescan a version's files with the registry's current scanner (docs/safety.md).
-
-        Returns ``{name, version, before, after, changed}`` (``before``/``after`` are scans);
-        a change is recorded in the audit log. ``force`` rereads blobs already judged.
-        """
-        return self.backend.rescan(ref, force)
-
-    def scan_all(self, *, force: bool = False) -> list[dict[str, Any]]:
-        """Rescan every version (admin): ``[{name, version, status, before, changed}]``."""
-        return self.backend.rescan_all(force)
-
-    def allow_source(self, uri: str) -> dict[str, Any]:
-        """Allow copying versions from ``s3://BUCKET[/PREFIX]`` (admin; audited)."""
-        return self.backend.allow_source(uri)
-
-    def allowed_sources(self) -> list[dict[str, Any]]:
-        """The S3 sources an admin allowed: ``uri``, ``added_by``, ``added_at`` (admin)."""
-        return self.backend.list_sources()
-
-    def remove_source(self, uri: str) -> dict[str, Any]:
-        """Stop allowing a source (admin; audited); versions copied from it stay."""
-        return self.backend.remove_source(uri)
-
-    def gc(self, *, grace_seconds: float = 3600, dry_run: bool = False) -> GcReport:
-        """Remove blobs no version references (older than ``grace_seconds``)."""
-        return self.backend.gc(grace_seconds, dry_run)
-
     # -- bundles (client/bundles.py) -----------------------------------------------------
 
     def export(self, refs: str | Sequence[str], path: Pathish) -> dict[str, Any]:
@@ -587,69 +505,6 @@ class Registry(Notifications, Deployments, Signing):
         limit = _bundle_tar.DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
         return import_bundle(self, Path(path), max_bytes=limit)
 
-    # -- identity ------------------------------------------------------------------------
-
-    def create_user(
-        self,
-        name: str,
-        *,
-        role: str | None = None,
-        model: str | None = None,
-        service: bool = False,
-    ) -> User:
-        """Create a user (or a service account), optionally with a first role.
-
-        Once a registry has a user, every request to its server needs a token.
-        """
-        _check_role(role)
-        kind = "service" if service else "user"
-        return self.backend.create_user(name, kind, role, model)
-
-    def list_users(self) -> list[User]:
-        """Users and service accounts with their roles."""
-        return self.backend.list_users()
-
-    def grant(self, name: str, role: str, *, model: str | None = None) -> User:
-        """Give ``name`` a role registry-wide, or on ``model`` only."""
-        _check_role(role)
-        return self.backend.grant(name, role, model)
-
-    def revoke(self, name: str, role: str, *, model: str | None = None) -> User:
-        """Take ``role`` (registry-wide, or on ``model``) away from ``name``.
-
-        Raises ``NotFound`` when ``name`` holds no such grant, and ``Conflict`` when it is the
-        registry-wide admin role of the last enabled admin.
-        """
-        _check_role(role)
-        return self.backend.revoke(name, role, model)
-
-    def disable_user(self, name: str) -> User:
-        """Disable a user or service account: its tokens stop working at once.
-
-        Its history stays; ``enable_user`` undoes it. An admin cannot disable itself or the
-        last enabled admin (``Conflict``).
-        """
-        return self.backend.set_disabled(name, True)
-
-    def enable_user(self, name: str) -> User:
-        """Enable a disabled user again (its unrevoked, unexpired tokens work again)."""
-        return self.backend.set_disabled(name, False)
-
-    def create_token(self, name: str, *, label: str = "", expires_days: int | None = None) -> Token:
-        """Issue an API token for ``name``; ``.token`` holds the secret, shown only now."""
-        return self.backend.create_token(name, label, expires_days)
-
-    def list_tokens(self, name: str | None = None) -> list[Token]:
-        """Tokens (never their secrets), optionally of one user."""
-        return self.backend.list_tokens(name)
-
-    def revoke_token(self, token_id: str) -> Token:
-        """Revoke a token; it stops working at once."""
-        return self.backend.revoke_token(token_id)
-
-
-ROLES = ("viewer", "contributor", "approver", "admin")
-
 
 def _expected(value: int | None) -> int | None:
     if value is None:
@@ -659,10 +514,3 @@ def _expected(value: int | None) -> int | None:
             "expect_current is a version number, or 0 for none", detail={"expect": value}
         )
     return value
-
-
-def _check_role(role: str | None) -> None:
-    if role is not None and role not in ROLES:
-        raise InvalidInput(
-            f"unknown role {role!r}; use one of {', '.join(ROLES)}", detail={"role": role}
-        )

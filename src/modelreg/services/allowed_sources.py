@@ -39,6 +39,7 @@ __all__ = [
     "S3Location",
     "allow_source",
     "check_allowed",
+    "check_apart_from_store",
     "copy_objects",
     "list_sources",
     "parse_source",
@@ -171,6 +172,24 @@ def check_allowed(session: Session, uri: Any) -> S3Location:
     )
 
 
+def check_apart_from_store(store: BlobStore, location: S3Location) -> None:
+    """Refuse a location that overlaps the registry's own S3 store (``InvalidInput``).
+
+    Copying from the store's own keys would hand whoever asks every blob under them, whatever
+    model they belong to (a digest is not a credential, SECURITY.md rule 13).
+    """
+    bucket, prefix = getattr(store, "bucket", None), getattr(store, "prefix", None)
+    if not isinstance(bucket, str) or not isinstance(prefix, str):
+        return  # a folder or memory store: no bucket to overlap
+    own = S3Location(bucket, prefix.strip("/"))
+    if own.covers(location) or location.covers(own):
+        raise InvalidInput(
+            f"source {location.uri} overlaps the registry's own store {own.uri}: blobs are read "
+            "through the registry, never copied from its store",
+            detail={"source": location.uri, "reason": "source_is_store"},
+        )
+
+
 _CLIENTS: dict[tuple[str, ...], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 _AWS_VARIABLES = (
@@ -226,7 +245,7 @@ def _listing(client: Any, location: S3Location, max_bytes: int) -> list[tuple[st
         return [(location.key, location.key.rsplit("/", 1)[-1], int(head["ContentLength"]))]
     prefix = f"{location.key}/" if location.key else ""
     found: list[tuple[str, str, int]] = []
-    total = 0
+    total = listed = 0
     try:
         pages = client.get_paginator("list_objects_v2").paginate(
             Bucket=location.bucket, Prefix=prefix
@@ -234,10 +253,11 @@ def _listing(client: Any, location: S3Location, max_bytes: int) -> list[tuple[st
         for page in pages:
             for item in page.get("Contents") or []:
                 key, size = str(item["Key"]), int(item["Size"])
+                listed += 1  # folder markers count too: listing is bounded, not only copying
                 if key.endswith("/"):
                     continue  # a folder marker some tools write
                 total += size
-                if len(found) >= MAX_OBJECTS or total > max_bytes:
+                if listed > MAX_OBJECTS or total > max_bytes:
                     raise InvalidInput(
                         f"source {location.uri} holds more than {MAX_OBJECTS:,} objects or "
                         f"{max_bytes:,} bytes; not copied",
@@ -265,6 +285,7 @@ def copy_objects(store: BlobStore, location: S3Location, *, max_bytes: int) -> l
     The caller checked the allowlist (``check_allowed``). Each object is hashed as it is
     stored; one longer than its listing said is refused before the extra bytes are kept.
     """
+    check_apart_from_store(store, location)
     client = _client()
     listed = _listing(client, location, max_bytes)
     if not listed:

@@ -75,6 +75,7 @@ class EventTag(StrEnum):
     KEY_REVOKE = "registry:key:revoke"
     SOURCE_ALLOW = "registry:source:allow"
     SOURCE_REMOVE = "registry:source:remove"
+    SOURCE_COPY = "registry:source:copy"
     USER_CREATE = "auth:user:create"
     USER_DISABLE = "auth:user:disable"
     USER_ENABLE = "auth:user:enable"

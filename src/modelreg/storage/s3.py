@@ -183,6 +183,8 @@ class S3BlobStore:
                 f"({size} bytes written, {stored and stored['ContentLength']} stored)",
                 detail={"store": self.url, "digest": digest},
             )
+        if self._unaborted:  # the bucket answers again: what it did not take before
+            self._retry_aborts()
         return BlobInfo(digest, size, created=not existed)
 
     def _copy(self, source: str, target: str) -> None:
@@ -299,16 +301,24 @@ class S3BlobStore:
                     for upload in page.get("Uploads", []):
                         started = upload["Initiated"].timestamp()
                         if _abandoned(upload["Key"], under, started, older_than):
-                            self._client.abort_multipart_upload(
-                                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                            )
-                            removed += 1
+                            removed += self._abort_listed(upload["Key"], upload["UploadId"])
         for entry in self._list(base):
             if _abandoned(entry["Key"], base, entry["LastModified"].timestamp(), older_than):
                 with self.failures("clean"):
                     self._client.delete_object(Bucket=self.bucket, Key=entry["Key"])
                 removed += 1
         return removed + self._retry_aborts()
+
+    def _abort_listed(self, key: str, upload: str) -> int:
+        """Abort an upload gc listed: 1, or 0 when its owner finished or dropped it since."""
+        try:
+            with self.failures("clean"):
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+        except StorageFailure as exc:
+            if exc.detail.get("error") != "NoSuchUpload":
+                raise
+            return 0  # a race with its owner, not a failure of the whole collection
+        return 1
 
     def _drop_temporary(self, key: str, upload: str | None) -> None:
         """Abort the multipart upload ``upload`` (None: delete the temp object ``key``).
@@ -438,12 +448,6 @@ class _S3Writer:
             self._parts.append(sending.result())  # a failed part raises here
 
     def commit(self) -> BlobInfo:
-        info = self._commit()
-        if self._store._unaborted:  # the bucket answers again: what it did not take before
-            self._store._retry_aborts()
-        return info
-
-    def _commit(self) -> BlobInfo:
         if self._done:
             raise ValueError("commit of a finished blob writer")
         try:

@@ -19,6 +19,7 @@ name no local writer, so they are not cut short while a client may still resume 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -28,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelreg.errors import DigestMismatch, InvalidInput, NotFound
+from modelreg.errors import DigestMismatch, InvalidInput, NotFound, StorageFailure
 from modelreg.storage.base import CHUNK, BlobInfo, check_digest
 from modelreg.storage.s3_client import make_client
 
@@ -171,6 +172,9 @@ def presign_parts(
                     "Key": up.key,
                     "UploadId": up.upload_id,
                     "PartNumber": number,
+                    # Signed: the bucket takes exactly this part's length, so a caller cannot
+                    # park gigabytes under a part of an upload that declared a few bytes.
+                    "ContentLength": up.part_length(number),
                 },
                 ExpiresIn=expires,
             )
@@ -212,8 +216,10 @@ def complete(store: S3BlobStore, up: DirectUpload) -> BlobInfo:
             )
         return store._finish(up.digest, size, None, up.key)
     finally:
-        with store.failures("clean"):
-            store._client.delete_object(Bucket=store.bucket, Key=up.key)
+        # A failed delete must not replace the answer (a stored blob, or the mismatch): the
+        # store remembers it and retries once the bucket answers (``_drop_temporary``).
+        with contextlib.suppress(StorageFailure):
+            store._drop_temporary(up.key, None)
 
 
 def _hash_object(store: S3BlobStore, key: str) -> tuple[str, int]:
@@ -247,7 +253,13 @@ def presign_get(
     with store.failures("sign for"):
         url = _signer(store, endpoint).generate_presigned_url(
             "get_object",
-            Params={"Bucket": store.bucket, "Key": store.key(value)},
+            Params={
+                "Bucket": store.bucket,
+                "Key": store.key(value),
+                # Served as a download, never rendered (SECURITY.md rule 6).
+                "ResponseContentType": "application/octet-stream",
+                "ResponseContentDisposition": "attachment",
+            },
             ExpiresIn=expires,
         )
     return str(url), int(head["ContentLength"])

@@ -278,7 +278,7 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
     """
     name = text(p, "name")
     source_uri = text(p, "source")
-    copied = _copied_source(registry, actor, source_uri)
+    copied = _copied_source(registry, actor, source_uri, name)
     with registry.write() as session:
         source = copied or tracking.sources.resolve_source(
             session, source_uri, actor=actor, model_id=p.get("model_id") or None
@@ -320,7 +320,9 @@ def create_model_version(registry: Registry, actor: Actor, p: dict[str, Any]) ->
     return answer
 
 
-def _copied_source(registry: Registry, actor: Actor, uri: str) -> tracking.sources.Source | None:
+def _copied_source(
+    registry: Registry, actor: Actor, uri: str, model: str
+) -> tracking.sources.Source | None:
     """An ``s3://`` source under an allowed source, copied into the store; else ``None``.
 
     The server reads it with its own credentials, only when an admin allowed the bucket and
@@ -328,7 +330,9 @@ def _copied_source(registry: Registry, actor: Actor, uri: str) -> tracking.sourc
     """
     if not uri.lower().startswith("s3:"):
         return None
-    copied = copy_source(registry, actor, uri, max_bytes=registry.settings.max_upload_bytes)
+    copied = copy_source(
+        registry, actor, uri, max_bytes=registry.settings.max_upload_bytes, model=model
+    )
     return tracking.sources.Source(
         [FileSpec(f["path"], f["sha256"], f["size"]) for f in copied["files"]]
     )

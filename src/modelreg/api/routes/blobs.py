@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from modelreg.api.blob_send import blob_response
 from modelreg.api.bodies import StrictJsonRoute
@@ -31,7 +31,7 @@ class BlobRead(BaseModel):
 class GcRequest(BaseModel):
     """Body of ``POST /gc``."""
 
-    grace_seconds: float = 3600
+    grace_seconds: float = Field(default=3600, ge=0)
     dry_run: bool = False
 
 

@@ -74,6 +74,8 @@ def remove_source(registry: RegistryDep, actor: ActorDep, uri: str = Query(max_l
 def copy_source(body: SourceBody, registry: RegistryDep, actor: ActorDep) -> Any:
     """Copy the object, or the objects under a prefix, of an allowed source into the store.
 
+    Admin only (``modelreg import mlflow`` uses it); audited as ``registry:source:copy``.
+
     The server reads them with its own credentials and hashes them as it stores them; the
     answer is the manifest to register (the caller may name those blobs from then on).
     """
